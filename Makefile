@@ -1,0 +1,67 @@
+# The interface to the project: CI calls the same targets a person does.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TASKS_VENV := .venv-tasks
+FIRESTORE_DIR := tools/firestore-emulator
+PIP_QUIET ?= -q
+
+.PHONY: help install run test check lint typecheck unit integration bench clean
+
+help:
+	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
+	@echo "make test   - lint, type-check and run every test tier with the coverage floor"
+	@echo "make check  - lint and type-check only"
+	@echo "make bench  - run the benchmarks in bench/ and print their figures"
+	@echo "make clean  - remove virtual environments and local stack data"
+
+# --- installation: each stamp is redone when what it installs from changes --------------
+$(BIN)/.installed: pyproject.toml
+	@echo "==> installing the Python environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/pip install $(PIP_QUIET) -e '.[local,dev]'
+	@touch $@
+
+# gcloud-tasks-emulator pins an old protobuf, so it gets a virtual environment of its own.
+$(TASKS_VENV)/.installed:
+	@echo "==> installing the Cloud Tasks emulator in $(TASKS_VENV)"
+	$(PYTHON) -m venv $(TASKS_VENV)
+	$(TASKS_VENV)/bin/pip install $(PIP_QUIET) 'gcloud-tasks-emulator==0.6.2'
+	@touch $@
+
+$(FIRESTORE_DIR)/node_modules/.installed: $(FIRESTORE_DIR)/package.json $(FIRESTORE_DIR)/package-lock.json
+	@echo "==> installing the Firestore emulator in $(FIRESTORE_DIR)"
+	cd $(FIRESTORE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed
+
+# --- the two commands ----------------------------------------------------------------------
+run: install
+	$(BIN)/controlroom stack
+
+test: install lint typecheck
+	$(BIN)/pytest --cov=controlroom --cov-report=term --cov-fail-under=80
+
+# --- the parts -----------------------------------------------------------------------------
+check: install lint typecheck
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy --strict controlroom
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TASKS_VENV) $(FIRESTORE_DIR)/node_modules .local .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,1 @@
+"""Creator Control Room: the shared package every deployable is built from."""

@@ -1,0 +1,85 @@
+"""The tamper-evident audit trail: appending rows and verifying a company's hash chain.
+
+The chain itself (ids, previous hash, row hash) is computed by the database trigger in
+migrations/0002, so no writer can get it wrong; this module only appends and asks.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from controlroom.db import tenant_id
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: the identity provider's subject, and our user id when there is one."""
+
+    subject: str
+    user_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_bad_id: int | None
+    reason: str | None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_id is None
+
+
+def _jsonb(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def record(
+    conn: psycopg.Connection[Any],
+    company_id: uuid.UUID | str,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    target_id: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> int:
+    """Append one audit row inside the caller's tenant transaction; returns its id."""
+    row = (
+        conn.cursor(row_factory=tuple_row)
+        .execute(
+            "INSERT INTO audit_logs (company_id, actor_user_id, actor_subject, action, "
+            "target_type, target_id, before, after, id, prev_hash, hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, 0, '', '') RETURNING id",
+            (
+                tenant_id(company_id),
+                actor.user_id,
+                actor.subject,
+                action,
+                target_type,
+                target_id,
+                _jsonb(before),
+                _jsonb(after),
+            ),
+        )
+        .fetchone()
+    )
+    assert row is not None
+    return int(row[0])
+
+
+def verify_chain(conn: psycopg.Connection[Any]) -> ChainReport:
+    """Check the current tenant's chain from its first row to its last."""
+    row = (
+        conn.cursor(row_factory=tuple_row)
+        .execute("SELECT checked, first_bad_id, reason FROM audit_verify_chain()")
+        .fetchone()
+    )
+    assert row is not None
+    return ChainReport(checked=int(row[0]), first_bad_id=row[1], reason=row[2])

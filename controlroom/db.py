@@ -1,0 +1,129 @@
+"""PostgreSQL access as the runtime role: connection factories and the tenant transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from controlroom import settings
+
+# A bind parameter, never string formatting: the tenant id cannot inject SQL.
+_SET_TENANT = "SELECT set_config('app.company_id', %s, true)"
+
+
+class TenantError(ValueError):
+    """The company id given for a tenant transaction is not a UUID."""
+
+
+def tenant_id(company_id: uuid.UUID | str) -> str:
+    """Canonical text of a company id, or TenantError."""
+    if isinstance(company_id, uuid.UUID):
+        return str(company_id)
+    try:
+        return str(uuid.UUID(company_id))
+    except (ValueError, AttributeError, TypeError):
+        raise TenantError("company id is not a UUID") from None
+
+
+def _cloud_sql_connect(cfg: settings.DatabaseSettings) -> psycopg.Connection[dict[str, Any]]:
+    assert cfg.cloud_sql_instance and cfg.password is not None
+    conn: psycopg.Connection[dict[str, Any]] = _connector().connect(
+        cfg.cloud_sql_instance,
+        "psycopg",
+        user=cfg.user,
+        password=cfg.password.reveal(),
+        dbname=cfg.name,
+        row_factory=dict_row,
+    )
+    return conn
+
+
+_CONNECTOR: Any = None
+
+
+def _connector() -> Any:
+    # One connector per process: it caches certificates and refreshes them in the background.
+    global _CONNECTOR  # noqa: PLW0603
+    if _CONNECTOR is None:
+        from google.cloud.sql.connector import Connector
+
+        _CONNECTOR = Connector(refresh_strategy="lazy")
+    return _CONNECTOR
+
+
+def connect(
+    cfg: settings.DatabaseSettings | None = None, *, autocommit: bool = False
+) -> psycopg.Connection[dict[str, Any]]:
+    """A synchronous connection as the runtime role, rows as dicts."""
+    cfg = cfg or settings.database()
+    if cfg.cloud_sql_instance:
+        conn = _cloud_sql_connect(cfg)
+        conn.autocommit = autocommit
+        return conn
+    assert cfg.url is not None
+    return psycopg.connect(
+        cfg.url.reveal(),
+        row_factory=dict_row,
+        autocommit=autocommit,
+        connect_timeout=cfg.connect_timeout,
+    )
+
+
+async def connect_async(
+    cfg: settings.DatabaseSettings | None = None, *, autocommit: bool = False
+) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """An asyncio connection as the runtime role, rows as dicts.
+
+    With a Cloud SQL instance configured, Cloud Run's built-in Cloud SQL socket is used
+    (the Python connector offers psycopg only synchronously); see docs/decisions.md.
+    """
+    cfg = cfg or settings.database()
+    if cfg.cloud_sql_instance:
+        assert cfg.password is not None
+        return await psycopg.AsyncConnection.connect(
+            host=f"/cloudsql/{cfg.cloud_sql_instance}",
+            user=cfg.user,
+            password=cfg.password.reveal(),
+            dbname=cfg.name,
+            row_factory=dict_row,
+            autocommit=autocommit,
+            connect_timeout=cfg.connect_timeout,
+        )
+    assert cfg.url is not None
+    return await psycopg.AsyncConnection.connect(
+        cfg.url.reveal(),
+        row_factory=dict_row,
+        autocommit=autocommit,
+        connect_timeout=cfg.connect_timeout,
+    )
+
+
+@contextmanager
+def tenant_transaction(
+    conn: psycopg.Connection[Any], company_id: uuid.UUID | str
+) -> Iterator[psycopg.Connection[Any]]:
+    """One unit of work for one company: a transaction whose first statement sets the tenant.
+
+    The setting is transaction-local, so it cannot leak into the next use of a pooled
+    connection; commit on success, roll back on any exception.
+    """
+    tenant = tenant_id(company_id)
+    with conn.transaction():
+        conn.execute(_SET_TENANT, (tenant,))
+        yield conn
+
+
+@asynccontextmanager
+async def tenant_transaction_async(
+    conn: psycopg.AsyncConnection[Any], company_id: uuid.UUID | str
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """The asyncio twin of tenant_transaction."""
+    tenant = tenant_id(company_id)
+    async with conn.transaction():
+        await conn.execute(_SET_TENANT, (tenant,))
+        yield conn

@@ -1,0 +1,106 @@
+"""Typed settings read lazily from the environment, one frozen dataclass per deployable."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(Exception):
+    """A required variable is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that must never reach a repr, a log line or an error message."""
+
+    _value: str
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+_MISSING = object()
+
+
+def read(name: str, default: str | None | object = _MISSING, env: Mapping[str, str] | None = None) -> str | None:
+    """Return the variable, the default, or fail with the variable's name in the message."""
+    source = os.environ if env is None else env
+    value = source.get(name)
+    if value is not None and value.strip() != "":
+        return value.strip()
+    if default is _MISSING:
+        raise SettingsError(f"{name} is not set")
+    assert default is None or isinstance(default, str)
+    return default
+
+
+def require(name: str, env: Mapping[str, str] | None = None) -> str:
+    value = read(name, env=env)
+    assert value is not None
+    return value
+
+
+def read_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    raw = read(name, None, env)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
+    return Secret(require(name, env))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How every deployable reaches PostgreSQL as the runtime role.
+
+    Either ``DATABASE_URL`` (Aurora through RDS Proxy, or the local stack), or a Cloud SQL
+    instance connection name with user, password and database name.
+    """
+
+    url: Secret | None
+    cloud_sql_instance: str | None
+    user: str | None
+    password: Secret | None
+    name: str | None
+    connect_timeout: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
+        instance = read("CLOUD_SQL_INSTANCE", None, env)
+        timeout = read_int("DATABASE_CONNECT_TIMEOUT", 5, env)
+        if instance is not None:
+            return cls(
+                url=None,
+                cloud_sql_instance=instance,
+                user=require("DATABASE_USER", env),
+                password=read_secret("DATABASE_PASSWORD", env),
+                name=require("DATABASE_NAME", env),
+                connect_timeout=timeout,
+            )
+        return cls(
+            url=read_secret("DATABASE_URL", env),
+            cloud_sql_instance=None,
+            user=None,
+            password=None,
+            name=None,
+            connect_timeout=timeout,
+        )
+
+
+@functools.cache
+def database() -> DatabaseSettings:
+    """The runtime database settings, read on first use and then kept."""
+    return DatabaseSettings.from_env()
