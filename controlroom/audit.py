@@ -44,6 +44,7 @@ def record(
     conn: psycopg.Connection[Any],
     company_id: uuid.UUID | str,
     actor: Actor,
+    *,
     action: str,
     target_type: str,
     target_id: str | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2
 
@@ -24,10 +26,8 @@ def queue_path(project: str, location: str, queue: str) -> str:
 def ensure_queue(tasks: tasks_v2.CloudTasksClient, project: str, location: str, queue: str) -> str:
     """Create the queue if it does not exist (the emulator's queues die with it)."""
     name = queue_path(project, location, queue)
-    try:
+    with contextlib.suppress(gexc.AlreadyExists):
         tasks.create_queue(
             parent=f"projects/{project}/locations/{location}", queue=tasks_v2.Queue(name=name)
         )
-    except gexc.AlreadyExists:
-        pass
     return name

@@ -44,7 +44,9 @@ def bootstrap(admin_url: str, database: str, owner_password: str, app_password: 
             )
         # The owner hands route_broadcaster() to the router role, so it must be a member.
         cur.execute(
-            sql.SQL("GRANT {} TO {}").format(sql.Identifier(ROUTER_ROLE), sql.Identifier(OWNER_ROLE))
+            sql.SQL("GRANT {} TO {}").format(
+                sql.Identifier(ROUTER_ROLE), sql.Identifier(OWNER_ROLE)
+            )
         )
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if not cur.fetchone():
@@ -54,9 +56,7 @@ def bootstrap(admin_url: str, database: str, owner_password: str, app_password: 
                 )
             )
     with psycopg.connect(with_database(admin_url, database), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE))
-        )
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE)))
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         conn.execute(
             sql.SQL("GRANT USAGE ON SCHEMA public TO {}, {}").format(

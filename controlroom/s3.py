@@ -27,13 +27,14 @@ def client(
         read_timeout=30,
         s3={"addressing_style": "path"} if endpoint_url else {},
     )
-    keys = (
-        {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
-        if credentials
-        else {}
-    )
+    access_key, secret_key = credentials or (None, None)
     return boto3.client(
-        "s3", endpoint_url=endpoint_url, region_name=region, config=config, **keys
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=config,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
 
 from controlroom import audit
 from controlroom.db import tenant_transaction
@@ -36,7 +37,9 @@ class SeedResult:
     created: bool
 
 
-def _upsert_user(conn: psycopg.Connection[Any], subject: str, email: str, name: str, role: str) -> None:
+def _upsert_user(
+    conn: psycopg.Connection[Any], subject: str, email: str, name: str, role: str
+) -> None:
     cur = conn.cursor(row_factory=tuple_row)
     row = cur.execute(
         "INSERT INTO users (company_id, subject, email, display_name) VALUES (%s, %s, %s, %s) "
@@ -59,8 +62,12 @@ def seed_demo(conn: psycopg.Connection[Any]) -> SeedResult:
             cur.execute(
                 "INSERT INTO companies (id, name, slug, branding) VALUES (%s, %s, %s, %s::jsonb) "
                 "ON CONFLICT (id) DO NOTHING RETURNING id",
-                (DEMO_COMPANY_ID, DEMO_COMPANY["name"], DEMO_COMPANY["slug"],
-                 psycopg.types.json.Jsonb(DEMO_BRANDING)),
+                (
+                    DEMO_COMPANY_ID,
+                    DEMO_COMPANY["name"],
+                    DEMO_COMPANY["slug"],
+                    Jsonb(DEMO_BRANDING),
+                ),
             ).fetchone()
             is not None
         )
@@ -74,7 +81,12 @@ def seed_demo(conn: psycopg.Connection[Any]) -> SeedResult:
             )
         if created:
             audit.record(
-                conn, DEMO_COMPANY_ID, _SEEDER, "company.create", "company", str(DEMO_COMPANY_ID),
+                conn,
+                DEMO_COMPANY_ID,
+                _SEEDER,
+                action="company.create",
+                target_type="company",
+                target_id=str(DEMO_COMPANY_ID),
                 after={**DEMO_COMPANY, "creators": [c[1] for c in DEMO_CREATORS]},
             )
     return SeedResult(DEMO_COMPANY_ID, DEMO_ADMIN[0], created)

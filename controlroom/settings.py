@@ -30,7 +30,9 @@ class Secret:
 _MISSING = object()
 
 
-def read(name: str, default: str | None | object = _MISSING, env: Mapping[str, str] | None = None) -> str | None:
+def read(
+    name: str, default: str | object | None = _MISSING, env: Mapping[str, str] | None = None
+) -> str | None:
     """Return the variable, the default, or fail with the variable's name in the message."""
     source = os.environ if env is None else env
     value = source.get(name)

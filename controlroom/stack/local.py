@@ -26,7 +26,13 @@ BRANDING_BUCKET = "controlroom-branding"
 
 # `make run` prefers these ports so links stay the same between runs; a busy one is
 # replaced by a free one (stack.env always says which).
-PREFERRED_PORTS = {"postgres": 55432, "valkey": 56379, "tasks": 58123, "firestore": 58080, "s3": 55000}
+PREFERRED_PORTS = {
+    "postgres": 55432,
+    "valkey": 56379,
+    "tasks": 58123,
+    "firestore": 58080,
+    "s3": 55000,
+}
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,10 @@ class EmbeddedPostgres(StandIn):
         result = subprocess.run(
             [
                 str(_bin_dir() / "initdb"),
-                "-D", str(pgdata),
-                "-U", SUPERUSER,
+                "-D",
+                str(pgdata),
+                "-U",
+                SUPERUSER,
                 f"--pwfile={pwfile}",
                 "--auth-local=scram-sha-256",
                 "--auth-host=scram-sha-256",
@@ -99,13 +101,20 @@ class EmbeddedPostgres(StandIn):
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         argv = [
             str(_bin_dir() / "postgres"),
-            "-D", str(self.data_dir / "pgdata"),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", f"port={self.port}",
-            "-c", "unix_socket_directories=",
-            "-c", "max_connections=300",
-            "-c", "shared_buffers=256MB",
-            "-c", "log_min_messages=warning",
+            "-D",
+            str(self.data_dir / "pgdata"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"port={self.port}",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=256MB",
+            "-c",
+            "log_min_messages=warning",
         ]
         if not self.durable:
             # throwaway clusters for tests: durability buys nothing there

@@ -21,7 +21,9 @@ class Tenant:
     broadcaster_id: str
 
 
-def sample_event(message_id: str, broadcaster: str, creator_id: uuid.UUID | None, **kw: Any) -> eventstore.NewEvent:
+def sample_event(
+    message_id: str, broadcaster: str, creator_id: uuid.UUID | None, **kw: Any
+) -> eventstore.NewEvent:
     now = datetime.now(UTC)
     return eventstore.NewEvent(
         twitch_message_id=message_id,
@@ -57,8 +59,15 @@ def populate(conn: psycopg.Connection[Any], name: str, broadcaster: str) -> Tena
         eventstore.append(
             conn, company_id, [sample_event(f"msg-{uuid.uuid4()}", broadcaster, creator_id)]
         )
-        audit.record(conn, company_id, audit.Actor(f"sub-{name}", user_id), "creator.add",
-                     "creator", str(creator_id), after={"login": broadcaster})
+        audit.record(
+            conn,
+            company_id,
+            audit.Actor(f"sub-{name}", user_id),
+            action="creator.add",
+            target_type="creator",
+            target_id=str(creator_id),
+            after={"login": broadcaster},
+        )
         conn.execute(
             "INSERT INTO archive_manifests (company_id, day, object_keys, row_count, checksums, "
             "schema_version, exported_at) VALUES (%s, %s, '[]', 0, '{}', 1, now())",

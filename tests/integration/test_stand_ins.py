@@ -1,0 +1,131 @@
+"""Each stand-in answers its official client, exactly as the cloud service would."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+import redis
+from google.api_core import exceptions as gexc
+from google.cloud import firestore, tasks_v2
+
+from controlroom import cloudtasks, s3
+from controlroom.stack import Endpoints, local
+
+
+def test_postgres_is_the_embedded_server_on_loopback(app_conn: Any) -> None:
+    row = app_conn.execute(
+        "SELECT current_setting('listen_addresses') AS listen, current_user AS who, "
+        "current_setting('server_version_num')::int AS version"
+    ).fetchone()
+    assert row["listen"] == "127.0.0.1"
+    assert row["who"] == "controlroom_app"
+    assert row["version"] >= 150000
+
+
+def test_redis_pub_sub(endpoints: Endpoints) -> None:
+    client = redis.Redis.from_url(endpoints.redis_url)
+    pubsub = client.pubsub()
+    pubsub.subscribe("company:test")
+    assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+    assert client.publish("company:test", b"hello") == 1
+    message = pubsub.get_message(timeout=2)
+    assert message is not None and message["data"] == b"hello"
+    pubsub.close()
+    client.close()
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def task_target() -> Iterator[ThreadingHTTPServer]:
+    _Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_cloud_tasks_emulator_delivers_http_tasks(
+    endpoints: Endpoints, task_target: ThreadingHTTPServer
+) -> None:
+    client = cloudtasks.client(endpoints.tasks_emulator_host)
+    queue = cloudtasks.queue_path(local.PROJECT, local.LOCATION, local.QUEUE)
+    assert client.get_queue(name=queue).name == queue
+    port = task_target.server_address[1]
+    body = json.dumps({"hello": "persist"}).encode()
+    task = client.create_task(
+        parent=queue,
+        task=tasks_v2.Task(
+            name=f"{queue}/tasks/t-{uuid.uuid4().hex}",
+            http_request=tasks_v2.HttpRequest(
+                http_method=tasks_v2.HttpMethod.POST,
+                url=f"http://127.0.0.1:{port}/persist",
+                headers={"Content-Type": "application/json"},
+                body=body,
+            ),
+        ),
+    )
+    assert task.name.startswith(queue)
+    deadline = time.monotonic() + 10
+    while not _Recorder.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _Recorder.received, "the emulator never delivered the task"
+    path, headers, received = _Recorder.received[0]
+    assert path == "/persist"
+    assert received == body
+    assert headers["x-cloudtasks-queuename"].endswith(local.QUEUE)
+    assert headers["x-cloudtasks-taskretrycount"] == "0"
+
+
+def test_firestore_emulator(endpoints: Endpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", endpoints.firestore_emulator_host)
+    client = firestore.Client(project=local.PROJECT)
+    doc = client.collection("deliveries").document(f"msg-{uuid.uuid4()}")
+    doc.create({"state": "received", "attempts": 1})
+    with pytest.raises(gexc.Conflict):
+        doc.create({"state": "received"})  # a precondition the ledger relies on
+    doc.update({"state": "enqueued", "attempts": firestore.Increment(1)})
+    snapshot = doc.get()
+    assert snapshot.exists
+    assert snapshot.to_dict() == {"state": "enqueued", "attempts": 2}
+    assert not client.collection("deliveries").document("missing").get().exists
+
+
+def test_s3_buckets_and_lifecycle(endpoints: Endpoints) -> None:
+    client = s3.client(endpoints.s3_endpoint_url, credentials=("local", "local"))
+    names = {b["Name"] for b in client.list_buckets()["Buckets"]}
+    assert {local.ARCHIVE_BUCKET, local.BRANDING_BUCKET} <= names
+    rules = client.get_bucket_lifecycle_configuration(Bucket=local.ARCHIVE_BUCKET)["Rules"]
+    by_id = {r["ID"]: r for r in rules}
+    transitions = {t["StorageClass"]: t["Days"] for t in by_id["archive-tiering"]["Transitions"]}
+    assert transitions == {"STANDARD_IA": 30, "GLACIER": 90}
+    assert by_id["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
+    key = "events/company_id=x/date=2026-01-01/probe.txt"
+    client.put_object(
+        Bucket=local.ARCHIVE_BUCKET, Key=key, Body=b"archived", ChecksumAlgorithm="SHA256"
+    )
+    head = client.head_object(Bucket=local.ARCHIVE_BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert head["ContentLength"] == 8
+    assert head.get("ChecksumSHA256")
