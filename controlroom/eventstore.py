@@ -62,7 +62,7 @@ class Appended:
     created: bool
 
 
-_COLUMNS = (
+COLUMNS = (
     "creator_id",
     "twitch_message_id",
     "dedup_key",
@@ -74,7 +74,7 @@ _COLUMNS = (
     "broadcaster_user_id",
     *SUMMARY_COLUMNS,
 )
-_TYPES = {
+COLUMN_TYPES = {
     "creator_id": "uuid",
     "occurred_at": "timestamptz",
     "received_at": "timestamptz",
@@ -82,13 +82,36 @@ _TYPES = {
 }
 
 # Built once from the constant column list above; values always travel as parameters.
+# The counter moves in the same statement as the insert: one round trip fewer per batch.
 _INSERT = (  # noqa: S608
-    "INSERT INTO events (company_id, seq, {cols}, payload) "
+    "WITH inserted AS (INSERT INTO events (company_id, seq, {cols}, payload) "
     "SELECT %s, %s + n, {cols}, payload::jsonb FROM unnest({arrays}, %s::text[]) "
-    "WITH ORDINALITY AS u({cols}, payload, n)"
+    "WITH ORDINALITY AS u({cols}, payload, n) RETURNING 1) "
+    "UPDATE event_sequences SET last_seq = %s WHERE company_id = %s"
 ).format(
-    cols=", ".join(_COLUMNS),
-    arrays=", ".join(f"%s::{_TYPES.get(c, 'text')}[]" for c in _COLUMNS),
+    cols=", ".join(COLUMNS),
+    arrays=", ".join(f"%s::{COLUMN_TYPES.get(c, 'text')}[]" for c in COLUMNS),
+)
+
+
+_LOCK_COUNTER = (
+    "INSERT INTO event_sequences (company_id) VALUES (%s) "
+    "ON CONFLICT (company_id) DO UPDATE SET last_seq = event_sequences.last_seq "
+    "RETURNING last_seq"
+)
+
+# Per key, two probes of the two unique indexes. An OR of both, or a plain join, lets the
+# planner scan the whole company when its statistics are young; LATERAL keeps it per key.
+_EXISTING = (
+    "SELECT e.twitch_message_id, e.dedup_key, e.seq "
+    "FROM unnest(%s::text[], %s::text[]) AS k(message_id, dedup_key) "
+    "CROSS JOIN LATERAL ("
+    " (SELECT twitch_message_id, dedup_key, seq FROM events"
+    "  WHERE company_id = %s AND twitch_message_id = k.message_id)"
+    " UNION ALL"
+    " (SELECT twitch_message_id, dedup_key, seq FROM events"
+    "  WHERE company_id = %s AND dedup_key = k.dedup_key)"
+    ") AS e"
 )
 
 
@@ -98,6 +121,13 @@ def _value(event: NewEvent, column: str) -> Any:
     if column == "dedup_key":
         return event.key()
     return getattr(event, column)
+
+
+def column_arrays(events: Sequence[NewEvent]) -> list[list[Any]]:
+    """One array per column of COLUMNS, then the payloads as JSON text: unnest's input."""
+    arrays: list[list[Any]] = [[_value(e, c) for e in events] for c in COLUMNS]
+    arrays.append([json.dumps(e.payload, separators=(",", ":")) for e in events])
+    return arrays
 
 
 def append(
@@ -114,24 +144,25 @@ def append(
     unknown = {k for e in events for k in e.summary} - set(SUMMARY_COLUMNS)
     if unknown:
         raise ValueError(f"unknown summary columns: {sorted(unknown)}")
-    cur = conn.cursor(row_factory=tuple_row)
-    row = cur.execute(
-        "INSERT INTO event_sequences (company_id) VALUES (%s) "
-        "ON CONFLICT (company_id) DO UPDATE SET last_seq = event_sequences.last_seq "
-        "RETURNING last_seq",
-        (tenant,),
-    ).fetchone()
+    # Lock, then look up, in one round trip: the server still runs them in order, and the
+    # lookup takes its snapshot only once the lock is held, so it sees every committed
+    # event of the writer we waited for.
+    with conn.pipeline():
+        lock = conn.cursor(row_factory=tuple_row)
+        lock.execute(_LOCK_COUNTER, (tenant,))
+        lookup = conn.cursor(row_factory=tuple_row)
+        if events:
+            lookup.execute(
+                _EXISTING,
+                ([e.twitch_message_id for e in events], [e.key() for e in events], tenant, tenant),
+            )
+    row = lock.fetchone()
     assert row is not None
     last_seq = int(row[0])
     if not events:
         return []
-
     existing: dict[str, int] = {}
-    for message_id, dedup_key, stored_seq in cur.execute(
-        "SELECT twitch_message_id, dedup_key, seq FROM events "
-        "WHERE company_id = %s AND (twitch_message_id = ANY(%s) OR dedup_key = ANY(%s))",
-        (tenant, [e.twitch_message_id for e in events], [e.key() for e in events]),
-    ):
+    for message_id, dedup_key, stored_seq in lookup:
         existing[message_id] = stored_seq
         existing[dedup_key] = stored_seq
 
@@ -149,12 +180,7 @@ def append(
         results.append(Appended(seq, created=True))
 
     if fresh:
-        params: list[Any] = [tenant, last_seq]
-        params.extend([_value(e, c) for e in fresh] for c in _COLUMNS)
-        params.append([json.dumps(e.payload, separators=(",", ":")) for e in fresh])
-        cur.execute(_INSERT, params)
-        cur.execute(
-            "UPDATE event_sequences SET last_seq = %s WHERE company_id = %s",
-            (last_seq + len(fresh), tenant),
+        lock.execute(
+            _INSERT, [tenant, last_seq, *column_arrays(fresh), last_seq + len(fresh), tenant]
         )
     return results
