@@ -48,7 +48,9 @@ def _plain_insert(
     conn: psycopg.Connection[Any], company: uuid.UUID, events: list[eventstore.NewEvent]
 ) -> None:
     columns = ", ".join(eventstore.COLUMNS)
-    arrays = ", ".join(f"%s::{eventstore.COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS)
+    arrays = ", ".join(
+        f"%s::{eventstore.COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS
+    )
     sql = (
         f"INSERT INTO {PLAIN_TABLE} (company_id, seq, {columns}, payload) "
         f"SELECT %s, nextval('bench_plain_seq'), {columns}, payload::jsonb "
@@ -100,7 +102,9 @@ def run(quick: bool = False) -> dict[str, float]:
                                 eventstore.append(app, company, batch)
 
                         split = [rls_rows[i : i + batch_size] for i in range(0, n, batch_size)]
-                        results.setdefault(f"rls_b{batch_size}", []).append(_measure(split, rls_write))
+                        results.setdefault(f"rls_b{batch_size}", []).append(
+                            _measure(split, rls_write)
+                        )
                         split = [plain_rows[i : i + batch_size] for i in range(0, n, batch_size)]
                         results.setdefault(f"plain_b{batch_size}", []).append(
                             _measure(split, lambda b: _plain_insert(plain, company, b))
