@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
-from controlroom import audit, db, dbadmin, logs, settings
+from controlroom import audit, db, dbadmin, logs, settings, twitchsim
 
 
 def _stop_on_sigterm() -> threading.Event:
@@ -32,7 +32,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
     root = Path(args.root).resolve()
     stop = _stop_on_sigterm()
-    stack = LocalStack(root, durable=True, progress=lambda msg: print(f"  {msg}", flush=True))
+    stack = LocalStack(
+        root, durable=True, functions=True, progress=lambda msg: print(f"  {msg}", flush=True)
+    )
     print("Creator Control Room: starting the local stack", flush=True)
     try:
         endpoints = stack.start()
@@ -44,7 +46,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             "DEMO_ADMIN_SUBJECT": result.admin_subject,
         }
         write_env_file(Path(args.env_file), env)
-        _print_summary(stack, env, Path(args.env_file))
+        _print_summary(env, Path(args.env_file))
         stop.wait()
     finally:
         print("\nstopping the local stack ...", flush=True)
@@ -53,8 +55,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(stack: object, env: dict[str, str], env_file: Path) -> None:
+def _print_summary(env: dict[str, str], env_file: Path) -> None:
     rows = [
+        ("EventSub webhook", env.get("WEBHOOK_URL", "")),
+        ("persist (Cloud Tasks target)", env.get("PERSIST_URL", "")),
         ("PostgreSQL (runtime role)", env["DATABASE_URL"].split("@")[-1]),
         ("Valkey (Redis)", env["REDIS_URL"]),
         ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"]),
@@ -66,7 +70,73 @@ def _print_summary(stack: object, env: dict[str, str], env_file: Path) -> None:
     for name, where in rows:
         print(f"  {name:<28} {where}")
     print(f"\nEvery endpoint and development credential: {env_file} (source it).")
+    print("Send Twitch-like traffic from another terminal:")
+    print(f"  set -a; . {env_file}; set +a")
+    print("  .venv/bin/controlroom trigger stream.online --broadcaster 1337")
+    print("  .venv/bin/controlroom simulate --rate 20 --duration 30")
     print("Press Ctrl-C to stop everything.", flush=True)
+
+
+def _broadcasters(spec: str | None) -> list[twitchsim.Broadcaster]:
+    from controlroom import seed
+
+    if not spec:
+        return [twitchsim.Broadcaster(i, login) for i, login, _ in seed.DEMO_CREATORS]
+    found = []
+    for item in spec.split(","):
+        user_id, _, login = item.strip().partition(":")
+        if not user_id.isdigit():
+            raise SystemExit(f"controlroom: broadcaster {item!r} is not ID or ID:login")
+        found.append(twitchsim.Broadcaster(user_id, login or f"creator_{user_id}"))
+    return found
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    """Send one signed delivery (and optional repeats of it) to the webhook."""
+    url, secret = settings.require("WEBHOOK_URL"), settings.require("EVENTSUB_SECRET")
+    (broadcaster,) = _broadcasters(
+        f"{args.broadcaster}:{args.login}" if args.login else args.broadcaster
+    )
+    try:
+        body = twitchsim.notification_body(args.type, broadcaster)
+    except KeyError as exc:
+        print(f"controlroom: {exc.args[0]}", file=sys.stderr)
+        return 2
+    delivery = twitchsim.sign_delivery(body, secret)
+    for attempt in range(1 + args.repeat):
+        if attempt:
+            delivery = twitchsim.sign_delivery(
+                delivery.body, secret, message_id=delivery.message_id, retry=attempt
+            )
+        status, _ = twitchsim.post(url, delivery)
+        print(f"{args.type} {delivery.message_id} attempt {attempt + 1}: HTTP {status}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Twitch-like traffic at a rate, for a bounded time, then a summary."""
+    url, secret = settings.require("WEBHOOK_URL"), settings.require("EVENTSUB_SECRET")
+    if args.duration > 3600 or args.rate > 2000:
+        print("controlroom: at most 3600 s and 2000 deliveries/s", file=sys.stderr)
+        return 2
+    report = twitchsim.simulate(
+        url,
+        secret,
+        _broadcasters(args.creators),
+        rate=args.rate,
+        duration=args.duration,
+        duplicates=args.duplicates,
+        progress=lambda line: print(line, flush=True),
+    )
+    latencies = sorted(report.latencies_ms or [0.0])
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(
+        f"sent {report.sent} ({report.duplicates_sent} Twitch-style retries), "
+        f"accepted {report.accepted}, refused {report.refused}; "
+        f"time to answer p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+    )
+    return 0 if report.refused == 0 else 1
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -125,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("seed", help="create the demo company (idempotent)").set_defaults(func=cmd_seed)
+
+    trig = sub.add_parser("trigger", help="send one signed EventSub delivery to the webhook")
+    trig.add_argument("type", help="subscription type, e.g. stream.online")
+    trig.add_argument("--broadcaster", required=True, help="Twitch user id of the creator")
+    trig.add_argument("--login", help="the creator's login (for the payload)")
+    trig.add_argument("--repeat", type=int, default=0, help="send the same message N more times")
+    trig.set_defaults(func=cmd_trigger)
+
+    sim = sub.add_parser("simulate", help="send Twitch-like traffic for a while")
+    sim.add_argument("--rate", type=float, default=10.0, help="deliveries per second")
+    sim.add_argument("--duration", type=float, default=30.0, help="seconds")
+    sim.add_argument("--creators", help="ID[:login],... (default: the demo creators)")
+    sim.add_argument("--duplicates", type=float, default=0.05, help="share sent twice (0-1)")
+    sim.set_defaults(func=cmd_simulate)
 
     aud = sub.add_parser("audit", help="audit trail")
     audsub = aud.add_subparsers(dest="audit_command", required=True)

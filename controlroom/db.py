@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -113,6 +114,10 @@ def tenant_transaction(
     connection; commit on success, roll back on any exception.
     """
     tenant = tenant_id(company_id)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        # Inside an open transaction this would be a savepoint, and the tenant setting would
+        # outlive it for the rest of the outer transaction.
+        raise TenantError("tenant_transaction needs a connection outside any transaction")
     with conn.transaction():
         conn.execute(_SET_TENANT, (tenant,))
         yield conn
@@ -124,6 +129,52 @@ async def tenant_transaction_async(
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """The asyncio twin of tenant_transaction."""
     tenant = tenant_id(company_id)
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise TenantError("tenant_transaction needs a connection outside any transaction")
     async with conn.transaction():
         await conn.execute(_SET_TENANT, (tenant,))
         yield conn
+
+
+class Pool:
+    """A small thread-safe pool of runtime-role connections (URL or Cloud SQL alike).
+
+    Connections are autocommit, so every unit of work is its own `tenant_transaction`;
+    a connection that broke (the server went away) is dropped instead of reused.
+    """
+
+    def __init__(self, cfg: settings.DatabaseSettings, max_idle: int = 8) -> None:
+        self._cfg = cfg
+        self._idle: list[psycopg.Connection[dict[str, Any]]] = []
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        conn = None
+        with self._lock:
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                if not candidate.closed and not candidate.broken:
+                    conn = candidate
+        if conn is None:
+            conn = connect(self._cfg, autocommit=True)
+        healthy = False
+        try:
+            yield conn
+            healthy = True
+        finally:
+            idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            if healthy and idle and not conn.broken:
+                with self._lock:
+                    if len(self._idle) < self._max_idle:
+                        self._idle.append(conn)
+                        conn = None
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

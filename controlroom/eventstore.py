@@ -29,10 +29,12 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "duration_seconds",
     "message_text",
     "outcome",
+    "level",
 )
 _SUMMARY_TYPES = {
     "amount": "bigint",
     "duration_seconds": "integer",
+    "level": "integer",
 }
 
 

@@ -106,3 +106,56 @@ class DatabaseSettings:
 def database() -> DatabaseSettings:
     """The runtime database settings, read on first use and then kept."""
     return DatabaseSettings.from_env()
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """functions/webhook: no database, only Firestore and Cloud Tasks."""
+
+    eventsub_secrets: tuple[Secret, ...]
+    project: str
+    tasks_location: str
+    tasks_queue: str
+    persist_url: str
+    persist_invoker: str | None
+    tasks_emulator_host: str | None
+    ledger_collection: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
+        secrets = [read_secret("EVENTSUB_SECRET", env)]
+        previous = read("EVENTSUB_SECRET_PREVIOUS", None, env)
+        if previous is not None:
+            secrets.append(Secret(previous))
+        return cls(
+            eventsub_secrets=tuple(secrets),
+            project=require("GOOGLE_CLOUD_PROJECT", env),
+            tasks_location=require("CLOUD_TASKS_LOCATION", env),
+            tasks_queue=require("CLOUD_TASKS_QUEUE", env),
+            persist_url=require("PERSIST_URL", env),
+            persist_invoker=read("PERSIST_INVOKER_SERVICE_ACCOUNT", None, env),
+            tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
+            ledger_collection=read("LEDGER_COLLECTION", "eventsub_deliveries", env) or "",
+        )
+
+
+@dataclass(frozen=True)
+class PersistSettings:
+    """functions/persist: PostgreSQL as the runtime role, Redis to publish."""
+
+    database: DatabaseSettings
+    redis_url: Secret
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PersistSettings:
+        return cls(database=DatabaseSettings.from_env(env), redis_url=read_secret("REDIS_URL", env))
+
+
+@functools.cache
+def webhook() -> WebhookSettings:
+    return WebhookSettings.from_env()
+
+
+@functools.cache
+def persist() -> PersistSettings:
+    return PersistSettings.from_env()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ from types import TracebackType
 
 from controlroom import cloudtasks, dbadmin, s3
 from controlroom.stack.emulators import FirestoreEmulator, MotoS3, TasksEmulator
+from controlroom.stack.functions import FunctionServer
 from controlroom.stack.postgres import EmbeddedPostgres
 from controlroom.stack.process import StandIn, free_port, port_is_free
 from controlroom.stack.valkey import EmbeddedValkey
@@ -32,6 +34,8 @@ PREFERRED_PORTS = {
     "tasks": 58123,
     "firestore": 58080,
     "s3": 55000,
+    "webhook": 58081,
+    "persist": 58082,
 }
 
 
@@ -47,9 +51,19 @@ class Endpoints:
     firestore_emulator_host: str
     s3_endpoint_url: str
 
+    eventsub_secret: str
+    webhook_url: str | None = None
+    persist_url: str | None = None
+
     def env(self) -> dict[str, str]:
         """The environment the deployables read (see the README's configuration table)."""
+        functions = {
+            "WEBHOOK_URL": self.webhook_url or "",
+            "PERSIST_URL": self.persist_url or "",
+        }
         return {
+            "EVENTSUB_SECRET": self.eventsub_secret,
+            **{k: v for k, v in functions.items() if v},
             "DATABASE_URL": self.database_url,
             "DATABASE_OWNER_URL": self.owner_url,
             "DATABASE_ADMIN_URL": self.admin_url,
@@ -97,12 +111,13 @@ class _State:
     superuser_password: str
     owner_password: str
     app_password: str
+    eventsub_secret: str
 
     @classmethod
     def load(cls, path: Path) -> _State:
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
-        state = cls(*(secrets.token_urlsafe(18) for _ in range(3)))
+        known = json.loads(path.read_text()) if path.exists() else {}
+        fresh = {name: secrets.token_urlsafe(18) for name in cls.__dataclass_fields__}
+        state = cls(**{**fresh, **known})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(state)))
         path.chmod(0o600)
@@ -126,11 +141,13 @@ class LocalStack:
         root: Path,
         *,
         durable: bool = False,
+        functions: bool = False,
         tools: Tools | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.root = root
         self.durable = durable
+        self.functions = functions
         self.tools = tools or Tools.default()
         self.progress = progress or (lambda _msg: None)
         state = _State.load(root / "state.json")
@@ -145,6 +162,9 @@ class LocalStack:
             self.tools.firestore_modules, logs, _port("firestore", durable)
         )
         self.s3 = MotoS3(logs, _port("s3", durable))
+        self._logs = logs
+        self.webhook: FunctionServer | None = None
+        self.persist: FunctionServer | None = None
         self._started: list[StandIn] = []
         self.endpoints: Endpoints | None = None
 
@@ -161,6 +181,8 @@ class LocalStack:
             self._start(self.firestore, "the Firestore emulator")
             self._start(self.s3, "moto's S3 server")
             self.endpoints = self._prepare()
+            if self.functions:
+                self.endpoints = self._start_functions(self.endpoints)
         except BaseException:
             self.stop()
             raise
@@ -187,8 +209,23 @@ class LocalStack:
             tasks_emulator_host=self.tasks.host,
             firestore_emulator_host=self.firestore.host,
             s3_endpoint_url=self.s3.endpoint_url,
+            eventsub_secret=self.state.eventsub_secret,
         )
         self._prepare_buckets(endpoints)
+        return endpoints
+
+    def _start_functions(self, endpoints: Endpoints) -> Endpoints:
+        persist_port, webhook_port = _port("persist", self.durable), _port("webhook", self.durable)
+        endpoints = dataclasses.replace(
+            endpoints,
+            persist_url=f"http://127.0.0.1:{persist_port}/",
+            webhook_url=f"http://127.0.0.1:{webhook_port}/",
+        )
+        env = {**os.environ, **endpoints.env(), "LOG_LEVEL": "INFO"}
+        self.persist = FunctionServer("persist", self._logs, persist_port, env)
+        self._start(self.persist, "functions/persist")
+        self.webhook = FunctionServer("webhook", self._logs, webhook_port, env)
+        self._start(self.webhook, "functions/webhook")
         return endpoints
 
     def _prepare_buckets(self, endpoints: Endpoints) -> None:

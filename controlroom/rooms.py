@@ -1,0 +1,15 @@
+"""Socket.IO room names: built here and nowhere else, always from a company id first."""
+
+from __future__ import annotations
+
+import uuid
+
+from controlroom.db import tenant_id
+
+
+def company_room(company_id: uuid.UUID | str) -> str:
+    return f"company:{tenant_id(company_id)}"
+
+
+def creator_room(company_id: uuid.UUID | str, creator_id: uuid.UUID | str) -> str:
+    return f"{company_room(company_id)}:creator:{tenant_id(creator_id)}"

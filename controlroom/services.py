@@ -1,0 +1,50 @@
+"""The composition root: each deployable's dependencies, built once per process from settings."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from controlroom import cloudtasks, db, eventsub, settings
+from controlroom.emitter import SocketIOPublisher
+from controlroom.ledger import FirestoreLedger
+from controlroom.taskqueue import CloudTasksQueue, Target
+
+
+@dataclass(frozen=True)
+class WebhookService:
+    secrets: tuple[bytes, ...]
+    ledger: FirestoreLedger
+    queue: CloudTasksQueue
+
+
+@dataclass(frozen=True)
+class PersistService:
+    pool: db.Pool
+    publisher: SocketIOPublisher
+
+
+@functools.cache
+def webhook() -> WebhookService:
+    from google.cloud import firestore
+
+    cfg = settings.webhook()
+    secrets = eventsub.check_secrets([s.reveal() for s in cfg.eventsub_secrets])
+    target = Target(
+        queue_path=cloudtasks.queue_path(cfg.project, cfg.tasks_location, cfg.tasks_queue),
+        url=cfg.persist_url,
+        service_account=cfg.persist_invoker,
+    )
+    return WebhookService(
+        secrets=secrets,
+        ledger=FirestoreLedger(firestore.Client(project=cfg.project), cfg.ledger_collection),
+        queue=CloudTasksQueue(cloudtasks.client(cfg.tasks_emulator_host), target),
+    )
+
+
+@functools.cache
+def persist() -> PersistService:
+    cfg = settings.persist()
+    return PersistService(
+        pool=db.Pool(cfg.database), publisher=SocketIOPublisher(cfg.redis_url.reveal())
+    )

@@ -1,0 +1,39 @@
+"""Our own Cloud Functions, served locally by functions-framework exactly as in the cloud."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from controlroom.stack.process import StandIn
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
+
+
+class FunctionServer(StandIn):
+    """`functions-framework --target NAME` for functions/NAME/main.py, on 127.0.0.1."""
+
+    def __init__(self, function: str, log_dir: Path, port: int, env: dict[str, str]) -> None:
+        super().__init__(log_dir, port)
+        self.name = function
+        self.env = env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        argv = [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            self.name,
+            "--source",
+            str(FUNCTIONS_DIR / self.name / "main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        return argv, self.env

@@ -1,0 +1,63 @@
+"""Handing persist tasks to Cloud Tasks (or its emulator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.cloud import tasks_v2
+
+from controlroom.handoff import PersistTask
+
+_RETRY = Retry(initial=0.05, maximum=0.5, multiplier=2.0, timeout=2.0)
+_TIMEOUT = 2.0
+
+
+class QueueUnavailableError(Exception):
+    """Cloud Tasks could not take the task: the edge answers 503 so Twitch redelivers."""
+
+
+class Queue(Protocol):
+    def enqueue(self, task: PersistTask) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where tasks go: the queue, the persist URL and (in the cloud) who signs the OIDC token."""
+
+    queue_path: str
+    url: str
+    service_account: str | None = None
+
+
+class CloudTasksQueue:
+    def __init__(self, client: tasks_v2.CloudTasksClient, target: Target) -> None:
+        self._client = client
+        self._target = target
+
+    def enqueue(self, task: PersistTask) -> None:
+        request = tasks_v2.HttpRequest(
+            http_method=tasks_v2.HttpMethod.POST,
+            url=self._target.url,
+            headers={"Content-Type": "application/json"},
+            body=task.encode(),
+        )
+        if self._target.service_account:
+            request.oidc_token = tasks_v2.OidcToken(
+                service_account_email=self._target.service_account
+            )
+        try:
+            self._client.create_task(
+                parent=self._target.queue_path,
+                task=tasks_v2.Task(
+                    name=f"{self._target.queue_path}/tasks/{task.task_id()}", http_request=request
+                ),
+                retry=_RETRY,
+                timeout=_TIMEOUT,
+            )
+        except gexc.AlreadyExists:
+            return  # Cloud Tasks already holds this delivery (names are deduplicated)
+        except gexc.GoogleAPIError as exc:
+            raise QueueUnavailableError(type(exc).__name__) from exc
