@@ -34,5 +34,5 @@ def to_http(exc: BaseException, log: logging.Logger) -> tuple[int, bytes]:
     if isinstance(exc, SettingsError):
         log.error("misconfigured: %s", exc)
     else:
-        log.exception("unexpected error")
+        log.error("unexpected error", exc_info=exc)
     return 500, json.dumps({"error": "internal"}).encode()

@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(_redact(fields))
-        if record.exc_info:
+        if record.exc_info and record.exc_info[0] is not None:
             entry["stack_trace"] = "".join(traceback.format_exception(*record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 

@@ -1,0 +1,78 @@
+"""A Socket.IO server on the Redis manager, so tests can watch what persist publishes.
+
+It is a harness, not the product's relay: it joins each client to the room of the company
+named in its auth, and records nothing itself; the clients are real Socket.IO clients.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import socketio
+import uvicorn
+
+from controlroom import rooms
+from controlroom.stack.process import free_port
+
+
+class Listener:
+    def __init__(self, redis_url: str) -> None:
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi", client_manager=socketio.AsyncRedisManager(redis_url)
+        )
+
+        @self.sio.event
+        async def connect(sid: str, environ: dict[str, Any], auth: dict[str, str]) -> None:
+            await self.sio.enter_room(sid, rooms.company_room(auth["company_id"]))
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            socketio.ASGIApp(self.sio),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_per_message_deflate=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "the Socket.IO harness did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    @contextmanager
+    def client(self, company_id: str) -> Iterator[list[tuple[str, Any]]]:
+        """A connected client; yields the list that fills with (event name, data)."""
+        received: list[tuple[str, Any]] = []
+        client = socketio.Client(reconnection=False)
+        client.on("*", lambda name, data: received.append((name, data)))
+        client.connect(
+            f"http://127.0.0.1:{self.port}",
+            auth={"company_id": company_id},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+        try:
+            yield received
+        finally:
+            client.disconnect()
+
+
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())

@@ -1,0 +1,73 @@
+"""The function entrypoints through functions-framework's own test client, with fakes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from functions_framework import create_app
+
+from controlroom import errors, eventsub, services
+from controlroom.handoff import HandoffError, PersistTask
+from controlroom.twitchsim import sign_delivery
+from tests.samples import load
+from tests.unit.test_receiver import SECRET, FakeLedger, FakeQueue
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
+
+
+@pytest.fixture
+def webhook_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeLedger, FakeQueue]]:
+    ledger, queue = FakeLedger(), FakeQueue()
+    fake = services.WebhookService(secrets=(SECRET.encode(),), ledger=ledger, queue=queue)  # type: ignore[arg-type]
+    monkeypatch.setattr(services, "webhook", lambda: fake)
+    app = create_app("webhook", str(FUNCTIONS / "webhook" / "main.py"))
+    yield app.test_client(), ledger, queue
+
+
+def test_webhook_answers_twitch(webhook_client: tuple[Any, FakeLedger, FakeQueue]) -> None:
+    client, ledger, queue = webhook_client
+    d = sign_delivery(load("stream.online"), SECRET)
+    response = client.post("/", data=d.body, headers=d.headers)
+    assert response.status_code == 204
+    assert len(queue.tasks) == 1
+
+
+def test_webhook_refusals_are_honest_and_terse(
+    webhook_client: tuple[Any, FakeLedger, FakeQueue],
+) -> None:
+    client, ledger, queue = webhook_client
+    d = sign_delivery(load("stream.online"), "not-the-right-secret")
+    forged = client.post("/", data=d.body, headers=d.headers)
+    assert forged.status_code == 403
+    assert forged.get_json() == {"error": "forbidden"}
+    big = client.post("/", data=b"x" * (eventsub.MAX_BODY_BYTES + 10), headers=d.headers)
+    assert big.status_code == 413
+    assert client.get("/").status_code == 405
+    ledger.down = True
+    good = sign_delivery(load("stream.online"), SECRET)
+    down = client.post("/", data=good.body, headers=good.headers)
+    assert down.status_code == 503
+    assert down.get_json() == {"error": "unavailable"}
+    assert queue.tasks == []
+
+
+def test_unexpected_errors_become_a_generic_500(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        status, body = errors.to_http(
+            RuntimeError("secret detail /etc/passwd"), logging.getLogger("t")
+        )
+    assert status == 500
+    assert json.loads(body) == {"error": "internal"}
+    assert b"secret" not in body
+    assert "secret detail" in caplog.text  # logged once, with the traceback, for us only
+
+
+def test_handoff_rejects_what_is_not_a_task() -> None:
+    for raw in (b"", b"{}", b'{"schema": 1}', b'{"schema": 2, "body": ""}', b"\x00"):
+        with pytest.raises(HandoffError):
+            PersistTask.decode(raw)

@@ -1,0 +1,124 @@
+"""The webhook's use case with fakes for our own ports (ledger, queue)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from controlroom import eventsub, receiver
+from controlroom.handoff import PersistTask
+from controlroom.ledger import ENQUEUED, RECEIVED, Entry, LedgerUnavailableError
+from controlroom.taskqueue import QueueUnavailableError
+from controlroom.twitchsim import sign_delivery
+from tests.samples import load, message
+
+SECRET = "s3cret-for-tests-only"
+NOW = datetime.now(UTC)
+
+
+class FakeLedger:
+    def __init__(self, down: bool = False) -> None:
+        self.entries: dict[str, str] = {}
+        self.down = down
+
+    def claim(self, entry: Entry) -> str:
+        if self.down:
+            raise LedgerUnavailableError("down")
+        return self.entries.setdefault(entry.message_id, RECEIVED)
+
+    def mark_enqueued(self, message_id: str, at: datetime) -> None:
+        self.entries[message_id] = ENQUEUED
+
+
+class FakeQueue:
+    def __init__(self, down: bool = False) -> None:
+        self.tasks: list[PersistTask] = []
+        self.down = down
+
+    def enqueue(self, task: PersistTask) -> None:
+        if self.down:
+            raise QueueUnavailableError("down")
+        self.tasks.append(task)
+
+
+def call(
+    headers: dict[str, str], body: bytes, ledger: FakeLedger, queue: FakeQueue
+) -> receiver.Reply:
+    return receiver.receive(headers, body, secrets=[SECRET.encode()], ledger=ledger, queue=queue)
+
+
+def test_challenge_is_answered_byte_exact() -> None:
+    raw = message("webhook_callback_verification")
+    d = sign_delivery(raw, SECRET, message_type=eventsub.VERIFICATION)
+    ledger, queue = FakeLedger(), FakeQueue()
+    reply = call(d.headers, d.body, ledger, queue)
+    assert reply == receiver.Reply(200, b"pogchamp-kappa-360noscope-vohiyo", "text/plain")
+    assert ledger.entries == {} and queue.tasks == []
+
+
+def test_notification_is_recorded_enqueued_and_acknowledged() -> None:
+    d = sign_delivery(load("channel.raid"), SECRET, retry=3)
+    ledger, queue = FakeLedger(), FakeQueue()
+    assert call(d.headers, d.body, ledger, queue).status == 204
+    assert ledger.entries == {d.message_id: ENQUEUED}
+    (task,) = queue.tasks
+    assert task.message_id == d.message_id
+    assert task.body == d.body
+    assert task.retry == 3
+    assert task.subscription_type == "channel.raid"
+    assert PersistTask.decode(task.encode()) == task
+
+
+def test_duplicate_of_an_enqueued_delivery_does_nothing() -> None:
+    d = sign_delivery(load("channel.follow"), SECRET)
+    ledger, queue = FakeLedger(), FakeQueue()
+    call(d.headers, d.body, ledger, queue)
+    assert call(d.headers, d.body, ledger, queue).status == 204
+    assert len(queue.tasks) == 1
+
+
+def test_delivery_that_died_before_enqueue_is_enqueued_again() -> None:
+    d = sign_delivery(load("channel.cheer"), SECRET)
+    ledger, queue = FakeLedger(), FakeQueue()
+    ledger.entries[d.message_id] = RECEIVED  # an earlier attempt stopped here
+    assert call(d.headers, d.body, ledger, queue).status == 204
+    assert [t.message_id for t in queue.tasks] == [d.message_id]
+    assert ledger.entries[d.message_id] == ENQUEUED
+
+
+def test_revocation_is_enqueued_like_a_notification() -> None:
+    d = sign_delivery(message("revocation"), SECRET, message_type=eventsub.REVOCATION)
+    ledger, queue = FakeLedger(), FakeQueue()
+    assert call(d.headers, d.body, ledger, queue).status == 204
+    assert queue.tasks[0].message_type == eventsub.REVOCATION
+
+
+def test_forged_delivery_records_nothing() -> None:
+    d = sign_delivery(load("channel.ban"), "a-different-secret")
+    ledger, queue = FakeLedger(), FakeQueue()
+    with pytest.raises(eventsub.ForgedDeliveryError):
+        call(d.headers, d.body, ledger, queue)
+    assert ledger.entries == {} and queue.tasks == []
+
+
+def test_malformed_json_records_nothing() -> None:
+    body = b"{not json"
+    headers = sign_delivery(b"{}", SECRET).headers
+    headers[eventsub.MESSAGE_SIGNATURE] = eventsub.sign(
+        SECRET.encode(), headers[eventsub.MESSAGE_ID], headers[eventsub.MESSAGE_TIMESTAMP], body
+    )
+    ledger, queue = FakeLedger(), FakeQueue()
+    with pytest.raises(eventsub.MalformedDeliveryError):
+        call(headers, body, ledger, queue)
+    assert ledger.entries == {} and queue.tasks == []
+
+
+def test_dependencies_down_propagate_for_a_503() -> None:
+    d = sign_delivery(load("channel.subscribe"), SECRET)
+    with pytest.raises(LedgerUnavailableError):
+        call(d.headers, d.body, FakeLedger(down=True), FakeQueue())
+    ledger = FakeLedger()
+    with pytest.raises(QueueUnavailableError):
+        call(d.headers, d.body, ledger, FakeQueue(down=True))
+    assert ledger.entries[d.message_id] == RECEIVED  # so the redelivery enqueues again
