@@ -8,6 +8,9 @@ import sys
 
 BENCHMARKS = {
     "insert_rls": "bench.insert_rls",
+    "webhook": "bench.webhook",
+    "persist": "bench.persist",
+    "pipeline": "bench.pipeline",
 }
 
 

@@ -211,7 +211,7 @@ def test_forgeries_get_403_and_leave_no_trace(
 def test_challenge_response_is_byte_exact(env: dict[str, str]) -> None:
     for name in ("webhook_callback_verification", "conduit_shard_webhook_callback_verification"):
         raw = message(name)
-        status, answer, delivery = send(env, raw, message_type=eventsub.VERIFICATION)
+        status, answer, _delivery = send(env, raw, message_type=eventsub.VERIFICATION)
         assert status == 200
         assert answer == json.loads(raw)["challenge"].encode()
 

@@ -30,7 +30,7 @@ def webhook_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, FakeL
 
 
 def test_webhook_answers_twitch(webhook_client: tuple[Any, FakeLedger, FakeQueue]) -> None:
-    client, ledger, queue = webhook_client
+    client, _ledger, queue = webhook_client
     d = sign_delivery(load("stream.online"), SECRET)
     response = client.post("/", data=d.body, headers=d.headers)
     assert response.status_code == 204
