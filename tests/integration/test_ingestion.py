@@ -286,3 +286,47 @@ def test_unwatched_broadcaster_is_simply_acknowledged(
     assert status == 204
     assert pipeline.persist is not None
     assert wait_for(lambda: 'companies": 0' in pipeline.persist.process.log_tail(50))  # type: ignore[union-attr]
+
+
+def test_trigger_and_simulate_commands(
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from controlroom import cli
+
+    company = watch(cfg, "Simulated", ["8400", "8401"])
+    monkeypatch.setenv("WEBHOOK_URL", env["WEBHOOK_URL"])
+    monkeypatch.setenv("EVENTSUB_SECRET", env["EVENTSUB_SECRET"])
+    assert cli.main(["trigger", "channel.raid", "--broadcaster", "8400", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("HTTP 204") == 3
+    assert cli.main(["trigger", "no.such.type", "--broadcaster", "8400"]) == 2
+    args = ["simulate", "--rate", "20", "--duration", "2", "--creators", "8400:sim_a,8401:sim_b"]
+    assert cli.main([*args, "--duplicates", "0.5"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "refused 0" in summary
+    sent = int(summary.split()[1])
+    retries = int(summary.split("(")[1].split()[0])
+    # every distinct delivery stored once, however many times it was sent
+    expected = 1 + sent - retries
+    assert wait_for(lambda: len(stored(cfg, company)) >= expected, timeout=30)
+    assert not wait_for(lambda: len(stored(cfg, company)) > expected, timeout=1.0)
+
+
+def test_authorization_revoke_marks_the_creator(
+    env: dict[str, str], cfg: settings.DatabaseSettings
+) -> None:
+    company = watch(cfg, "Revoked", ["8500"])
+    body = twitchsim.notification_body(
+        "user.authorization.revoke", twitchsim.Broadcaster("8500", "gone")
+    )
+    assert send(env, body)[0] == 204
+
+    def revoked() -> bool:
+        with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+            row = conn.execute("SELECT authorization_revoked_at FROM creators").fetchone()
+        return row["authorization_revoked_at"] is not None
+
+    assert wait_for(revoked)
