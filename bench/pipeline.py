@@ -83,7 +83,7 @@ def _pct(values: list[float], p: float) -> float:
 def run(quick: bool = False) -> dict[str, float]:
     rate, count = 20.0, (100 if quick else 600)
     with tempfile.TemporaryDirectory() as tmp:
-        stack = LocalStack(Path(tmp), durable=True, functions=True)
+        stack = LocalStack(Path(tmp), durable=True, services=True)
         endpoints = stack.start()
         try:
             env = endpoints.env()

@@ -33,7 +33,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     stop = _stop_on_sigterm()
     stack = LocalStack(
-        root, durable=True, functions=True, progress=lambda msg: print(f"  {msg}", flush=True)
+        root, durable=True, services=True, progress=lambda msg: print(f"  {msg}", flush=True)
     )
     print("Creator Control Room: starting the local stack", flush=True)
     try:

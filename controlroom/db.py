@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
+import psycopg_pool
 from psycopg.rows import dict_row
 
 from controlroom import settings
@@ -178,3 +180,32 @@ class Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def async_pool(
+    cfg: settings.DatabaseSettings, min_size: int = 1, max_size: int = 10
+) -> psycopg_pool.AsyncConnectionPool:
+    """An asyncio pool of autocommit runtime-role connections (open it before use)."""
+    if cfg.cloud_sql_instance:
+        assert cfg.password is not None
+        conninfo = psycopg.conninfo.make_conninfo(
+            host=f"/cloudsql/{cfg.cloud_sql_instance}",
+            user=cfg.user,
+            password=cfg.password.reveal(),
+            dbname=cfg.name,
+        )
+    else:
+        assert cfg.url is not None
+        conninfo = cfg.url.reveal()
+    return psycopg_pool.AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": cfg.connect_timeout,
+        },
+        timeout=cfg.connect_timeout,
+        open=False,
+    )

@@ -159,3 +159,54 @@ def webhook() -> WebhookSettings:
 @functools.cache
 def persist() -> PersistSettings:
     return PersistSettings.from_env()
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How dashboard tokens are verified: issuer, audience, and a JWKS URL or a PEM."""
+
+    issuer: str
+    audience: str
+    jwks_url: str | None
+    public_key_pem: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AuthSettings:
+        jwks = read("JWT_JWKS_URL", None, env)
+        pem = read("JWT_PUBLIC_KEY_PEM", None, env)
+        if not (jwks or pem):
+            raise SettingsError("JWT_JWKS_URL is not set (or JWT_PUBLIC_KEY_PEM)")
+        return cls(
+            issuer=require("JWT_ISSUER", env),
+            audience=require("JWT_AUDIENCE", env),
+            jwks_url=jwks,
+            public_key_pem=pem,
+        )
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """realtime/: the relay (and, later, the REST API and dashboard) on Cloud Run."""
+
+    database: DatabaseSettings
+    redis_url: Secret
+    auth: AuthSettings
+    batch_ms: int
+    reconcile_seconds: int
+    replay_page: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            redis_url=read_secret("REDIS_URL", env),
+            auth=AuthSettings.from_env(env),
+            batch_ms=read_int("RELAY_BATCH_MS", 0, env),
+            reconcile_seconds=read_int("RELAY_RECONCILE_SECONDS", 2, env),
+            replay_page=read_int("RELAY_REPLAY_PAGE", 500, env),
+        )
+
+
+@functools.cache
+def realtime() -> RealtimeSettings:
+    return RealtimeSettings.from_env()

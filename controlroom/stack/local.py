@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-from controlroom import cloudtasks, dbadmin, s3
+from controlroom import cloudtasks, dbadmin, devkeys, s3
 from controlroom.stack.emulators import FirestoreEmulator, MotoS3, TasksEmulator
-from controlroom.stack.functions import FunctionServer
+from controlroom.stack.functions import FunctionServer, IdentityProvider, RelayServer
 from controlroom.stack.postgres import EmbeddedPostgres
 from controlroom.stack.process import StandIn, free_port, port_is_free
 from controlroom.stack.valkey import EmbeddedValkey
@@ -36,6 +36,8 @@ PREFERRED_PORTS = {
     "s3": 55000,
     "webhook": 58081,
     "persist": 58082,
+    "identity": 58083,
+    "relay": 8080,
 }
 
 
@@ -52,18 +54,26 @@ class Endpoints:
     s3_endpoint_url: str
 
     eventsub_secret: str
+    jwks_url: str
+    jwt_private_key: str
     webhook_url: str | None = None
     persist_url: str | None = None
+    relay_url: str | None = None
 
     def env(self) -> dict[str, str]:
         """The environment the deployables read (see the README's configuration table)."""
-        functions = {
+        services = {
             "WEBHOOK_URL": self.webhook_url or "",
             "PERSIST_URL": self.persist_url or "",
+            "RELAY_URL": self.relay_url or "",
         }
         return {
             "EVENTSUB_SECRET": self.eventsub_secret,
-            **{k: v for k, v in functions.items() if v},
+            "JWT_ISSUER": devkeys.ISSUER,
+            "JWT_AUDIENCE": devkeys.AUDIENCE,
+            "JWT_JWKS_URL": self.jwks_url,
+            "JWT_DEV_PRIVATE_KEY": self.jwt_private_key,
+            **{k: v for k, v in services.items() if v},
             "DATABASE_URL": self.database_url,
             "DATABASE_OWNER_URL": self.owner_url,
             "DATABASE_ADMIN_URL": self.admin_url,
@@ -141,13 +151,13 @@ class LocalStack:
         root: Path,
         *,
         durable: bool = False,
-        functions: bool = False,
+        services: bool = False,
         tools: Tools | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.root = root
         self.durable = durable
-        self.functions = functions
+        self.services = services
         self.tools = tools or Tools.default()
         self.progress = progress or (lambda _msg: None)
         state = _State.load(root / "state.json")
@@ -162,9 +172,12 @@ class LocalStack:
             self.tools.firestore_modules, logs, _port("firestore", durable)
         )
         self.s3 = MotoS3(logs, _port("s3", durable))
+        self.keys = devkeys.DevKeys.create(root / "jwt")
+        self.identity = IdentityProvider(root / "jwt" / "public", logs, _port("identity", durable))
         self._logs = logs
         self.webhook: FunctionServer | None = None
         self.persist: FunctionServer | None = None
+        self.relays: list[RelayServer] = []
         self._started: list[StandIn] = []
         self.endpoints: Endpoints | None = None
 
@@ -180,9 +193,10 @@ class LocalStack:
             self._start(self.tasks, "the Cloud Tasks emulator")
             self._start(self.firestore, "the Firestore emulator")
             self._start(self.s3, "moto's S3 server")
+            self._start(self.identity, "the identity provider's stand-in (JWKS)")
             self.endpoints = self._prepare()
-            if self.functions:
-                self.endpoints = self._start_functions(self.endpoints)
+            if self.services:
+                self.endpoints = self._start_services(self.endpoints)
         except BaseException:
             self.stop()
             raise
@@ -210,11 +224,23 @@ class LocalStack:
             firestore_emulator_host=self.firestore.host,
             s3_endpoint_url=self.s3.endpoint_url,
             eventsub_secret=self.state.eventsub_secret,
+            jwks_url=self.identity.jwks_url,
+            jwt_private_key=str(self.root / "jwt" / "signing-key.pem"),
         )
         self._prepare_buckets(endpoints)
         return endpoints
 
-    def _start_functions(self, endpoints: Endpoints) -> Endpoints:
+    def start_relay(self, port: int | None = None) -> RelayServer:
+        """Another relay instance on its own port: they share Redis, so any number works."""
+        assert self.endpoints is not None
+        port = port or free_port()
+        env = {**os.environ, **self.endpoints.env()}
+        relay = RelayServer(f"relay-{len(self.relays) + 1}", self._logs, port, env)
+        self._start(relay, f"the realtime relay #{len(self.relays) + 1}")
+        self.relays.append(relay)
+        return relay
+
+    def _start_services(self, endpoints: Endpoints) -> Endpoints:
         persist_port, webhook_port = _port("persist", self.durable), _port("webhook", self.durable)
         endpoints = dataclasses.replace(
             endpoints,
@@ -226,7 +252,9 @@ class LocalStack:
         self._start(self.persist, "functions/persist")
         self.webhook = FunctionServer("webhook", self._logs, webhook_port, env)
         self._start(self.webhook, "functions/webhook")
-        return endpoints
+        self.endpoints = endpoints
+        relay = self.start_relay(_port("relay", self.durable))
+        return dataclasses.replace(endpoints, relay_url=relay.url)
 
     def _prepare_buckets(self, endpoints: Endpoints) -> None:
         env = endpoints.env()

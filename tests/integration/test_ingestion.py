@@ -23,7 +23,7 @@ from tests.samples import load, message, sample_names
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("pipeline")), functions=True)
+    stack = LocalStack(Path(tmp_path_factory.mktemp("pipeline")), services=True)
     stack.start()
     try:
         yield stack

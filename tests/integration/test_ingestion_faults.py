@@ -16,7 +16,7 @@ from tests.integration.test_ingestion import stored, watch
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("faults")), functions=True)
+    stack = LocalStack(Path(tmp_path_factory.mktemp("faults")), services=True)
     stack.start()
     try:
         yield stack

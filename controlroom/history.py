@@ -1,0 +1,96 @@
+"""What a dashboard reads from PostgreSQL: stream head, missed events, creator states.
+
+Every function runs its own tenant transaction on an autocommit asyncio connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from controlroom.db import tenant_transaction_async
+from controlroom.events import compact
+from controlroom.ingest import creator_state
+
+_CREATOR_STATE_COLUMNS = (
+    "id, twitch_user_id, twitch_login, display_name, status, title, category_name, "
+    "live_since, last_event_at, authorization_revoked_at"
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where a company's stream stands: its epoch, its last seq, its oldest stored seq."""
+
+    epoch: str
+    last_seq: int
+    oldest_seq: int | None
+
+
+async def head(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> Head:
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(
+            "INSERT INTO event_sequences (company_id) VALUES (%s) "
+            "ON CONFLICT (company_id) DO NOTHING",
+            (company,),
+        )
+        cur = await conn.execute(
+            "SELECT epoch, last_seq, (SELECT min(seq) FROM events) AS oldest FROM event_sequences",
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return Head(str(row["epoch"]), int(row["last_seq"]), row["oldest"])
+
+
+async def events_between(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, after: int, upto: int, limit: int
+) -> list[dict[str, Any]]:
+    """Compact events with after < seq <= upto, in seq order, at most `limit`."""
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(
+            "SELECT * FROM events WHERE company_id = %s AND seq > %s AND seq <= %s "
+            "ORDER BY seq LIMIT %s",
+            (company, after, upto, limit),
+        )
+        rows = await cur.fetchall()
+    return [compact(r) for r in rows]
+
+
+async def creator_states(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID
+) -> list[dict[str, Any]]:
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(
+            f"SELECT {_CREATOR_STATE_COLUMNS} FROM creators ORDER BY display_name"  # noqa: S608
+        )
+        rows = await cur.fetchall()
+    return [creator_state(r) for r in rows]
+
+
+async def owns_creator(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, creator: str
+) -> bool:
+    try:
+        creator_id = uuid.UUID(str(creator))
+    except ValueError:
+        return False
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute("SELECT 1 FROM creators WHERE id = %s", (creator_id,))
+        return await cur.fetchone() is not None
+
+
+async def member_role(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
+) -> str | None:
+    """The member's role in the company now, or None when they are no longer a member."""
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(
+            "SELECT m.role FROM members m JOIN users u "
+            "ON u.company_id = m.company_id AND u.id = m.user_id WHERE u.subject = %s",
+            (subject,),
+        )
+        row = await cur.fetchone()
+    return None if row is None else str(row["role"])

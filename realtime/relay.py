@@ -1,0 +1,465 @@
+"""The Socket.IO relay: authenticated tenant sockets and a gap-free, ordered feed per company.
+
+Persist publishes each stored event once, through Redis, to the room `company:<id>`. Every
+relay instance receives it, and instead of letting Socket.IO broadcast it as it comes, hands
+it to the company's feed: the feed puts events in `seq` order, drops what it already sent,
+fills a gap from PostgreSQL when one does not close by itself, and sends each event to the
+company's live sockets. Sockets that are catching up (replay) are held apart: they get
+missed events from PostgreSQL, then what arrived meanwhile, then join the live stream, so a
+client sees every event once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import socketio
+
+from controlroom import history, rooms
+from controlroom.auth import AuthError, Claims, TokenVerifier
+from controlroom.logs import fields
+from controlroom.settings import RealtimeSettings
+
+log = logging.getLogger(__name__)
+
+GAP_WAIT_SECONDS = 0.25  # how long an out-of-order event waits for the one before it
+
+
+@dataclass
+class Session:
+    sid: str
+    company: uuid.UUID
+    subject: str
+    role: str
+    expires_at: datetime
+    replaying: bool = True
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    filters: set[str] = field(default_factory=set)
+    expiry: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class _Outgoing:
+    events: list[dict[str, Any]]
+    skip: frozenset[str]  # decided when the event was delivered, not when it is sent
+    creator: str | None
+
+
+class CompanyFeed:
+    """One company's events on this relay instance, in seq order, each sent once."""
+
+    def __init__(self, relay: Relay, company: uuid.UUID) -> None:
+        self.relay = relay
+        self.company = company
+        self.head: int | None = None
+        self.epoch: str | None = None
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.lock = asyncio.Lock()
+        self.outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
+        self.loaded = asyncio.Event()
+        self.gap_timer: asyncio.TimerHandle | None = None
+        self.sender = asyncio.ensure_future(self._send_loop())
+
+    async def load(self) -> None:
+        if self.loaded.is_set():
+            return
+        async with self.lock:
+            if self.loaded.is_set():
+                return
+            async with self.relay.pool.connection() as conn:
+                head = await history.head(conn, self.company)
+            self.head, self.epoch = head.last_seq, head.epoch
+            self.loaded.set()
+            self._drain()
+
+    def offer(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if not isinstance(seq, int):
+            return
+        if self.head is not None and seq <= self.head:
+            return  # sent already (a duplicate publish, or covered by a replay)
+        self.pending[seq] = event
+        if self.head is not None:
+            self._drain()
+
+    def _drain(self) -> None:
+        assert self.head is not None
+        for seq in [s for s in self.pending if s <= self.head]:
+            del self.pending[seq]
+        while self.head + 1 in self.pending:
+            self.head += 1
+            self._deliver(self.pending.pop(self.head))
+        if self.pending and self.gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self.gap_timer = loop.call_later(
+                GAP_WAIT_SECONDS, lambda: self.relay.spawn(self.catch_up())
+            )
+
+    async def catch_up(self, upto: int | None = None) -> None:
+        """Fetch from PostgreSQL what never arrived (a lost publish, a gap) and send it."""
+        self.gap_timer = None
+        async with self.lock:
+            if self.head is None:
+                return
+            target = upto if upto is not None else (min(self.pending) - 1 if self.pending else None)
+            while target is not None and self.head < target:
+                async with self.relay.pool.connection() as conn:
+                    page = await history.events_between(
+                        conn, self.company, self.head, target, self.relay.cfg.replay_page
+                    )
+                if not page:
+                    break
+                for event in page:
+                    self.pending.setdefault(event["seq"], event)
+                self._drain()
+            self._drain()
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        sessions = self.relay.sessions_of(self.company)
+        catching_up = frozenset(s.sid for s in sessions if s.replaying)
+        for session in sessions:
+            if session.replaying:
+                session.buffer.append(event)
+        narrowed = frozenset(s.sid for s in sessions if s.filters)
+        self.outbox.put_nowait(_Outgoing([event], catching_up | narrowed, None))
+        creator = event.get("creator_id")
+        if creator and any(creator in s.filters for s in sessions):
+            self.outbox.put_nowait(_Outgoing([event], catching_up, creator))
+
+    async def _send_loop(self) -> None:
+        batch_seconds = self.relay.cfg.batch_ms / 1000
+        while True:
+            first = await self.outbox.get()
+            items = [first]
+            if batch_seconds > 0:
+                await asyncio.sleep(batch_seconds)
+            while not self.outbox.empty():
+                items.append(self.outbox.get_nowait())
+            for group in _group(items):
+                await self.relay.send_live(self.company, group)
+
+    def close(self) -> None:
+        if self.gap_timer is not None:
+            self.gap_timer.cancel()
+        self.sender.cancel()
+
+
+def _group(items: list[_Outgoing]) -> list[_Outgoing]:
+    """Merge consecutive items bound for the same audience into one frame."""
+    groups: list[_Outgoing] = []
+    for item in items:
+        last = groups[-1] if groups else None
+        if last is not None and last.skip == item.skip and last.creator == item.creator:
+            last.events.extend(item.events)
+        else:
+            groups.append(_Outgoing(list(item.events), item.skip, item.creator))
+    return groups
+
+
+class RelayRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    """The Redis client manager, with published events handed to the relay's feeds."""
+
+    relay: Relay | None = None
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        relay = self.relay
+        room = message.get("room")
+        company = rooms.company_of(room) if isinstance(room, str) else None
+        if relay is not None and company is not None and message.get("event") in relay.FEED_EVENTS:
+            data = message.get("data")
+            if isinstance(data, list) and len(data) == 1:
+                data = data[0]
+            if isinstance(data, dict):
+                relay.on_published(company, str(message["event"]), data)
+            return
+        await super()._handle_emit(message)
+
+
+class Relay:
+    FEED_EVENTS = frozenset({"event", "creator_state"})
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        pool: psycopg_pool.AsyncConnectionPool,
+        verifier: TokenVerifier,
+        cfg: RealtimeSettings,
+    ) -> None:
+        self.sio = sio
+        self.pool = pool
+        self.verifier = verifier
+        self.cfg = cfg
+        self.sessions: dict[str, Session] = {}
+        self.feeds: dict[uuid.UUID, CompanyFeed] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        for name in (
+            "connect",
+            "disconnect",
+            "subscribe",
+            "unsubscribe",
+            "resume",
+            "refresh_token",
+            "snapshot",
+        ):
+            sio.on(name, getattr(self, f"on_{name}"))
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.pool.open()
+        self._reconciler = asyncio.ensure_future(self._reconcile_loop())
+
+    async def stop(self) -> None:
+        if self._reconciler is not None:
+            self._reconciler.cancel()
+        for feed in self.feeds.values():
+            feed.close()
+        await self.pool.close()
+
+    def spawn(self, awaitable: Any) -> None:
+        """Run in the background, keeping a reference until done (asyncio keeps only weak ones)."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def sessions_of(self, company: uuid.UUID) -> list[Session]:
+        return [s for s in self.sessions.values() if s.company == company]
+
+    # --- the live path -----------------------------------------------------------------
+    def on_published(self, company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
+        feed = self.feeds.get(company)
+        if feed is None:
+            return  # nobody of this company is connected here
+        if name == "event":
+            feed.offer(data)
+        else:
+            self.spawn(
+                self.sio.emit(name, data, room=rooms.company_room(company), ignore_queue=True)
+            )
+
+    async def send_live(self, company: uuid.UUID, out: _Outgoing) -> None:
+        room = (
+            rooms.creator_room(company, out.creator) if out.creator else rooms.company_room(company)
+        )
+        name = "event" if len(out.events) == 1 else "events"
+        payload: Any = out.events[0] if len(out.events) == 1 else out.events
+        await self.sio.emit(name, payload, room=room, skip_sid=list(out.skip), ignore_queue=True)
+
+    async def _reconcile_loop(self) -> None:
+        """Every few seconds, catch each feed up with PostgreSQL: a publish that never came
+        (Redis down, a persist that died after commit) still reaches the dashboards."""
+        while True:
+            await asyncio.sleep(self.cfg.reconcile_seconds)
+            for company, feed in list(self.feeds.items()):
+                if feed.head is None:
+                    continue
+                try:
+                    async with self.pool.connection() as conn:
+                        head = await history.head(conn, company)
+                    if head.last_seq > feed.head:
+                        await feed.catch_up(head.last_seq)
+                except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                    log.warning("reconcile skipped", extra=fields(error=type(exc).__name__))
+
+    # --- socket handlers -----------------------------------------------------------------
+    async def _verify(self, token: object) -> Claims:
+        return await asyncio.to_thread(self.verifier.verify, token)
+
+    async def _role(self, claims: Claims) -> str:
+        async with self.pool.connection() as conn:
+            role = await history.member_role(conn, claims.company_id, claims.subject)
+        if role is None:
+            raise AuthError("not a member of this company")
+        return role
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        try:
+            claims = await self._verify(auth.get("token"))
+            role = await self._role(claims)
+        except AuthError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(str(exc)) from None
+        except (psycopg.Error, psycopg_pool.PoolTimeout):
+            log.warning("connection refused: database unavailable")
+            raise socketio.exceptions.ConnectionRefusedError("service unavailable") from None
+        last_seq = auth.get("last_seq")
+        if last_seq is not None and (not isinstance(last_seq, int) or last_seq < 0):
+            raise socketio.exceptions.ConnectionRefusedError("last_seq must be a whole number")
+        session = Session(sid, claims.company_id, claims.subject, role, claims.expires_at)
+        self.sessions[sid] = session
+        if claims.company_id not in self.feeds:
+            self.feeds[claims.company_id] = CompanyFeed(self, claims.company_id)
+        await self.sio.enter_room(sid, rooms.company_room(claims.company_id))
+        self._schedule_expiry(session)
+        epoch = auth.get("epoch") if isinstance(auth.get("epoch"), str) else None
+        self.sio.start_background_task(
+            self._catch_up_session, session, last_seq, epoch, bool(auth.get("snapshot"))
+        )
+
+    async def on_disconnect(self, sid: str, *_: Any) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return
+        if session.expiry is not None:
+            session.expiry.cancel()
+        if not self.sessions_of(session.company):
+            feed = self.feeds.pop(session.company, None)
+            if feed is not None:
+                feed.close()
+
+    async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        last_seq = data.get("last_seq") if isinstance(data, dict) else None
+        if session is None or not isinstance(last_seq, int) or last_seq < 0:
+            return {"ok": False, "error": "resume needs last_seq"}
+        session.replaying, session.buffer = True, []
+        epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
+        self.sio.start_background_task(self._catch_up_session, session, last_seq, epoch, False)
+        return {"ok": True}
+
+    async def on_snapshot(self, sid: str, _data: Any = None) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        if session is None:
+            return {"ok": False, "error": "not connected"}
+        await self._send_snapshot(session)
+        return {"ok": True}
+
+    async def on_subscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        creator = data.get("creator_id") if isinstance(data, dict) else None
+        if session is None or not isinstance(creator, str):
+            return {"ok": False, "error": "subscribe needs creator_id"}
+        async with self.pool.connection() as conn:
+            owned = await history.owns_creator(conn, session.company, creator)
+        if not owned:
+            return {"ok": False, "error": "no such creator"}
+        creator = str(uuid.UUID(creator))
+        session.filters.add(creator)
+        await self.sio.enter_room(sid, rooms.creator_room(session.company, creator))
+        return {"ok": True}
+
+    async def on_unsubscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        creator = data.get("creator_id") if isinstance(data, dict) else None
+        if session is None or not isinstance(creator, str):
+            return {"ok": False, "error": "unsubscribe needs creator_id"}
+        with contextlib.suppress(ValueError):
+            creator = str(uuid.UUID(creator))
+            if creator in session.filters:
+                session.filters.discard(creator)
+                await self.sio.leave_room(sid, rooms.creator_room(session.company, creator))
+        return {"ok": True}
+
+    async def on_refresh_token(self, sid: str, data: Any) -> dict[str, Any]:
+        session = self.sessions.get(sid)
+        token = data.get("token") if isinstance(data, dict) else None
+        if session is None:
+            return {"ok": False, "error": "not connected"}
+        try:
+            claims = await self._verify(token)
+            if claims.subject != session.subject or claims.company_id != session.company:
+                raise AuthError("token is for someone else")
+            session.role = await self._role(claims)
+        except AuthError as exc:
+            return {"ok": False, "error": str(exc)}
+        session.expires_at = claims.expires_at
+        self._schedule_expiry(session)
+        return {"ok": True, "expires_at": claims.expires_at.isoformat()}
+
+    # --- catching a session up -----------------------------------------------------------
+    def _schedule_expiry(self, session: Session) -> None:
+        if session.expiry is not None:
+            session.expiry.cancel()
+        delay = max(0.0, (session.expires_at - datetime.now(UTC)).total_seconds())
+        loop = asyncio.get_running_loop()
+        session.expiry = loop.call_later(delay, lambda: self.spawn(self._expire(session.sid)))
+
+    async def _expire(self, sid: str) -> None:
+        if sid in self.sessions:
+            await self.sio.emit("session_expired", {}, to=sid, ignore_queue=True)
+            await self.sio.disconnect(sid, ignore_queue=True)
+
+    async def _send_snapshot(self, session: Session) -> None:
+        async with self.pool.connection() as conn:
+            states = await history.creator_states(conn, session.company)
+        for state in states:
+            await self.sio.emit("creator_state", state, to=session.sid, ignore_queue=True)
+
+    def _visible(self, session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not session.filters:
+            return events
+        return [e for e in events if e.get("creator_id") in session.filters]
+
+    async def _catch_up_session(
+        self, session: Session, last_seq: int | None, epoch: str | None, snapshot: bool
+    ) -> None:
+        try:
+            await self._replay(session, last_seq, epoch, snapshot)
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            log.warning("replay failed; disconnecting", extra=fields(error=type(exc).__name__))
+            await self.sio.disconnect(session.sid, ignore_queue=True)
+
+    async def _replay(
+        self, session: Session, last_seq: int | None, epoch: str | None, snapshot: bool
+    ) -> None:
+        feed = self.feeds.get(session.company)
+        if feed is None:
+            return
+        await feed.load()
+        if snapshot:
+            await self._send_snapshot(session)
+        assert feed.head is not None
+        target = feed.head
+        cursor = target
+        if last_seq is not None:
+            async with self.pool.connection() as conn:
+                stored = await history.head(conn, session.company)
+            oldest = stored.oldest_seq
+            lost = (
+                (epoch is not None and epoch != stored.epoch)
+                or last_seq > target
+                or (oldest is not None and last_seq + 1 < oldest)
+            )
+            if lost:
+                # never a partial recovery: the client reloads its snapshot instead
+                await self.sio.emit(
+                    "resync",
+                    {"epoch": stored.epoch, "last_seq": target},
+                    to=session.sid,
+                    ignore_queue=True,
+                )
+            else:
+                cursor = last_seq
+                while cursor < target:
+                    async with self.pool.connection() as conn:
+                        page = await history.events_between(
+                            conn, session.company, cursor, target, self.cfg.replay_page
+                        )
+                    if not page:
+                        break
+                    cursor = page[-1]["seq"]
+                    visible = self._visible(session, page)
+                    if visible:
+                        await self.sio.emit("events", visible, to=session.sid, ignore_queue=True)
+        # what the feed delivered meanwhile, then live (no await between the last check and
+        # the switch, so nothing can slip between them)
+        while session.buffer:
+            pending, session.buffer = session.buffer, []
+            fresh = [e for e in pending if e["seq"] > cursor]
+            if fresh:
+                cursor = fresh[-1]["seq"]
+                visible = self._visible(session, fresh)
+                if visible:
+                    await self.sio.emit("events", visible, to=session.sid, ignore_queue=True)
+        session.replaying = False
+        await self.sio.emit(
+            "live", {"epoch": feed.epoch, "last_seq": cursor}, to=session.sid, ignore_queue=True
+        )
