@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from controlroom import audit, db, dbadmin, logs, settings, twitchsim
+from controlroom import audit, db, dbadmin, devkeys, logs, settings, twitchsim
 
 
 def _stop_on_sigterm() -> threading.Event:
@@ -40,10 +42,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         endpoints = stack.start()
         with db.connect(settings.DatabaseSettings.from_env(endpoints.env())) as conn:
             result = seed.seed_demo(conn)
+        token = stack.keys.token(result.admin_subject, result.company_id, "admin")
         env = {
             **endpoints.env(),
             "DEMO_COMPANY_ID": str(result.company_id),
             "DEMO_ADMIN_SUBJECT": result.admin_subject,
+            "DEMO_ADMIN_TOKEN": token,
         }
         write_env_file(Path(args.env_file), env)
         _print_summary(env, Path(args.env_file))
@@ -64,12 +68,17 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
         ("Cloud Tasks emulator", env["CLOUD_TASKS_EMULATOR_HOST"]),
         ("Firestore emulator", env["FIRESTORE_EMULATOR_HOST"]),
         ("S3 (moto)", env["AWS_ENDPOINT_URL_S3"]),
+        ("realtime relay (Socket.IO)", env.get("RELAY_URL", "")),
+        ("identity stand-in (JWKS)", env.get("JWT_JWKS_URL", "")),
         ("demo company", env["DEMO_COMPANY_ID"]),
     ]
     print("\nThe local stack is up:")
     for name, where in rows:
         print(f"  {name:<28} {where}")
     print(f"\nEvery endpoint and development credential: {env_file} (source it).")
+    link = f"{env.get('RELAY_URL', '')}/#token={env['DEMO_ADMIN_TOKEN']}"
+    print(f"\nDashboard for the demo admin: {link}")
+    print("Watch the live feed in a terminal:  .venv/bin/controlroom watch --user demo-admin")
     print("Send Twitch-like traffic from another terminal:")
     print(f"  set -a; . {env_file}; set +a")
     print("  .venv/bin/controlroom trigger stream.online --broadcaster 1337")
@@ -137,6 +146,53 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"time to answer p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
     return 0 if report.refused == 0 else 1
+
+
+def _dev_keys() -> devkeys.DevKeys:
+    return devkeys.DevKeys.load(Path(settings.require("JWT_DEV_PRIVATE_KEY")))
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """A development token, signed with the local stack's key (never valid in production)."""
+    company = args.company or settings.require("DEMO_COMPANY_ID")
+    try:
+        uuid.UUID(company)
+    except ValueError:
+        print("controlroom: --company must be a UUID", file=sys.stderr)
+        return 2
+    ttl = timedelta(minutes=args.minutes)
+    print(_dev_keys().token(args.user, company, args.role, ttl))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Connect to the relay as a user and print the live feed until Ctrl-C (or --seconds)."""
+    import socketio
+
+    token = args.token or _dev_keys().token(
+        args.user, args.company or settings.require("DEMO_COMPANY_ID"), args.role
+    )
+    url = args.url or settings.require("RELAY_URL")
+    client = socketio.Client(reconnection=True)
+    stop = _stop_on_sigterm()
+
+    def show(name: str, data: object) -> None:
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            print(f"{name:<14} {json.dumps(item, separators=(',', ':'))}", flush=True)
+
+    client.on("*", show)
+    client.on("connect_error", lambda data: print(f"refused: {data}", file=sys.stderr, flush=True))
+    auth: dict[str, object] = {"token": token, "snapshot": args.snapshot}
+    if args.last_seq is not None:
+        auth["last_seq"] = args.last_seq
+    try:
+        client.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
+    except socketio.exceptions.ConnectionError:
+        return 1
+    stop.wait(args.seconds)
+    client.disconnect()
+    return 0
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -209,6 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--creators", help="ID[:login],... (default: the demo creators)")
     sim.add_argument("--duplicates", type=float, default=0.05, help="share sent twice (0-1)")
     sim.set_defaults(func=cmd_simulate)
+
+    tok = sub.add_parser("token", help="sign a development token with the local stack's key")
+    tok.add_argument("--user", required=True, help="the subject (a member's IdP id)")
+    tok.add_argument("--company", help="company id (default: DEMO_COMPANY_ID)")
+    tok.add_argument("--role", default="viewer", choices=["viewer", "operator", "admin", "owner"])
+    tok.add_argument("--minutes", type=int, default=480, help="lifetime")
+    tok.set_defaults(func=cmd_token)
+
+    watch = sub.add_parser("watch", help="print a company's live feed as a given user")
+    watch.add_argument("--user", default="demo-admin")
+    watch.add_argument("--company", help="company id (default: DEMO_COMPANY_ID)")
+    watch.add_argument("--role", default="viewer")
+    watch.add_argument("--token", help="use this token instead of a development one")
+    watch.add_argument("--url", help="relay URL (default: RELAY_URL)")
+    watch.add_argument("--last-seq", type=int, help="resume after this seq")
+    watch.add_argument("--snapshot", action="store_true", help="print creator states first")
+    watch.add_argument("--seconds", type=float, help="stop after this long")
+    watch.set_defaults(func=cmd_watch)
 
     aud = sub.add_parser("audit", help="audit trail")
     audsub = aud.add_subparsers(dest="audit_command", required=True)

@@ -1,0 +1,390 @@
+"""The relay on the real stack, two instances sharing Redis, with real Socket.IO clients."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psycopg
+import pytest
+
+from controlroom import db, devkeys, eventstore, settings, twitchsim
+from controlroom.emitter import SocketIOPublisher
+from controlroom.events import compact
+from controlroom.stack import LocalStack
+from controlroom.stack.functions import RelayServer
+from tests.integration.conftest import new_company
+from tests.integration.listener import wait_for
+from tests.integration.relay_client import FeedClient
+from tests.integration.tenant_data import sample_event
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack = LocalStack(Path(tmp_path_factory.mktemp("relay")), services=True)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def env(stack: LocalStack) -> dict[str, str]:
+    assert stack.endpoints is not None
+    return stack.endpoints.env()
+
+
+@pytest.fixture(scope="module")
+def cfg(env: dict[str, str]) -> settings.DatabaseSettings:
+    return settings.DatabaseSettings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def relays(stack: LocalStack) -> tuple[RelayServer, RelayServer]:
+    second = stack.start_relay()
+    return stack.relays[0], second
+
+
+def agency(
+    cfg: settings.DatabaseSettings, name: str, broadcasters: list[str]
+) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    with db.connect(cfg) as conn:
+        company = new_company(conn, name)
+        creators = {}
+        with db.tenant_transaction(conn, company):
+            user = conn.execute(
+                "INSERT INTO users (company_id, subject) VALUES (%s, %s) RETURNING id",
+                (company, f"user-{name}"),
+            ).fetchone()["id"]
+            conn.execute(
+                "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, 'viewer')",
+                (company, user),
+            )
+            for b in broadcasters:
+                creators[b] = conn.execute(
+                    "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name) "
+                    "VALUES (%s, %s, %s, %s) RETURNING id",
+                    (company, b, f"c_{b}", f"C{b}"),
+                ).fetchone()["id"]
+    return company, creators
+
+
+def token(stack: LocalStack, company: uuid.UUID, name: str, **kw: Any) -> str:
+    return stack.keys.token(f"user-{name}", company, "viewer", **kw)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[FeedClient]]:
+    made: list[FeedClient] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def client(clients: list[FeedClient], relay: RelayServer) -> FeedClient:
+    c = FeedClient(relay.url)
+    clients.append(c)
+    return c
+
+
+def test_an_event_reaches_the_company_on_both_instances_and_nobody_else(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    a, _ = agency(cfg, "relay-a", ["6100"])
+    b, _ = agency(cfg, "relay-b", ["6200"])
+    a1, a2, b1 = client(clients, relays[0]), client(clients, relays[1]), client(clients, relays[0])
+    assert a1.connect({"token": token(stack, a, "relay-a")})
+    assert a2.connect({"token": token(stack, a, "relay-a")})
+    assert b1.connect({"token": token(stack, b, "relay-b")})
+    for c in (a1, a2, b1):
+        c.wait_live()
+    body = twitchsim.notification_body("channel.raid", twitchsim.Broadcaster("6100", "c_6100"))
+    assert (
+        twitchsim.post(env["WEBHOOK_URL"], twitchsim.sign_delivery(body, env["EVENTSUB_SECRET"]))[0]
+        == 204
+    )
+    assert wait_for(lambda: a1.seqs() == [1] and a2.seqs() == [1])
+    assert not wait_for(lambda: len(a1.seqs()) > 1 or len(a2.seqs()) > 1 or b1.seqs(), timeout=1.0)
+    assert a1.events[0]["type"] == "channel.raid"
+    assert b1.events == [] and b1.states == []
+
+
+def _forge_hs256(public_pem: str, claims: dict[str, Any]) -> str:
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = hmac.new(
+        public_pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256
+    ).digest()
+    return f"{header}.{payload}.{b64(signature)}"
+
+
+def test_bad_tokens_are_refused_with_a_reason(
+    stack: LocalStack,
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+    tmp_path: Path,
+) -> None:
+    company, _ = agency(cfg, "relay-auth", ["6300"])
+    now = int(time.time())
+    claims = {
+        "sub": "user-relay-auth",
+        "company_id": str(company),
+        "role": "viewer",
+        "iss": devkeys.ISSUER,
+        "aud": devkeys.AUDIENCE,
+        "nbf": now - 5,
+        "exp": now + 600,
+    }
+    stranger = devkeys.DevKeys.create(tmp_path / "other-idp")
+    none_token = jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
+    attacks = {
+        "wrong key": stranger.token("user-relay-auth", company, "viewer"),
+        "alg none": none_token,
+        "HS256 with the public key": _forge_hs256(stack.keys.public_pem(), claims),
+        "expired": token(stack, company, "relay-auth", ttl=timedelta(seconds=-120)),
+        "wrong audience": token(stack, company, "relay-auth", audience="someone-else"),
+        "wrong issuer": token(stack, company, "relay-auth", issuer="https://evil.example"),
+        "not a member": stack.keys.token("user-nobody", company, "viewer"),
+        "garbage": "not.a.token",
+        "missing": "",
+    }
+    for name, bad in attacks.items():
+        c = client(clients, relays[0])
+        assert not c.connect({"token": bad}), name
+        assert c.refused, name
+        assert "Traceback" not in c.refused
+    reasons = {name: c.refused for name, c in zip(attacks, clients, strict=True)}
+    assert reasons["wrong key"] == "unknown signing key"
+    assert reasons["alg none"] == "algorithm not allowed"
+    assert reasons["HS256 with the public key"] == "algorithm not allowed"
+    assert reasons["expired"] == "token expired"
+    assert reasons["wrong audience"] == "token not for this service"
+    assert reasons["not a member"] == "not a member of this company"
+
+
+def test_a_removed_member_is_refused(
+    stack: LocalStack,
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, _ = agency(cfg, "relay-removed", ["6400"])
+    good = token(stack, company, "relay-removed")
+    first = client(clients, relays[1])
+    assert first.connect({"token": good})
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        conn.execute("DELETE FROM members")
+    again = client(clients, relays[1])
+    assert not again.connect({"token": good})
+    assert again.refused == "not a member of this company"
+    ack = first.call("refresh_token", {"token": good})
+    assert ack == {"ok": False, "error": "not a member of this company"}
+
+
+def test_subscribing_to_another_company_creator_is_refused(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    a, a_creators = agency(cfg, "relay-sub-a", ["6500", "6501"])
+    _, b_creators = agency(cfg, "relay-sub-b", ["6502"])
+    c = client(clients, relays[0])
+    assert c.connect({"token": token(stack, a, "relay-sub-a")})
+    c.wait_live()
+    assert c.call("subscribe", {"creator_id": str(b_creators["6502"])}) == {
+        "ok": False,
+        "error": "no such creator",
+    }
+    assert c.call("subscribe", {"creator_id": "not-a-uuid"}) == {
+        "ok": False,
+        "error": "no such creator",
+    }
+    assert c.call("subscribe", {"creator_id": str(a_creators["6501"])}) == {"ok": True}
+    for b in ("6500", "6501"):
+        body = twitchsim.notification_body("channel.follow", twitchsim.Broadcaster(b, f"c_{b}"))
+        twitchsim.post(env["WEBHOOK_URL"], twitchsim.sign_delivery(body, env["EVENTSUB_SECRET"]))
+    assert wait_for(lambda: len(c.events) >= 1)
+    assert not wait_for(lambda: len(c.events) > 1, timeout=1.5)
+    assert c.events[0]["creator_id"] == str(a_creators["6501"])
+
+
+class Producer:
+    """Stores events for a company and publishes them, as persist does, from a thread."""
+
+    def __init__(self, cfg: settings.DatabaseSettings, redis_url: str, company: uuid.UUID) -> None:
+        self.cfg, self.company = cfg, company
+        self.publisher = SocketIOPublisher(redis_url)
+        self.conn = db.connect(cfg, autocommit=True)
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def store(self, count: int, publish: bool = True) -> int:
+        events = [sample_event(f"p-{uuid.uuid4()}", "1", None) for _ in range(count)]
+        last = 0
+        for event in events:
+            with db.tenant_transaction(self.conn, self.company):
+                (result,) = eventstore.append(self.conn, self.company, [event])
+            last = result.seq
+            if publish:
+                row = {
+                    "seq": result.seq,
+                    "type": event.type,
+                    "version": event.version,
+                    "topic": event.topic,
+                    "creator_id": None,
+                    "broadcaster_user_id": event.broadcaster_user_id,
+                    "occurred_at": event.occurred_at,
+                    **event.summary,
+                }
+                self.publisher.publish(self.company, "event", compact(row))
+        return last
+
+    def keep_going(self, pause: float = 0.01) -> None:
+        def run() -> None:
+            while not self.stop.is_set():
+                self.store(1)
+                time.sleep(pause)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def halt(self) -> None:
+        self.stop.set()
+        if self.thread:
+            self.thread.join(10)
+        self.conn.close()
+
+
+def test_resume_replays_exactly_what_was_missed_while_events_keep_coming(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, _ = agency(cfg, "relay-resume", [])
+    producer = Producer(cfg, env["REDIS_URL"], company)
+    first = client(clients, relays[0])
+    assert first.connect({"token": token(stack, company, "relay-resume")})
+    first.wait_live()
+    producer.store(5)
+    assert wait_for(lambda: first.seqs() == [1, 2, 3, 4, 5])
+    first.close()
+    last_seq = first.seqs()[-1]
+    producer.store(1000)  # missed while away
+    producer.keep_going()  # and more keep arriving during the replay
+    try:
+        again = client(clients, relays[1])
+        assert again.connect({"token": token(stack, company, "relay-resume"), "last_seq": last_seq})
+        again.wait_live()
+        assert wait_for(lambda: len(again.seqs()) >= 1100, timeout=60)
+    finally:
+        producer.halt()
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        final = conn.execute("SELECT max(seq) AS m FROM events").fetchone()["m"]
+    assert wait_for(lambda: again.seqs()[-1:] == [final], timeout=15)
+    assert again.seqs() == list(range(last_seq + 1, final + 1))
+
+
+def test_a_lost_publish_is_filled_from_postgres(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, _ = agency(cfg, "relay-gap", [])
+    producer = Producer(cfg, env["REDIS_URL"], company)
+    c = client(clients, relays[0])
+    assert c.connect({"token": token(stack, company, "relay-gap")})
+    c.wait_live()
+    try:
+        producer.store(1)
+        producer.store(2, publish=False)  # persist stored them but Redis never got them
+        producer.store(1)  # seq 4 arrives: the relay sees the gap and fetches 2 and 3
+        assert wait_for(lambda: c.seqs() == [1, 2, 3, 4], timeout=10)
+        producer.store(1, publish=False)  # and with no later event, the reconciler finds it
+        assert wait_for(lambda: c.seqs() == [1, 2, 3, 4, 5], timeout=10)
+    finally:
+        producer.halt()
+
+
+def test_resync_when_history_is_gone_or_the_epoch_changed(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, _ = agency(cfg, "relay-resync", [])
+    producer = Producer(cfg, env["REDIS_URL"], company)
+    producer.store(10, publish=False)
+    producer.halt()
+    assert stack.endpoints is not None
+    admin = stack.endpoints.admin_url.rsplit("/", 1)[0] + "/controlroom"
+    with psycopg.connect(admin, autocommit=True) as su:  # as the archive's prune would
+        su.execute("DELETE FROM events WHERE company_id = %s AND seq <= 5", (company,))
+    pruned = client(clients, relays[0])
+    assert pruned.connect({"token": token(stack, company, "relay-resync"), "last_seq": 2})
+    assert wait_for(lambda: any(n == "resync" for n, _ in pruned.control))
+    assert pruned.events == []  # never a partial recovery
+    assert pruned.wait_live()["last_seq"] == 10
+    fine = client(clients, relays[0])
+    assert fine.connect({"token": token(stack, company, "relay-resync"), "last_seq": 5})
+    fine.wait_live()
+    assert fine.seqs() == [6, 7, 8, 9, 10]
+    other_epoch = client(clients, relays[1])
+    auth = {
+        "token": token(stack, company, "relay-resync"),
+        "last_seq": 7,
+        "epoch": str(uuid.uuid4()),
+    }
+    assert other_epoch.connect(auth)
+    assert wait_for(lambda: any(n == "resync" for n, _ in other_epoch.control))
+    assert other_epoch.events == []
+
+
+def test_snapshot_and_token_expiry_and_refresh(
+    stack: LocalStack,
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, creators = agency(cfg, "relay-expiry", ["6600", "6601"])
+    short = token(stack, company, "relay-expiry", ttl=timedelta(seconds=3))
+    expiring = client(clients, relays[0])
+    assert expiring.connect({"token": short, "snapshot": True})
+    assert wait_for(lambda: len(expiring.states) == 2)
+    assert {s["creator_id"] for s in expiring.states} == {str(c) for c in creators.values()}
+    refreshed = client(clients, relays[0])
+    assert refreshed.connect({"token": short})
+    ack = refreshed.call("refresh_token", {"token": token(stack, company, "relay-expiry")})
+    assert ack["ok"] is True
+    other, _ = agency(cfg, "relay-expiry-other", [])
+    assert refreshed.call(
+        "refresh_token", {"token": token(stack, other, "relay-expiry-other")}
+    ) == {"ok": False, "error": "token is for someone else"}
+    assert wait_for(lambda: not expiring.client.connected, timeout=45)
+    assert ("session_expired", {}) in expiring.control
+    assert refreshed.client.connected  # it outlived the token it connected with
