@@ -35,7 +35,12 @@ $(FIRESTORE_DIR)/node_modules/.installed: $(FIRESTORE_DIR)/package.json $(FIREST
 	cd $(FIRESTORE_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	@echo "==> installing the official Socket.IO JavaScript client for tests/js"
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
 
 # --- the two commands ----------------------------------------------------------------------
 run: install
@@ -60,7 +65,11 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
-bench: install
+bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
+	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: install bench/node/node_modules/.installed
 	$(BIN)/python -m bench
 
 clean:

@@ -11,6 +11,7 @@ BENCHMARKS = {
     "webhook": "bench.webhook",
     "persist": "bench.persist",
     "pipeline": "bench.pipeline",
+    "relay": "bench.relay",
 }
 
 
