@@ -388,3 +388,36 @@ def test_snapshot_and_token_expiry_and_refresh(
     assert wait_for(lambda: not expiring.client.connected, timeout=45)
     assert ("session_expired", {}) in expiring.control
     assert refreshed.client.connected  # it outlived the token it connected with
+
+
+def test_token_and_watch_commands(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from controlroom import cli
+
+    company, _ = agency(cfg, "relay-cli", ["6700"])
+    for key in ("JWT_DEV_PRIVATE_KEY", "RELAY_URL"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("DEMO_COMPANY_ID", str(company))
+    assert cli.main(["token", "--user", "user-relay-cli", "--role", "viewer"]) == 0
+    issued = capsys.readouterr().out.strip()
+    assert stack.keys and jwt.get_unverified_header(issued)["alg"] == "RS256"
+    assert cli.main(["token", "--user", "x", "--company", "nope"]) == 2
+    producer = Producer(cfg, env["REDIS_URL"], company)
+    producer.store(3)
+    producer.halt()
+    assert (
+        cli.main(
+            ["watch", "--user", "user-relay-cli", "--last-seq", "0", "--snapshot", "--seconds", "2"]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(1 for line in lines if line.startswith("events")) == 3
+    assert any(line.startswith("creator_state") for line in lines)
+    assert any(line.startswith("live") for line in lines)
