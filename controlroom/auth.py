@@ -109,3 +109,19 @@ class TokenVerifier:
             role=str(role),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
         )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated member acting within their company, with their current role."""
+
+    company: uuid.UUID
+    user_id: uuid.UUID
+    subject: str
+    role: str
+
+    def require(self, minimum: str) -> None:
+        from controlroom.apierrors import ForbiddenError
+
+        if not role_at_least(self.role, minimum):
+            raise ForbiddenError(f"needs the {minimum} role")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -94,3 +95,71 @@ async def member_role(
         )
         row = await cur.fetchone()
     return None if row is None else str(row["role"])
+
+
+MAX_PAGE = 200
+
+
+async def list_events(
+    conn: psycopg.AsyncConnection[Any],
+    company: uuid.UUID,
+    *,
+    creator_id: uuid.UUID | None = None,
+    types: list[str] | None = None,
+    topic: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """A page of history, newest first (or oldest first with `after_seq`), keyset by seq.
+
+    Every filter is a bind parameter; the company's rows only, through RLS and the index
+    on (company_id, seq).
+    """
+    limit = max(1, min(limit, MAX_PAGE))
+    forward = after_seq is not None
+    clauses: list[str] = ["company_id = %s"]
+    params: list[Any] = [company]
+    for clause, value in (
+        ("creator_id = %s", creator_id),
+        ("type = ANY(%s)", types or None),
+        ("topic = %s", topic),
+        ("occurred_at >= %s", since),
+        ("occurred_at < %s", until),
+        ("seq < %s", before_seq),
+        ("seq > %s", after_seq),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    order = "ASC" if forward else "DESC"
+    sql = f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT %s"  # noqa: S608 - fixed clauses
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(sql, [*params, limit + 1])
+        rows = await cur.fetchall()
+    more = len(rows) > limit
+    items = [compact(r) for r in rows[:limit]]
+    cursor = items[-1]["seq"] if more and items else None
+    return {
+        "items": items,
+        "next_after_seq" if forward else "next_before_seq": cursor,
+    }
+
+
+async def acknowledge(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, user_id: uuid.UUID, seq: int, note: str
+) -> bool:
+    """Record that a member saw and handled an event; False when there is no such event."""
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute("SELECT 1 FROM events WHERE seq = %s", (seq,))
+        if await cur.fetchone() is None:
+            return False
+        await conn.execute(
+            "INSERT INTO event_acks (company_id, seq, user_id, note) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (company_id, seq, user_id) "
+            "DO UPDATE SET note = EXCLUDED.note, acked_at = now()",
+            (company, seq, user_id, note),
+        )
+    return True

@@ -194,6 +194,8 @@ class RealtimeSettings:
     batch_ms: int
     reconcile_seconds: int
     replay_page: int
+    branding_bucket: str
+    s3_endpoint_url: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -204,6 +206,8 @@ class RealtimeSettings:
             batch_ms=read_int("RELAY_BATCH_MS", 0, env),
             reconcile_seconds=read_int("RELAY_RECONCILE_SECONDS", 2, env),
             replay_page=read_int("RELAY_REPLAY_PAGE", 500, env),
+            branding_bucket=require("BRANDING_BUCKET", env),
+            s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
         )
 
 

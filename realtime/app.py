@@ -5,11 +5,12 @@ Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate 
 
 from __future__ import annotations
 
+import redis.asyncio
 import socketio
-from fastapi import FastAPI
 
-from controlroom import db, logs, settings
+from controlroom import db, logs, s3, settings
 from controlroom.auth import TokenVerifier
+from realtime.api import build_api
 from realtime.relay import Relay, RelayRedisManager
 
 # Socket.IO limits: small frames from clients, and a dead peer noticed within a minute.
@@ -37,13 +38,23 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         jwks_url=cfg.auth.jwks_url,
         public_key_pem=cfg.auth.public_key_pem,
     )
-    relay = Relay(sio, db.async_pool(cfg.database), verifier, cfg)
+    pool = db.async_pool(cfg.database)
+    relay = Relay(sio, pool, verifier, cfg)
     manager.relay = relay
+    redis_client = redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2)
 
-    api = FastAPI(title="Creator Control Room", openapi_url="/api/openapi.json", docs_url=None)
+    async def database_ready() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
 
-    @api.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def redis_ready() -> None:
+        await redis_client.ping()
 
+    api = build_api(
+        pool,
+        verifier,
+        s3.client(cfg.s3_endpoint_url),
+        cfg.branding_bucket,
+        [database_ready, redis_ready],
+    )
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
