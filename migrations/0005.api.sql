@@ -17,7 +17,7 @@ ALTER TABLE event_acks FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON event_acks
     USING (company_id = (SELECT app_current_company()))
     WITH CHECK (company_id = (SELECT app_current_company()));
-GRANT SELECT, INSERT, DELETE ON event_acks TO controlroom_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON event_acks TO controlroom_app;
 
 CREATE INDEX creators_company_login ON creators (company_id, twitch_login);
 

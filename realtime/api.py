@@ -14,11 +14,11 @@ import psycopg_pool
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
 from controlroom import audit, branding, history, members, roster
-from controlroom.apierrors import ApiError, NotFoundError, UnauthorizedError
+from controlroom.apierrors import ApiError, InvalidError, NotFoundError, UnauthorizedError
 from controlroom.auth import AuthError, Caller, TokenVerifier
 from controlroom.events import TOPICS
 
@@ -29,8 +29,29 @@ Topic = Literal["stream", "audience", "monetization", "moderation", "engagement"
 assert set(Topic.__args__) == set(TOPICS)  # type: ignore[attr-defined]
 
 
+def storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and UTF-8 cannot hold lone surrogates: refuse both."""
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("text contains characters that cannot be stored")
+    return value
+
+
+def _check_strings(value: Any) -> None:
+    if isinstance(value, str):
+        storable(value)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _storable(self) -> Strict:
+        for name in type(self).model_fields:
+            _check_strings(getattr(self, name))
+        return self
 
 
 class ErrorOut(BaseModel):
@@ -257,6 +278,10 @@ def build_api(
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return _error(exc.status_code, code, None)
 
+    @api.exception_handler(psycopg.DataError)
+    async def unstorable(_request: Request, _exc: Exception) -> JSONResponse:
+        return _error(422, "invalid", "a value cannot be stored")
+
     @api.exception_handler(psycopg.OperationalError)
     @api.exception_handler(psycopg_pool.PoolTimeout)
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -392,6 +417,10 @@ def build_api(
     ) -> dict[str, Any]:
         if before_seq is not None and after_seq is not None:
             raise CursorConflictError()
+        try:
+            _check_strings(type)
+        except ValueError as exc:
+            raise InvalidError(str(exc)) from None
         return await history.list_events(
             conn,
             who.company,

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "shared" / "eventsub"
+# shared/ sits beside the checkout (as in CI); CONTROLROOM_SAMPLES points elsewhere if not
+SAMPLES_DIR = Path(
+    os.environ.get(
+        "CONTROLROOM_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "eventsub"
+    )
+)
+if not SAMPLES_DIR.is_dir():
+    raise RuntimeError(
+        f"Twitch's sample deliveries are expected in {SAMPLES_DIR} (shared/eventsub beside the "
+        "checkout); set CONTROLROOM_SAMPLES to their folder"
+    )
 
 
 def sample_names() -> list[str]:
