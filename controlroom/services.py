@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from controlroom import cloudtasks, db, eventsub, settings
 from controlroom.emitter import SocketIOPublisher
+from controlroom.helix import Helix, HelixConfig
 from controlroom.ledger import FirestoreLedger
 from controlroom.taskqueue import CloudTasksQueue, Target
 
@@ -48,3 +49,22 @@ def persist() -> PersistService:
     return PersistService(
         pool=db.Pool(cfg.database), publisher=SocketIOPublisher(cfg.redis_url.reveal())
     )
+
+
+@dataclass(frozen=True)
+class SubscriptionsService:
+    cfg: settings.SubscriptionsSettings
+    pool: db.Pool
+    helix: Helix | None
+
+
+@functools.cache
+def subscriptions() -> SubscriptionsService:
+    cfg = settings.subscriptions()
+    helix = None
+    if cfg.configured:
+        assert cfg.client_id and cfg.client_secret
+        helix = Helix(
+            HelixConfig(cfg.client_id, cfg.client_secret, cfg.helix_api_url, cfg.token_url)
+        )
+    return SubscriptionsService(cfg=cfg, pool=db.Pool(cfg.database), helix=helix)

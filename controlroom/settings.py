@@ -196,6 +196,16 @@ class RealtimeSettings:
     replay_page: int
     branding_bucket: str
     s3_endpoint_url: str | None
+    twitch_client_id: str | None
+    twitch_client_secret: Secret | None
+    helix_api_url: str
+    twitch_token_url: str
+    subscriptions_url: str | None
+    tasks_project: str | None
+    tasks_location: str | None
+    tasks_queue: str | None
+    tasks_emulator_host: str | None
+    subscriptions_invoker: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -208,9 +218,63 @@ class RealtimeSettings:
             replay_page=read_int("RELAY_REPLAY_PAGE", 500, env),
             branding_bucket=require("BRANDING_BUCKET", env),
             s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
+            twitch_client_id=read("TWITCH_CLIENT_ID", None, env),
+            twitch_client_secret=Secret(v)
+            if (v := read("TWITCH_CLIENT_SECRET", None, env))
+            else None,
+            helix_api_url=read("HELIX_API_URL", "https://api.twitch.tv/helix", env) or "",
+            twitch_token_url=read("TWITCH_TOKEN_URL", "https://id.twitch.tv/oauth2/token", env)
+            or "",
+            subscriptions_url=read("SUBSCRIPTIONS_URL", None, env),
+            tasks_project=read("GOOGLE_CLOUD_PROJECT", None, env),
+            tasks_location=read("CLOUD_TASKS_LOCATION", None, env),
+            tasks_queue=read("SUBSCRIPTIONS_QUEUE", None, env)
+            or read("CLOUD_TASKS_QUEUE", None, env),
+            tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
+            subscriptions_invoker=read("SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT", None, env),
         )
 
 
 @functools.cache
 def realtime() -> RealtimeSettings:
     return RealtimeSettings.from_env()
+
+
+@dataclass(frozen=True)
+class SubscriptionsSettings:
+    """functions/subscriptions: Twitch app credentials (optional locally), the callback."""
+
+    database: DatabaseSettings
+    client_id: str | None
+    client_secret: Secret | None
+    callback_url: str | None
+    eventsub_secret: Secret | None
+    helix_api_url: str
+    token_url: str
+    chat_user_id: str | None
+
+    @property
+    def configured(self) -> bool:
+        return bool(
+            self.client_id and self.client_secret and self.callback_url and self.eventsub_secret
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SubscriptionsSettings:
+        secret = read("TWITCH_CLIENT_SECRET", None, env)
+        eventsub_secret = read("EVENTSUB_SECRET", None, env)
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            client_id=read("TWITCH_CLIENT_ID", None, env),
+            client_secret=Secret(secret) if secret else None,
+            callback_url=read("EVENTSUB_CALLBACK_URL", None, env),
+            eventsub_secret=Secret(eventsub_secret) if eventsub_secret else None,
+            helix_api_url=read("HELIX_API_URL", "https://api.twitch.tv/helix", env) or "",
+            token_url=read("TWITCH_TOKEN_URL", "https://id.twitch.tv/oauth2/token", env) or "",
+            chat_user_id=read("TWITCH_CHAT_USER_ID", None, env),
+        )
+
+
+@functools.cache
+def subscriptions() -> SubscriptionsSettings:
+    return SubscriptionsSettings.from_env()

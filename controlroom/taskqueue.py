@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,3 +62,24 @@ class CloudTasksQueue:
             return  # Cloud Tasks already holds this delivery (names are deduplicated)
         except gexc.GoogleAPIError as exc:
             raise QueueUnavailableError(type(exc).__name__) from exc
+
+
+def request_run(client: tasks_v2.CloudTasksClient, target: Target, reason: str) -> None:
+    """Ask a function to run soon (one POST through Cloud Tasks, retried by the queue)."""
+    request = tasks_v2.HttpRequest(
+        http_method=tasks_v2.HttpMethod.POST,
+        url=target.url,
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"reason": reason}).encode(),
+    )
+    if target.service_account:
+        request.oidc_token = tasks_v2.OidcToken(service_account_email=target.service_account)
+    try:
+        client.create_task(
+            parent=target.queue_path,
+            task=tasks_v2.Task(http_request=request),
+            retry=_RETRY,
+            timeout=_TIMEOUT,
+        )
+    except gexc.GoogleAPIError as exc:
+        raise QueueUnavailableError(type(exc).__name__) from exc

@@ -17,10 +17,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 
-from controlroom import audit, branding, history, members, roster
-from controlroom.apierrors import ApiError, InvalidError, NotFoundError, UnauthorizedError
+from controlroom import audit, branding, helix, history, members, roster
+from controlroom.apierrors import (
+    ApiError,
+    InvalidError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from controlroom.auth import AuthError, Caller, TokenVerifier
 from controlroom.events import TOPICS
+from controlroom.taskqueue import QueueUnavailableError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
@@ -246,6 +253,9 @@ def build_api(
     s3: Any,
     branding_bucket: str,
     ready_checks: list[Callable[[], Awaitable[None]]],
+    *,
+    twitch: helix.Helix | None = None,
+    roster_changed: Callable[[str], None] | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Creator Control Room",
@@ -346,18 +356,39 @@ def build_api(
     async def list_creators(conn: Conn, who: Who) -> list[dict[str, Any]]:
         return await roster.list_creators(conn, who)
 
+    async def notify_roster(reason: str) -> None:
+        # the reconciler makes Twitch send (or stop sending) this creator's events
+        if roster_changed is None:
+            return
+        try:
+            await asyncio.to_thread(roster_changed, reason)
+        except QueueUnavailableError:
+            log.warning("subscription reconcile not requested; the schedule will catch up")
+
     @router.post("/creators", response_model=CreatorOut, status_code=201)
     async def add_creator(body: CreatorIn, conn: Conn, who: Who) -> dict[str, Any]:
-        if body.twitch_user_id is None:
-            raise TwitchNotConfiguredError()
-        return await roster.add_creator(
+        who.require("admin")
+        twitch_id, display = body.twitch_user_id, body.display_name
+        if twitch_id is None:
+            if twitch is None:
+                raise TwitchNotConfiguredError()
+            try:
+                user = await asyncio.to_thread(twitch.user_by_login, body.login)
+            except helix.HelixError:
+                raise UnavailableError("Twitch could not be asked; try again") from None
+            if user is None:
+                raise NotFoundError("no Twitch user with that login")
+            twitch_id, display = str(user["id"]), display or str(user.get("display_name") or "")
+        created = await roster.add_creator(
             conn,
             who,
-            twitch_user_id=body.twitch_user_id,
+            twitch_user_id=twitch_id,
             login=body.login,
-            display_name=body.display_name or body.login,
+            display_name=display or body.login,
             labels=body.labels,
         )
+        await notify_roster("creator added")
+        return created
 
     @router.get("/creators/{creator_id}", response_model=CreatorOut)
     async def get_creator(creator_id: uuid.UUID, conn: Conn, who: Who) -> dict[str, Any]:
@@ -374,6 +405,7 @@ def build_api(
     @router.delete("/creators/{creator_id}", status_code=204, response_class=Response)
     async def remove_creator(creator_id: uuid.UUID, conn: Conn, who: Who) -> Response:
         await roster.remove_creator(conn, who, creator_id)
+        await notify_roster("creator removed")
         return Response(status_code=204)
 
     @router.get("/members", response_model=list[MemberOut])

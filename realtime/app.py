@@ -5,10 +5,12 @@ Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis.asyncio
 import socketio
 
-from controlroom import db, logs, s3, settings
+from controlroom import cloudtasks, db, helix, logs, s3, settings, taskqueue
 from controlroom.auth import TokenVerifier
 from realtime.api import build_api
 from realtime.relay import Relay, RelayRedisManager
@@ -56,5 +58,31 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         s3.client(cfg.s3_endpoint_url),
         cfg.branding_bucket,
         [database_ready, redis_ready],
+        twitch=_twitch(cfg),
+        roster_changed=_roster_changed(cfg),
     )
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
+
+
+def _twitch(cfg: settings.RealtimeSettings) -> helix.Helix | None:
+    """Helix for resolving logins, when Twitch credentials are configured."""
+    if not (cfg.twitch_client_id and cfg.twitch_client_secret):
+        return None
+    return helix.Helix(
+        helix.HelixConfig(
+            cfg.twitch_client_id, cfg.twitch_client_secret, cfg.helix_api_url, cfg.twitch_token_url
+        )
+    )
+
+
+def _roster_changed(cfg: settings.RealtimeSettings) -> Callable[[str], None] | None:
+    """A Cloud Task for functions/subscriptions after a creator is added or removed."""
+    if not (cfg.subscriptions_url and cfg.tasks_project and cfg.tasks_location and cfg.tasks_queue):
+        return None
+    target = taskqueue.Target(
+        queue_path=cloudtasks.queue_path(cfg.tasks_project, cfg.tasks_location, cfg.tasks_queue),
+        url=cfg.subscriptions_url,
+        service_account=cfg.subscriptions_invoker,
+    )
+    client = cloudtasks.client(cfg.tasks_emulator_host)
+    return lambda reason: taskqueue.request_run(client, target, reason)

@@ -230,11 +230,13 @@ class LocalStack:
         self._prepare_buckets(endpoints)
         return endpoints
 
-    def start_relay(self, port: int | None = None) -> RelayServer:
+    def start_relay(
+        self, port: int | None = None, extra_env: dict[str, str] | None = None
+    ) -> RelayServer:
         """Another relay instance on its own port: they share Redis, so any number works."""
         assert self.endpoints is not None
         port = port or free_port()
-        env = {**os.environ, **self.endpoints.env()}
+        env = {**os.environ, **self.endpoints.env(), **(extra_env or {})}
         relay = RelayServer(f"relay-{len(self.relays) + 1}", self._logs, port, env)
         self._start(relay, f"the realtime relay #{len(self.relays) + 1}")
         self.relays.append(relay)

@@ -18,6 +18,8 @@ import pytest
 from controlroom import db, eventstore, settings
 from controlroom.stack import LocalStack
 from tests.integration.conftest import new_company
+from tests.integration.fake_helix import FakeTwitch
+from tests.integration.listener import Recorder, wait_for
 from tests.integration.tenant_data import sample_event
 
 ROLES = ("viewer", "operator", "admin", "owner")
@@ -425,3 +427,31 @@ def test_text_that_cannot_be_stored_is_a_422(
     assert operator("POST", "/api/events/1/ack", raw=b'{"note": "nul \\u0000 byte"}')[0] == 422
     assert operator("POST", "/api/events/1/ack", raw=b'{"note": "lone \\ud800"}')[0] == 422
     assert operator("GET", "/api/events?type=a%00b")[0] == 422
+
+
+def test_adding_by_login_asks_twitch_and_requests_a_reconcile(
+    stack: LocalStack, agencies: tuple[Agency, Agency]
+) -> None:
+    a, _ = agencies
+    twitch = FakeTwitch().start()
+    with Recorder() as recorder:
+        relay = stack.start_relay(
+            extra_env={
+                "TWITCH_CLIENT_ID": "test-client",
+                "TWITCH_CLIENT_SECRET": "test-secret",
+                "HELIX_API_URL": f"{twitch.url}/helix",
+                "TWITCH_TOKEN_URL": f"{twitch.url}/oauth2/token",
+                "SUBSCRIPTIONS_URL": f"{recorder.url}/subscriptions",
+            }
+        )
+        admin = Api(stack, a, "admin")
+        admin.base = relay.url
+        status, created = admin("POST", "/api/creators", {"login": "newcreator"})
+        assert status == 201
+        assert (created["twitch_user_id"], created["display_name"]) == ("424242", "NewCreator")
+        assert admin("POST", "/api/creators", {"login": "nobody_here"})[0] == 404
+        assert admin("DELETE", f"/api/creators/{created['id']}")[0] == 204
+        assert wait_for(lambda: len(recorder.received) >= 2, timeout=15)
+        reasons = sorted(json.loads(body)["reason"] for _, _, body in recorder.received)
+        assert reasons == ["creator added", "creator removed"]
+    twitch.stop()

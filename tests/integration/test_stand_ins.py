@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +15,7 @@ from google.cloud import firestore, tasks_v2
 
 from controlroom import cloudtasks, s3
 from controlroom.stack import Endpoints, local
+from tests.integration.listener import Recorder
 
 
 def test_postgres_is_the_embedded_server_on_loopback(app_conn: Any) -> None:
@@ -41,37 +40,19 @@ def test_redis_pub_sub(endpoints: Endpoints) -> None:
     client.close()
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def task_target() -> Iterator[ThreadingHTTPServer]:
-    _Recorder.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def task_target() -> Iterator[Recorder]:
+    with Recorder() as recorder:
+        yield recorder
 
 
 def test_cloud_tasks_emulator_delivers_http_tasks(
-    endpoints: Endpoints, task_target: ThreadingHTTPServer
+    endpoints: Endpoints, task_target: Recorder
 ) -> None:
     client = cloudtasks.client(endpoints.tasks_emulator_host)
     queue = cloudtasks.queue_path(local.PROJECT, local.LOCATION, local.QUEUE)
     assert client.get_queue(name=queue).name == queue
-    port = task_target.server_address[1]
+    port = task_target.server.server_address[1]
     body = json.dumps({"hello": "persist"}).encode()
     task = client.create_task(
         parent=queue,
@@ -87,10 +68,10 @@ def test_cloud_tasks_emulator_delivers_http_tasks(
     )
     assert task.name.startswith(queue)
     deadline = time.monotonic() + 10
-    while not _Recorder.received and time.monotonic() < deadline:
+    while not task_target.received and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _Recorder.received, "the emulator never delivered the task"
-    path, headers, received = _Recorder.received[0]
+    assert task_target.received, "the emulator never delivered the task"
+    path, headers, received = task_target.received[0]
     assert path == "/persist"
     assert received == body
     assert headers["x-cloudtasks-queuename"].endswith(local.QUEUE)

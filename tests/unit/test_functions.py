@@ -71,3 +71,19 @@ def test_handoff_rejects_what_is_not_a_task() -> None:
     for raw in (b"", b"{}", b'{"schema": 1}', b'{"schema": 2, "body": ""}', b"\x00"):
         with pytest.raises(HandoffError):
             PersistTask.decode(raw)
+
+
+def test_subscriptions_without_twitch_credentials_does_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from controlroom import settings
+
+    cfg = settings.SubscriptionsSettings.from_env({"DATABASE_URL": "postgresql://unused"})
+    assert not cfg.configured
+    fake = services.SubscriptionsService(cfg=cfg, pool=None, helix=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(services, "subscriptions", lambda: fake)
+    app = create_app("subscriptions", str(FUNCTIONS / "subscriptions" / "main.py"))
+    response = app.test_client().post("/")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "not configured"}
+    assert app.test_client().get("/").status_code == 405

@@ -1,0 +1,158 @@
+"""A small Twitch Helix client: an app access token by client credentials, EventSub, users."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from controlroom.settings import Secret
+
+
+class HelixError(Exception):
+    """Twitch answered with an error we do not handle here."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Helix {status}: {message}")
+        self.status = status
+
+
+class RetryLaterError(HelixError):
+    """Rate limited (429) or Twitch unavailable (5xx, network): try the whole run again later."""
+
+
+class ConflictError(HelixError):
+    """409: the subscription exists already."""
+
+
+@dataclass(frozen=True)
+class HelixConfig:
+    client_id: str
+    client_secret: Secret
+    api_url: str = "https://api.twitch.tv/helix"
+    token_url: str = "https://id.twitch.tv/oauth2/token"  # noqa: S105 - a URL, not a secret
+
+
+class Helix:
+    def __init__(self, config: HelixConfig, timeout: float = 10.0) -> None:
+        self.config = config
+        self.timeout = timeout
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._lock = threading.Lock()
+
+    # --- the app access token, cached until shortly before it expires --------------------
+    def _app_token(self, refresh: bool = False) -> str:
+        with self._lock:
+            if refresh or self._token is None or time.monotonic() > self._token_expires:
+                form = urllib.parse.urlencode(
+                    {
+                        "client_id": self.config.client_id,
+                        "client_secret": self.config.client_secret.reveal(),
+                        "grant_type": "client_credentials",
+                    }
+                ).encode()
+                status, body = self._send(
+                    "POST",
+                    self.config.token_url,
+                    form,
+                    {"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                if status != 200:
+                    raise HelixError(status, "could not get an app access token")
+                self._token = str(body["access_token"])
+                self._token_expires = time.monotonic() + max(
+                    60, int(body.get("expires_in", 3600)) - 60
+                )
+            return self._token
+
+    def _send(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Any]:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("Helix URLs must be http(s)")
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                raw = response.read()
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), int(exc.code)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise RetryLaterError(0, f"network: {type(exc).__name__}") from None
+        if status == 429 or status >= 500:
+            raise RetryLaterError(status, "rate limited or unavailable")
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            body = {}
+        return status, body
+
+    def _call(
+        self, method: str, path: str, query: dict[str, str] | None = None, payload: Any = None
+    ) -> tuple[int, Any]:
+        url = f"{self.config.api_url}{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(payload).encode() if payload is not None else None
+        for attempt in range(2):
+            headers = {
+                "Client-Id": self.config.client_id,
+                "Authorization": f"Bearer {self._app_token(refresh=attempt > 0)}",
+                "Content-Type": "application/json",
+            }
+            status, body = self._send(method, url, data, headers)
+            if status != 401:
+                return status, body
+        raise HelixError(401, "the app access token was refused")
+
+    # --- EventSub ----------------------------------------------------------------------
+    def subscriptions(self) -> Iterator[dict[str, Any]]:
+        """Every EventSub subscription of the app, following the pagination cursor."""
+        cursor: str | None = None
+        while True:
+            status, body = self._call(
+                "GET", "/eventsub/subscriptions", {"after": cursor} if cursor else None
+            )
+            if status != 200:
+                raise HelixError(status, "could not list subscriptions")
+            yield from body.get("data", [])
+            cursor = (body.get("pagination") or {}).get("cursor")
+            if not cursor:
+                return
+
+    def create_subscription(
+        self, sub_type: str, version: str, condition: dict[str, str], callback: str, secret: str
+    ) -> dict[str, Any]:
+        payload = {
+            "type": sub_type,
+            "version": version,
+            "condition": condition,
+            "transport": {"method": "webhook", "callback": callback, "secret": secret},
+        }
+        status, body = self._call("POST", "/eventsub/subscriptions", payload=payload)
+        if status == 409:
+            raise ConflictError(409, "subscription already exists")
+        if status not in (200, 202):
+            raise HelixError(status, str(body.get("message", "could not create a subscription")))
+        data = body.get("data") or [{}]
+        return dict(data[0])
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        status, body = self._call("DELETE", "/eventsub/subscriptions", {"id": subscription_id})
+        if status not in (204, 404):
+            raise HelixError(status, str(body.get("message", "could not delete a subscription")))
+
+    # --- users -------------------------------------------------------------------------
+    def user_by_login(self, login: str) -> dict[str, Any] | None:
+        status, body = self._call("GET", "/users", {"login": login})
+        if status != 200:
+            raise HelixError(status, "could not look the user up")
+        data = body.get("data") or []
+        return dict(data[0]) if data else None
