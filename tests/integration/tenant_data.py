@@ -56,8 +56,12 @@ def populate(conn: psycopg.Connection[Any], name: str, broadcaster: str) -> Tena
             "VALUES (%s, %s, %s, %s) RETURNING id",
             (company_id, broadcaster, f"login_{broadcaster}", f"Name{broadcaster}"),
         ).fetchone()["id"]
-        eventstore.append(
+        (stored,) = eventstore.append(
             conn, company_id, [sample_event(f"msg-{uuid.uuid4()}", broadcaster, creator_id)]
+        )
+        conn.execute(
+            "INSERT INTO event_acks (company_id, seq, user_id, note) VALUES (%s, %s, %s, 'seen')",
+            (company_id, stored.seq, user_id),
         )
         audit.record(
             conn,

@@ -23,6 +23,7 @@ TENANT_TABLES: dict[str, tuple[str, str]] = {
     "events": ("company_id", "topic = topic"),
     "audit_logs": ("company_id", "action = action"),
     "archive_manifests": ("company_id", "row_count = row_count"),
+    "event_acks": ("company_id", "note = note"),
 }
 
 
@@ -58,6 +59,10 @@ def insert_for(table: str, victim: Tenant) -> tuple[str, tuple[Any, ...]]:
             "INSERT INTO audit_logs (company_id, id, actor_subject, action, target_type, "
             "prev_hash, hash) VALUES (%s, 0, 'x', 'forged', 'x', '', '')",
             (c,),
+        ),
+        "event_acks": (
+            "INSERT INTO event_acks (company_id, seq, user_id) VALUES (%s, 1, %s)",
+            (c, victim.user_id),
         ),
         "archive_manifests": (
             "INSERT INTO archive_manifests (company_id, day, object_keys, row_count, checksums, "
