@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install run test check lint typecheck unit integration bench clean
+.PHONY: help install browser build run test check lint typecheck unit integration e2e bench clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
@@ -40,13 +40,33 @@ tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.js
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
+dashboard/node_modules/.installed: dashboard/package.json dashboard/package-lock.json
+	@echo "==> installing the dashboard's build tools"
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# The dashboard's static files, served by realtime/ at /.
+dashboard/dist/index.html: dashboard/node_modules/.installed $(wildcard dashboard/src/*) dashboard/index.html dashboard/vite.config.ts
+	@echo "==> building the dashboard"
+	cd dashboard && npm run build --silent
+	@touch $@
+
+install: dashboard/dist/index.html $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
+
+build: install
 
 # --- the two commands ----------------------------------------------------------------------
 run: install
 	$(BIN)/controlroom stack
 
-test: install lint typecheck
+# Debian's Chromium for the browser tests (Playwright cannot download its own browsers here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+test: install browser lint typecheck
 	$(BIN)/pytest --cov=controlroom --cov-report=term --cov-fail-under=80
 
 # --- the parts -----------------------------------------------------------------------------
@@ -65,6 +85,9 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration
 
+e2e: install browser
+	$(BIN)/pytest tests/e2e
+
 bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -73,4 +96,4 @@ bench: install bench/node/node_modules/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(TASKS_VENV) $(FIRESTORE_DIR)/node_modules .local .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TASKS_VENV) $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -26,6 +26,7 @@ def client(
         connect_timeout=3,
         read_timeout=30,
         s3={"addressing_style": "path"} if endpoint_url else {},
+        signature_version="s3v4",
     )
     access_key, secret_key = credentials or (None, None)
     return boto3.client(
@@ -70,3 +71,17 @@ def ensure_bucket(s3: S3Client, bucket: str) -> None:
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         s3.create_bucket(Bucket=bucket)
+
+
+def branding_cors(origins: list[str]) -> dict[str, Any]:
+    """The branding bucket's CORS: the dashboard's origins may PUT (pre-signed) and GET."""
+    return {
+        "CORSRules": [
+            {
+                "AllowedOrigins": origins,
+                "AllowedMethods": ["PUT", "GET"],
+                "AllowedHeaders": ["Content-Type"],
+                "MaxAgeSeconds": 3600,
+            }
+        ]
+    }

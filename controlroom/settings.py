@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class SettingsError(Exception):
@@ -206,6 +207,7 @@ class RealtimeSettings:
     tasks_queue: str | None
     tasks_emulator_host: str | None
     subscriptions_invoker: str | None
+    dashboard_dir: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -232,6 +234,8 @@ class RealtimeSettings:
             or read("CLOUD_TASKS_QUEUE", None, env),
             tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
             subscriptions_invoker=read("SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT", None, env),
+            dashboard_dir=read("DASHBOARD_DIR", None, env)
+            or str(Path(__file__).resolve().parents[1] / "dashboard" / "dist"),
         )
 
 

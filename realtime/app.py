@@ -6,9 +6,13 @@ Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import redis.asyncio
 import socketio
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from controlroom import cloudtasks, db, helix, logs, s3, settings, taskqueue
 from controlroom.auth import TokenVerifier
@@ -61,6 +65,7 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         twitch=_twitch(cfg),
         roster_changed=_roster_changed(cfg),
     )
+    mount_dashboard(api, cfg.dashboard_dir)
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
 
 
@@ -86,3 +91,18 @@ def _roster_changed(cfg: settings.RealtimeSettings) -> Callable[[str], None] | N
     )
     client = cloudtasks.client(cfg.tasks_emulator_host)
     return lambda reason: taskqueue.request_run(client, target, reason)
+
+
+def mount_dashboard(api: FastAPI, directory: str) -> None:
+    """The dashboard's static files at `/` (after the API routes, which take precedence)."""
+    if Path(directory, "index.html").is_file():
+        api.mount("/", StaticFiles(directory=directory, html=True), name="dashboard")
+        return
+
+    @api.get("/", include_in_schema=False)
+    async def not_built() -> HTMLResponse:
+        return HTMLResponse(
+            "<h1>Creator Control Room</h1><p>The dashboard is not built: run <code>make build"
+            "</code> (or <code>make run</code>).</p>",
+            status_code=503,
+        )

@@ -266,6 +266,11 @@ class LocalStack:
         )
         s3.ensure_bucket(client, ARCHIVE_BUCKET)
         s3.ensure_bucket(client, BRANDING_BUCKET)
+        # the browser PUTs logos straight to S3 from the dashboard's origin
+        client.put_bucket_cors(
+            Bucket=BRANDING_BUCKET,
+            CORSConfiguration=s3.branding_cors(["*"]),  # type: ignore[arg-type]
+        )
         client.put_bucket_lifecycle_configuration(
             Bucket=ARCHIVE_BUCKET,
             LifecycleConfiguration=s3.lifecycle_rules(),  # type: ignore[arg-type]

@@ -1,0 +1,95 @@
+// The live feed: one socket, a gap-free ordered stream of events, resumed from the last seq.
+import { io, Socket } from "socket.io-client";
+import type { Connection, CreatorState, FeedEvent } from "./types";
+
+export interface FeedHandlers {
+  events(batch: FeedEvent[]): void; // in seq order, each once, batched per animation frame
+  state(state: CreatorState): void;
+  connection(status: Connection, detail?: string): void;
+  resync(): void; // the position could not be recovered: reload snapshot and history
+}
+
+export class LiveFeed {
+  lastSeq: number | null = null;
+  epoch: string | null = null;
+  private socket: Socket;
+  private pending: FeedEvent[] = [];
+  private frame = 0;
+  private resuming = false;
+
+  constructor(private token: string, private handlers: FeedHandlers) {
+    this.socket = io({
+      transports: ["websocket"],
+      // the auth callback runs on every (re)connect, so a reconnect resumes where we were
+      auth: (cb) =>
+        cb({
+          token: this.token,
+          snapshot: true,
+          ...(this.lastSeq !== null ? { last_seq: this.lastSeq } : {}),
+          ...(this.epoch ? { epoch: this.epoch } : {}),
+        }),
+    });
+    const s = this.socket;
+    s.on("connect", () => handlers.connection(this.lastSeq === null ? "connecting" : "catching up"));
+    s.on("disconnect", (reason) => {
+      if (reason !== "io client disconnect") handlers.connection("reconnecting");
+    });
+    s.on("connect_error", (err) => {
+      const refused = !err.message.startsWith("websocket") && !err.message.includes("xhr") && err.message !== "timeout";
+      handlers.connection(refused ? "refused" : "reconnecting", err.message);
+    });
+    s.on("session_expired", () => handlers.connection("refused", "session expired"));
+    s.on("event", (e: FeedEvent) => this.accept([e]));
+    s.on("events", (list: FeedEvent[]) => this.accept(list));
+    s.on("creator_state", (state: CreatorState) => handlers.state(state));
+    s.on("live", (data: { epoch: string; last_seq: number }) => {
+      this.epoch = data.epoch;
+      if (this.lastSeq === null || data.last_seq > this.lastSeq) this.lastSeq = data.last_seq;
+      this.resuming = false;
+      handlers.connection("live");
+    });
+    s.on("resync", (data: { epoch: string; last_seq: number }) => {
+      this.epoch = data.epoch;
+      this.lastSeq = data.last_seq;
+      this.pending = [];
+      handlers.connection("resynced");
+      handlers.resync();
+    });
+  }
+
+  private accept(list: FeedEvent[]): void {
+    for (const e of list) {
+      if (this.lastSeq !== null && e.seq <= this.lastSeq) continue; // seen already
+      if (this.lastSeq !== null && e.seq > this.lastSeq + 1) {
+        // a gap in the live stream: ask for what is missing; it arrives in order
+        if (!this.resuming) {
+          this.resuming = true;
+          this.handlers.connection("catching up");
+          this.socket.emit("resume", { last_seq: this.lastSeq, epoch: this.epoch });
+        }
+        return;
+      }
+      this.lastSeq = e.seq;
+      this.pending.push(e);
+    }
+    if (!this.frame && this.pending.length) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        const batch = this.pending;
+        this.pending = [];
+        this.handlers.events(batch);
+      });
+    }
+  }
+
+  refreshToken(token: string): Promise<boolean> {
+    this.token = token;
+    return new Promise((resolve) =>
+      this.socket.emit("refresh_token", { token }, (ack: { ok: boolean }) => resolve(Boolean(ack?.ok))),
+    );
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

@@ -1,0 +1,164 @@
+"""The dashboard in a real browser against the whole local stack."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from playwright.sync_api import Browser, expect
+
+from controlroom import db, seed, settings
+from controlroom.stack import LocalStack
+from tests.e2e.conftest import SCREENSHOTS, open_dashboard, send
+
+LOGO_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32">'
+    b'<rect width="64" height="32" fill="#222"/></svg>'
+)
+
+
+def feed_seqs(page) -> list[int]:  # type: ignore[no-untyped-def]
+    return sorted(
+        int(s)
+        for s in page.locator("[data-testid=feed-row]").evaluate_all(
+            "rows => rows.map(r => r.dataset.seq)"
+        )
+    )
+
+
+def test_sign_in_tiles_go_live_and_raids_are_highlighted(
+    browser: Browser, stack: LocalStack, env: dict[str, str], demo: seed.SeedResult
+) -> None:
+    page = open_dashboard(browser, stack, demo.admin_subject, demo.company_id, "admin")
+    expect(page.get_by_test_id("company-name")).to_have_text("Northwind Talent")
+    tile = page.get_by_test_id("tile-cool_user")
+    expect(tile).to_be_visible()
+    send(
+        env,
+        "stream.online",
+        "1337",
+        "cool_user",
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    expect(tile.get_by_test_id("status")).to_contain_text("LIVE", timeout=1_000)
+    send(env, "channel.raid", "1337", "cool_user", viewers=4242)
+    expect(tile.get_by_test_id("highlight")).to_contain_text("4242 viewers", timeout=2_000)
+    for t in ("channel.follow", "channel.cheer", "channel.subscription.gift"):
+        send(env, t, "41245072", "northwind_nova")
+    page.screenshot(path=str(SCREENSHOTS / "wall.png"))
+    # filters
+    page.get_by_test_id("wall-filter").fill("nova")
+    expect(page.locator("[data-testid^=tile-]")).to_have_count(1)
+    page.get_by_test_id("wall-filter").fill("")
+    page.get_by_test_id("nav-feed").click()
+    expect(page.locator("[data-testid=feed-row]").first).to_be_visible()
+    page.get_by_test_id("feed-topic").select_option("monetization")
+    types = page.locator("[data-testid=feed-row] .type").all_inner_texts()
+    assert types and all(
+        t
+        in {
+            "channel.cheer",
+            "channel.subscription.gift",
+            "channel.subscribe",
+            "channel.subscription.message",
+            "channel.hype_train.begin",
+        }
+        for t in types
+    )
+    page.get_by_test_id("feed-topic").select_option("")
+    page.screenshot(path=str(SCREENSHOTS / "feed.png"))
+    page.close()
+
+
+def test_another_company_sees_nothing_of_ours(
+    browser: Browser,
+    stack: LocalStack,
+    env: dict[str, str],
+    demo: seed.SeedResult,
+    rival: uuid.UUID,
+) -> None:
+    theirs = open_dashboard(browser, stack, "rival-viewer", rival, "viewer")
+    expect(theirs.get_by_test_id("tile-rival_star")).to_be_visible()
+    send(env, "channel.cheer", "1337", "cool_user")
+    send(env, "stream.online", "1971641", "streamer")
+    time.sleep(1.5)
+    assert theirs.locator("[data-testid^=tile-]").count() == 1
+    theirs.get_by_test_id("nav-feed").click()
+    assert theirs.locator("[data-testid=feed-row]").count() == 0
+    assert "cool_user" not in theirs.content() and "Northwind" not in theirs.content()
+    theirs.close()
+
+
+def test_a_cut_socket_resumes_with_every_event_once_in_order(
+    browser: Browser, stack: LocalStack, env: dict[str, str], demo: seed.SeedResult
+) -> None:
+    page = open_dashboard(browser, stack, demo.admin_subject, demo.company_id, "admin")
+    page.get_by_test_id("nav-feed").click()
+    send(env, "channel.follow", "1337", "cool_user")
+    page.wait_for_timeout(1000)
+    before = feed_seqs(page)
+    relay = stack.relays[0]
+    relay.stop()  # the socket is cut
+    expect(page.get_by_test_id("connection")).to_have_text("reconnecting", timeout=10_000)
+    for _ in range(8):
+        send(env, "channel.follow", "1971641", "streamer")
+    relay.start()  # the same address comes back
+    expect(page.get_by_test_id("connection")).to_have_text("live", timeout=30_000)
+    page.wait_for_timeout(1500)
+    after = feed_seqs(page)
+    assert len(after) == len(set(after)), "an event is shown twice"
+    assert after == list(range(after[0], after[-1] + 1)), "an event is missing"
+    assert len(after) >= len(before) + 8
+    page.close()
+
+
+def test_branding_set_by_an_admin_shows_to_a_viewer_who_sees_no_admin_controls(
+    browser: Browser, stack: LocalStack, demo: seed.SeedResult
+) -> None:
+    admin = open_dashboard(browser, stack, demo.admin_subject, demo.company_id, "admin")
+    admin.get_by_test_id("nav-admin").click()
+    admin.get_by_test_id("brand-name").fill("Northwind Talent Group")
+    admin.get_by_test_id("brand-primary").fill("#ffcc00")
+    admin.get_by_test_id("brand-save").click()
+    expect(admin.get_by_test_id("company-name")).to_have_text("Northwind Talent Group")
+    admin.get_by_test_id("brand-logo").set_input_files(
+        files=[
+            {
+                "name": "logo.svg",
+                "mimeType": "image/svg+xml",
+                "buffer": LOGO_SVG,
+            }
+        ]
+    )
+    expect(admin.locator("img.logo")).to_be_visible(timeout=10_000)
+    admin.screenshot(path=str(SCREENSHOTS / "settings.png"))
+    admin.close()
+    # a viewer of the same company
+    cfg = settings.DatabaseSettings.from_env(stack.endpoints.env())  # type: ignore[union-attr]
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, demo.company_id):
+        user = conn.execute(
+            "INSERT INTO users (company_id, subject) VALUES (%s, 'e2e-viewer') "
+            "ON CONFLICT (company_id, subject) DO UPDATE SET subject = EXCLUDED.subject "
+            "RETURNING id",
+            (demo.company_id,),
+        ).fetchone()["id"]
+        conn.execute(
+            "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, 'viewer') "
+            "ON CONFLICT DO NOTHING",
+            (demo.company_id, user),
+        )
+    viewer = open_dashboard(browser, stack, "e2e-viewer", demo.company_id, "viewer")
+    expect(viewer.get_by_test_id("company-name")).to_have_text("Northwind Talent Group")
+    expect(viewer.locator("img.logo")).to_be_visible()
+    brand = viewer.locator(".app").evaluate(
+        "el => getComputedStyle(el).getPropertyValue('--brand').trim()"
+    )
+    assert brand == "#ffcc00"
+    on_brand = viewer.locator(".app").evaluate(
+        "el => getComputedStyle(el).getPropertyValue('--on-brand').trim()"
+    )
+    assert on_brand == "#000000"  # dark text on a light brand colour
+    expect(viewer.get_by_test_id("nav-admin")).to_have_count(0)
+    viewer.get_by_test_id("nav-feed").click()
+    expect(viewer.locator("button.ack")).to_have_count(0)
+    viewer.close()
