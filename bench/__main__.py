@@ -12,6 +12,7 @@ BENCHMARKS = {
     "persist": "bench.persist",
     "pipeline": "bench.pipeline",
     "relay": "bench.relay",
+    "browser": "bench.browser",
 }
 
 

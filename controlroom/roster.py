@@ -144,3 +144,17 @@ async def remove_creator(
             before=row,
         )
     return dict(row)
+
+
+async def unhealthy_subscriptions(
+    conn: psycopg.AsyncConnection[Any], caller: Caller
+) -> list[dict[str, Any]]:
+    """EventSub subscriptions of this company's creators that are not delivering."""
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "SELECT c.id AS creator_id, s.type, s.status, s.updated_at "
+            "FROM eventsub_subscriptions s JOIN creators c "
+            "ON c.twitch_user_id = s.broadcaster_user_id "
+            "WHERE s.status <> 'enabled' ORDER BY c.id, s.type"
+        )
+        return [{**r, "creator_id": str(r["creator_id"])} for r in await cur.fetchall()]

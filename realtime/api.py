@@ -142,6 +142,13 @@ class CreatorPatch(Strict):
     notes: str | None = Field(None, max_length=2000)
 
 
+class SubscriptionHealth(BaseModel):
+    creator_id: str
+    type: str
+    status: str
+    updated_at: datetime
+
+
 class MemberOut(BaseModel):
     user_id: str
     subject: str
@@ -389,6 +396,10 @@ def build_api(
         )
         await notify_roster("creator added")
         return created
+
+    @router.get("/subscriptions/unhealthy", response_model=list[SubscriptionHealth])
+    async def unhealthy(conn: Conn, who: Who) -> list[dict[str, Any]]:
+        return await roster.unhealthy_subscriptions(conn, who)
 
     @router.get("/creators/{creator_id}", response_model=CreatorOut)
     async def get_creator(creator_id: uuid.UUID, conn: Conn, who: Who) -> dict[str, Any]:

@@ -9,6 +9,12 @@ import type { Connection, CreatorState, FeedEvent, Me } from "./types";
 import { atLeast } from "./types";
 
 const TOKEN_KEY = "controlroom.token";
+
+interface RosterRow {
+  id: string; twitch_user_id: string; twitch_login: string; display_name: string; status: string;
+  title: string | null; category_name: string | null; live_since: string | null;
+  last_event_at: string | null; authorization_revoked: boolean; labels: string[];
+}
 const MAX_FEED = 5000;
 
 function initialToken(): string | null {
@@ -67,6 +73,28 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
     }
   }, [token, signOut]);
 
+  const [health, setHealth] = useState<Map<string, string[]>>(new Map());
+  const loadRoster = useCallback(async () => {
+    // labels come from the REST API; live state from the socket's snapshot
+    const rows = await api<RosterRow[]>(token, "GET", "/creators");
+    setCreators((old) => {
+      const next = new Map<string, CreatorState>();
+      for (const r of rows) {
+        next.set(r.id, {
+          creator_id: r.id, twitch_user_id: r.twitch_user_id, login: r.twitch_login,
+          display_name: r.display_name, status: r.status, title: r.title, category_name: r.category_name,
+          live_since: r.live_since, last_event_at: r.last_event_at,
+          authorization_revoked: r.authorization_revoked, ...old.get(r.id), labels: r.labels,
+        });
+      }
+      return next; // removed creators leave the wall
+    });
+    const bad = await api<{ creator_id: string; type: string; status: string }[]>(token, "GET", "/subscriptions/unhealthy");
+    const byCreator = new Map<string, string[]>();
+    for (const b of bad) byCreator.set(b.creator_id, [...(byCreator.get(b.creator_id) ?? []), `${b.type.replace("channel.", "")} events: ${b.status.replaceAll("_", " ")}`]);
+    setHealth(byCreator);
+  }, [token]);
+
   const loadHistory = useCallback(async () => {
     const page = await api<{ items: FeedEvent[] }>(token, "GET", "/events?limit=200");
     setEvents(page.items.slice().reverse());
@@ -75,6 +103,7 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
   useEffect(() => {
     void loadMe();
     void loadHistory();
+    void loadRoster();
     const live = new LiveFeed(token, {
       events: (batch) => {
         setEvents((old) => {
@@ -93,7 +122,7 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
     });
     feed.current = live;
     return () => live.close();
-  }, [token, signOut, loadHistory, loadMe]);
+  }, [token, signOut, loadHistory, loadMe, loadRoster]);
 
   const branding = me?.company.branding;
   const style = useMemo(() => {
@@ -132,9 +161,43 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
         <button className="signout" onClick={() => signOut()}>Sign out</button>
       </header>
       <div className="sr-only" aria-live="polite">{announcement}</div>
-      {page === "wall" && <Wall creators={[...creators.values()]} recent={lastEventByCreator} />}
+      <RefreshBanner token={token} feed={feed} />
+      {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} />}
       {page === "feed" && <Feed token={token} events={events} creators={creators} role={me?.role ?? "viewer"} />}
-      {page === "admin" && me && <Admin token={token} me={me} onChanged={loadMe} />}
+      {page === "admin" && me && <Admin token={token} me={me} onChanged={() => { void loadMe(); void loadRoster(); }} />}
+    </div>
+  );
+}
+
+
+function expiresAt(token: string): number | null {
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof payload.exp === "number" ? payload.exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// Before the token runs out, offer to paste a fresh one; it is handed to the live socket.
+function RefreshBanner({ token, feed }: { token: string; feed: React.RefObject<LiveFeed | null> }) {
+  const [now, setNow] = useState(Date.now());
+  const [current, setCurrent] = useState(token);
+  const [value, setValue] = useState("");
+  const [error, setError] = useState("");
+  useEffect(() => { const t = setInterval(() => setNow(Date.now()), 15_000); return () => clearInterval(t); }, []);
+  const exp = expiresAt(current);
+  if (!exp || exp - now > 10 * 60_000) return null;
+  return (
+    <div className="banner" role="alert">
+      Your session ends in {Math.max(0, Math.round((exp - now) / 60_000))} min.
+      <input value={value} onChange={(e) => setValue(e.target.value)} placeholder="paste a new token" aria-label="New token" />
+      <button onClick={async () => {
+        const ok = await feed.current?.refreshToken(value.trim());
+        if (ok) { sessionStorage.setItem("controlroom.token", value.trim()); setCurrent(value.trim()); setValue(""); setError(""); }
+        else setError("That token was refused");
+      }}>Refresh</button>
+      {error && <span>{error}</span>}
     </div>
   );
 }

@@ -35,7 +35,7 @@ export function highlightOf(e: FeedEvent): string | null {
   }
 }
 
-function Tile({ c, recent, now }: { c: CreatorState; recent: FeedEvent[]; now: number }) {
+function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]; now: number; health: string[] }) {
   const last = recent[recent.length - 1];
   const highlight = [...recent].reverse().find((e) => highlightOf(e) && now - Date.parse(e.occurred_at) < HIGHLIGHT_MS)
     ?? [...recent].reverse().find((e) => highlightOf(e));
@@ -51,6 +51,7 @@ function Tile({ c, recent, now }: { c: CreatorState; recent: FeedEvent[]; now: n
       <div className="tile-category">{c.category_name ?? ""}</div>
       {last && <div className="tile-last">Last: {last.type.replace("channel.", "")} · {since(last.occurred_at, now)} ago</div>}
       {c.authorization_revoked && <div className="health bad">Authorization revoked</div>}
+      {health.slice(0, 2).map((h) => <div key={h} className="health bad" data-testid="health">{h}</div>)}
       {highlight && fresh > 0 && (
         <div className="highlight" data-testid="highlight" style={{ opacity: 0.35 + 0.65 * fresh }}>{highlightOf(highlight)}</div>
       )}
@@ -58,7 +59,9 @@ function Tile({ c, recent, now }: { c: CreatorState; recent: FeedEvent[]; now: n
   );
 }
 
-export function Wall({ creators, recent }: { creators: CreatorState[]; recent: Map<string, FeedEvent[]> }) {
+export function Wall({ creators, recent, health }: {
+  creators: CreatorState[]; recent: Map<string, FeedEvent[]>; health: Map<string, string[]>;
+}) {
   const [sort, setSort] = useState<Sort>("live");
   const [text, setText] = useState("");
   const [label, setLabel] = useState("");
@@ -118,7 +121,7 @@ export function Wall({ creators, recent }: { creators: CreatorState[]; recent: M
       <div className="wall" ref={box} data-testid="wall">
         <div style={{ height: rows * TILE_H, position: "relative" }}>
           <div className="grid" style={{ transform: `translateY(${first * TILE_H}px)`, gridTemplateColumns: `repeat(${columns}, 1fr)` }}>
-            {visible.map((c) => <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? []} now={now} />)}
+            {visible.map((c) => <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? []} now={now} health={health.get(c.creator_id) ?? []} />)}
           </div>
         </div>
       </div>
