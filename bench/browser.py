@@ -71,7 +71,8 @@ def _company(
         )
         for i in range(creators):
             row = conn.execute(
-                "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name, status) "
+                "INSERT INTO creators "
+                "(company_id, twitch_user_id, twitch_login, display_name, status) "
                 "VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 (
                     company,
@@ -91,6 +92,7 @@ def _produce(
     redis_url: str,
     company: uuid.UUID,
     creators: list[tuple[uuid.UUID, str]],
+    *,
     rate: float,
     seconds: float,
     stop: threading.Event,
@@ -187,7 +189,15 @@ def run(quick: bool = False) -> dict[str, Any]:
                 produced: list[int] = []
                 worker = threading.Thread(
                     target=lambda: produced.append(
-                        _produce(cfg, env["REDIS_URL"], company, creators, rate, load_seconds, stop)
+                        _produce(
+                            cfg,
+                            env["REDIS_URL"],
+                            company,
+                            creators,
+                            rate=rate,
+                            seconds=load_seconds,
+                            stop=stop,
+                        )
                     )
                 )
                 worker.start()
@@ -208,17 +218,18 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             stack.stop()
     print(
-        f"{creators_n} creators, {rate:.0f} events/s for {load_seconds} s ({produced[0]} events); connection: {shown}"
+        f"{creators_n} creators, {rate:.0f} events/s for {load_seconds} s "
+        f"({produced[0]} events); connection: {shown}"
     )
     print(f"{'window':<22}{'frames':>8}{'mean ms':>9}{'p95 ms':>9}{'max ms':>9}{'heap MB':>9}")
     for label, r in rows:
-        print(
-            f"{label:<22}{r['frames']:>8}{r['mean']:>9.1f}{r['p95']:>9.1f}{r['max']:>9.1f}{r['heap_mb']:>9.1f}"
-        )
+        cells = f"{r['frames']:>8}{r['mean']:>9.1f}{r['p95']:>9.1f}{r['max']:>9.1f}"
+        print(f"{label:<22}{cells}{r['heap_mb']:>9.1f}")
     idle = rows[1][1]
     loaded = [r for label, r in rows if label.startswith("load")]
+    frame_ratio = statistics.fmean(r["p95"] for r in loaded) / idle["p95"]
+    heap_ratio = loaded[-1]["heap_mb"] / idle["heap_mb"]
     print(
-        f"ratio loaded / idle: p95 frame time {statistics.fmean(r['p95'] for r in loaded) / idle['p95']:.2f}, "
-        f"heap at the end {loaded[-1]['heap_mb'] / idle['heap_mb']:.2f}"
+        f"ratio loaded / idle: p95 frame time {frame_ratio:.2f}, heap at the end {heap_ratio:.2f}"
     )
     return {"rows": rows}
