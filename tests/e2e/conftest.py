@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     stack = LocalStack(Path(tmp_path_factory.mktemp("e2e")), services=True)
     stack.start()
@@ -43,19 +43,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         stack.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def env(stack: LocalStack) -> dict[str, str]:
     assert stack.endpoints is not None
     return stack.endpoints.env()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(env: dict[str, str]) -> seed.SeedResult:
     with db.connect(settings.DatabaseSettings.from_env(env)) as conn:
         return seed.seed_demo(conn)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rival(env: dict[str, str]) -> uuid.UUID:
     """A second agency, with a viewer and creators of its own."""
     company = uuid.uuid4()
@@ -81,7 +81,7 @@ def rival(env: dict[str, str]) -> uuid.UUID:
     return company
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: `make test` installs Debian's chromium (apt) first")
