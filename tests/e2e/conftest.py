@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from controlroom import db, seed, settings, twitchsim
 from controlroom.stack import LocalStack
+from tests.integration.conftest import services_stack, stack_env
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -35,18 +36,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("e2e")), services=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    with services_stack(tmp_path_factory, "e2e") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def env(stack: LocalStack) -> dict[str, str]:
-    assert stack.endpoints is not None
-    return stack.endpoints.env()
+    return stack_env(stack)
 
 
 @pytest.fixture(scope="module")

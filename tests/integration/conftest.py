@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,19 @@ def new_company(conn: psycopg.Connection[Any], name: str = "Acme") -> uuid.UUID:
             (company_id, name, f"c-{company_id.hex[:12]}"),
         )
     return company_id
+
+
+@contextmanager
+def services_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[LocalStack]:
+    """A stack of its own with our services (functions, relay): for modules that stop parts."""
+    stack = LocalStack(Path(tmp_path_factory.mktemp(name)), services=True)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def stack_env(stack: LocalStack) -> dict[str, str]:
+    assert stack.endpoints is not None
+    return stack.endpoints.env()

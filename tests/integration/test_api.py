@@ -17,7 +17,7 @@ import pytest
 
 from controlroom import db, eventstore, settings
 from controlroom.stack import LocalStack
-from tests.integration.conftest import new_company
+from tests.integration.conftest import new_company, services_stack
 from tests.integration.fake_helix import FakeTwitch
 from tests.integration.listener import Recorder, wait_for
 from tests.integration.tenant_data import sample_event
@@ -27,12 +27,8 @@ ROLES = ("viewer", "operator", "admin", "owner")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("api")), services=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    with services_stack(tmp_path_factory, "api") as running:
+        yield running
 
 
 @dataclass

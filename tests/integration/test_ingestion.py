@@ -7,7 +7,6 @@ import concurrent.futures
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,25 +15,20 @@ from google.cloud import firestore
 
 from controlroom import db, eventsub, settings, twitchsim
 from controlroom.stack import LocalStack, local
-from tests.integration.conftest import new_company
+from tests.integration.conftest import new_company, services_stack, stack_env
 from tests.integration.listener import Listener, wait_for
 from tests.samples import load, message, sample_names
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("pipeline")), services=True)
-    stack.start()
-    try:
+    with services_stack(tmp_path_factory, "pipeline") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
 def env(pipeline: LocalStack) -> dict[str, str]:
-    assert pipeline.endpoints is not None
-    return pipeline.endpoints.env()
+    return stack_env(pipeline)
 
 
 @pytest.fixture(scope="module")

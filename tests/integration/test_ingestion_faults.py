@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from controlroom import db, settings, twitchsim
 from controlroom.stack import LocalStack
+from tests.integration.conftest import services_stack, stack_env
 from tests.integration.listener import wait_for
 from tests.integration.test_ingestion import stored, watch
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("faults")), services=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    with services_stack(tmp_path_factory, "faults") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def env(stack: LocalStack) -> dict[str, str]:
-    assert stack.endpoints is not None
-    return stack.endpoints.env()
+    return stack_env(stack)
 
 
 @pytest.fixture(scope="module")

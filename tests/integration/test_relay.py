@@ -23,7 +23,7 @@ from controlroom.emitter import SocketIOPublisher
 from controlroom.events import compact
 from controlroom.stack import LocalStack
 from controlroom.stack.functions import RelayServer
-from tests.integration.conftest import new_company
+from tests.integration.conftest import new_company, services_stack, stack_env
 from tests.integration.listener import wait_for
 from tests.integration.relay_client import FeedClient
 from tests.integration.tenant_data import sample_event
@@ -31,18 +31,13 @@ from tests.integration.tenant_data import sample_event
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    stack = LocalStack(Path(tmp_path_factory.mktemp("relay")), services=True)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+    with services_stack(tmp_path_factory, "relay") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def env(stack: LocalStack) -> dict[str, str]:
-    assert stack.endpoints is not None
-    return stack.endpoints.env()
+    return stack_env(stack)
 
 
 @pytest.fixture(scope="module")
