@@ -6,13 +6,14 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install browser build run test check lint typecheck unit integration e2e bench clean
+.PHONY: help install browser build run archive test check lint typecheck unit integration e2e bench clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
 	@echo "make test   - lint, type-check and run every test tier with the coverage floor"
 	@echo "make check  - lint and type-check only"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
+	@echo "make archive - export closed days of make run's stack to its S3 now"
 	@echo "make clean  - remove virtual environments and local stack data"
 
 # --- installation: each stamp is redone when what it installs from changes --------------
@@ -68,6 +69,11 @@ browser:
 
 test: install browser lint typecheck
 	$(BIN)/pytest --cov=controlroom --cov-report=term --cov-fail-under=80
+
+# One archive run now, against `make run`'s stack (it also runs on a timer there).
+archive: install
+	@test -f .local/stack.env || { echo "start the stack first: make run"; exit 2; }
+	set -a; . ./.local/stack.env; set +a; $(BIN)/controlroom archive
 
 # --- the parts -----------------------------------------------------------------------------
 check: install lint typecheck

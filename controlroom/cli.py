@@ -51,12 +51,34 @@ def cmd_stack(args: argparse.Namespace) -> int:
         }
         write_env_file(Path(args.env_file), env)
         _print_summary(env, Path(args.env_file))
+        interval = settings.read_int("ARCHIVE_INTERVAL_SECONDS", 3600)
+        threading.Thread(target=_archive_timer, args=(env, stop, interval), daemon=True).start()
         stop.wait()
     finally:
         print("\nstopping the local stack ...", flush=True)
         stack.stop()
         print("stopped; nothing left running.", flush=True)
     return 0
+
+
+def _archive_timer(env: dict[str, str], stop: threading.Event, interval: float) -> None:
+    """Cloud Scheduler's stand-in: an archive run every `interval` seconds while the stack is up."""
+    from controlroom import archive, s3
+
+    cfg = settings.ArchiveSettings.from_env(env)
+    while not stop.wait(interval):
+        try:
+            with db.connect(cfg.database, autocommit=True) as conn:
+                summary = archive.run(conn, s3.client(cfg.s3_endpoint_url), cfg.bucket)
+        except Exception as exc:  # noqa: BLE001 - a timer must outlive one failed run
+            print(f"  archive run failed: {type(exc).__name__}", flush=True)
+            continue
+        if summary.exported or summary.failed:
+            print(
+                f"  archive: {len(summary.exported)} company-day(s) exported, "
+                f"{len(summary.failed)} failed",
+                flush=True,
+            )
 
 
 def _print_summary(env: dict[str, str], env_file: Path) -> None:
@@ -195,6 +217,32 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(_args: argparse.Namespace) -> int:
+    """Export closed days now (what Cloud Scheduler triggers), with progress and a summary."""
+    from controlroom import archive, s3
+
+    cfg = settings.archive()
+    print(
+        f"archiving closed days to s3://{cfg.bucket} (retention: "
+        f"{'off' if cfg.retention_days is None else f'{cfg.retention_days} days'})",
+        flush=True,
+    )
+    with db.connect(cfg.database, autocommit=True) as conn:
+        summary = archive.run(
+            conn,
+            s3.client(cfg.s3_endpoint_url),
+            cfg.bucket,
+            retention_days=cfg.retention_days,
+            progress=lambda line: print(f"  {line}", flush=True),
+        )
+    print(
+        f"company-days exported: {len(summary.exported)}, rows: {summary.rows}, "
+        f"bytes: {summary.bytes}, skipped: {summary.skipped}, failed: {len(summary.failed)}, "
+        f"pruned rows: {summary.pruned_rows}"
+    )
+    return 1 if summary.failed else 0
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     dbadmin.bootstrap(
         settings.require("DATABASE_ADMIN_URL"),
@@ -283,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--snapshot", action="store_true", help="print creator states first")
     watch.add_argument("--seconds", type=float, help="stop after this long")
     watch.set_defaults(func=cmd_watch)
+
+    sub.add_parser("archive", help="export closed days to S3 now").set_defaults(func=cmd_archive)
 
     aud = sub.add_parser("audit", help="audit trail")
     audsub = aud.add_subparsers(dest="audit_command", required=True)

@@ -282,3 +282,30 @@ class SubscriptionsSettings:
 @functools.cache
 def subscriptions() -> SubscriptionsSettings:
     return SubscriptionsSettings.from_env()
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """functions/archive: PostgreSQL as the runtime role, the archive bucket, a retention."""
+
+    database: DatabaseSettings
+    bucket: str
+    s3_endpoint_url: str | None
+    retention_days: int | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveSettings:
+        retention = read("ARCHIVE_RETENTION_DAYS", None, env)
+        if retention is not None and not retention.isdigit():
+            raise SettingsError(f"ARCHIVE_RETENTION_DAYS must be a whole number, got {retention!r}")
+        return cls(
+            database=DatabaseSettings.from_env(env),
+            bucket=require("ARCHIVE_BUCKET", env),
+            s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
+            retention_days=int(retention) if retention is not None else None,
+        )
+
+
+@functools.cache
+def archive() -> ArchiveSettings:
+    return ArchiveSettings.from_env()
