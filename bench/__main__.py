@@ -13,6 +13,7 @@ BENCHMARKS = {
     "pipeline": "bench.pipeline",
     "relay": "bench.relay",
     "browser": "bench.browser",
+    "archive": "bench.archive",
 }
 
 

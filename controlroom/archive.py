@@ -142,7 +142,10 @@ def _write(
     """Both files for one company-day; memory holds one row group at most."""
     ndjson_path, parquet_path = folder / "part.ndjson.gz", folder / "part.parquet"
     count, first, last = 0, None, None
-    pending: list[dict[str, Any]] = []
+    # rows become columnar Arrow batches as they arrive; a row group is written once enough
+    # batches are held, so memory stays at about one row group of columnar data
+    batches: list[pa.RecordBatch] = []
+    held = 0
     # mtime=0 and no file name: the gzip bytes depend only on the rows
     with (
         open(ndjson_path, "wb") as raw,
@@ -151,13 +154,16 @@ def _write(
     ):
 
         def flush() -> None:
-            if pending:
-                table = pa.Table.from_pylist(pending, schema=PARQUET_SCHEMA)
+            nonlocal held
+            if batches:
+                table = pa.Table.from_batches(batches, schema=PARQUET_SCHEMA)
                 parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                pending.clear()
+                batches.clear()
+                held = 0
 
         with tenant_transaction(conn, company):
             for batch in _rows(conn, company, day):
+                pending: list[dict[str, Any]] = []
                 for row in batch:
                     plain = _plain(row)
                     payload = plain["payload"]
@@ -174,7 +180,9 @@ def _write(
                     count += 1
                     first = row["seq"] if first is None else first
                     last = row["seq"]
-                if len(pending) >= ROW_GROUP_ROWS:
+                batches.append(pa.RecordBatch.from_pylist(pending, schema=PARQUET_SCHEMA))
+                held += len(pending)
+                if held >= ROW_GROUP_ROWS:
                     flush()
         flush()
     return ndjson_path, parquet_path, count, first, last
