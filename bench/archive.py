@@ -45,7 +45,8 @@ def _fill(admin_db: str, cfg: settings.DatabaseSettings, rows: int) -> uuid.UUID
                 topic, occurred_at, received_at, broadcaster_user_id, actor_login, amount,
                 message_text, payload)
             SELECT %(c)s, g, 'm-' || g, 'm-' || g, 'channel.chat.message', '1', 'engagement',
-                   %(s)s + (g * interval '80 milliseconds'), %(s)s + (g * interval '80 milliseconds'),
+                   %(s)s + (g * interval '80 milliseconds'),
+                   %(s)s + (g * interval '80 milliseconds'),
                    '1337', 'viewer' || (g %% 5000), g %% 1000, 'PogChamp message number ' || g,
                    jsonb_build_object('message', jsonb_build_object('text', 'PogChamp ' || g),
                                       'chatter_user_login', 'viewer' || (g %% 5000))
@@ -92,7 +93,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 [
                     sys.executable,
                     "-c",
-                    "import sys; from bench.archive import _child; _child(sys.argv[1], sys.argv[2])",
+                    "import sys; from bench.archive import _child; "
+                    "_child(sys.argv[1], sys.argv[2])",
                     json.dumps(env),
                     str(company),
                 ],
@@ -118,12 +120,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     duck = rows / duck_seconds
     print(f"one tenant-day of {rows:,} events")
     print(f"{'':<58}{'rows/s':>10}{'seconds':>9}")
-    print(
-        f"{'archive export (PostgreSQL -> NDJSON.gz + Parquet -> S3)':<58}{ours:>10,.0f}{result['seconds']:>9.1f}"
-    )
-    print(
-        f"{'DuckDB: NDJSON.gz on local disk -> Parquet (baseline)':<58}{duck:>10,.0f}{duck_seconds:>9.1f}"
-    )
+    for label, rate, seconds in (
+        ("archive export (PostgreSQL -> NDJSON.gz + Parquet -> S3)", ours, result["seconds"]),
+        ("DuckDB: NDJSON.gz on local disk -> Parquet (baseline)", duck, duck_seconds),
+    ):
+        print(f"{label:<58}{rate:>10,.0f}{seconds:>9.1f}")
     print(
         f"ratio archive / DuckDB: {ours / duck:.2f}; objects {result['bytes'] / 2**20:.1f} MiB; "
         f"peak memory of the export process {peak_mib:.0f} MiB"
