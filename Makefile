@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install browser build run archive test check lint typecheck unit integration e2e bench clean
+.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots bench clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
@@ -93,6 +93,10 @@ integration: install
 
 e2e: install browser
 	$(BIN)/pytest tests/e2e
+
+# Retake the README's screenshots (docs/screenshots) with the browser tests.
+screenshots: install browser
+	CONTROLROOM_SCREENSHOTS=1 $(BIN)/pytest tests/e2e
 
 bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
 	cd bench/node && npm ci --no-audit --no-fund --loglevel=error

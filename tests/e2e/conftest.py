@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,13 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` refreshes the README's pictures; otherwise they go to a scratch folder,
+# so a test run leaves the working tree as it found it
+SCREENSHOTS = (
+    Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    if os.environ.get("CONTROLROOM_SCREENSHOTS")
+    else Path(tempfile.mkdtemp(prefix="screenshots-"))
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
