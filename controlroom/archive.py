@@ -150,7 +150,7 @@ def _write(
     with (
         open(ndjson_path, "wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as ndjson,
-        pq.ParquetWriter(parquet_path, PARQUET_SCHEMA, compression="zstd") as parquet,  # type: ignore[no-untyped-call]
+        pq.ParquetWriter(parquet_path, PARQUET_SCHEMA, compression="zstd") as parquet,  # type: ignore[no-untyped-call,unused-ignore]
     ):
 
         def flush() -> None:

@@ -38,7 +38,10 @@ def webhook() -> WebhookService:
     )
     return WebhookService(
         secrets=secrets,
-        ledger=FirestoreLedger(firestore.Client(project=cfg.project), cfg.ledger_collection),
+        ledger=FirestoreLedger(
+            firestore.Client(project=cfg.project, database=cfg.ledger_database),
+            cfg.ledger_collection,
+        ),
         queue=CloudTasksQueue(cloudtasks.client(cfg.tasks_emulator_host), target),
     )
 

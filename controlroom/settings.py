@@ -121,6 +121,7 @@ class WebhookSettings:
     persist_invoker: str | None
     tasks_emulator_host: str | None
     ledger_collection: str
+    ledger_database: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -137,6 +138,7 @@ class WebhookSettings:
             persist_invoker=read("PERSIST_INVOKER_SERVICE_ACCOUNT", None, env),
             tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
             ledger_collection=read("LEDGER_COLLECTION", "eventsub_deliveries", env) or "",
+            ledger_database=read("LEDGER_DATABASE", "(default)", env) or "(default)",
         )
 
 

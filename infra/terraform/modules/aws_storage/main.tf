@@ -1,0 +1,153 @@
+# The archive bucket (versioned, encrypted, private, TLS only, lifecycle) and the branding
+# bucket (CORS for the dashboard's pre-signed uploads, tenant prefixes).
+
+variable "prefix" {
+  description = "Name prefix for this environment."
+  type        = string
+}
+
+variable "dashboard_origins" {
+  description = "Origins of the dashboard allowed to PUT logos with pre-signed URLs."
+  type        = list(string)
+  validation {
+    condition     = alltrue([for o in var.dashboard_origins : startswith(o, "https://")])
+    error_message = "dashboard origins must be https URLs."
+  }
+}
+
+variable "infrequent_access_days" {
+  description = "Days before archive objects move to STANDARD_IA (S3 requires at least 30)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.infrequent_access_days >= 30
+    error_message = "S3 moves objects to STANDARD_IA after 30 days at the earliest."
+  }
+}
+
+variable "glacier_days" {
+  description = "Days before archive objects move to GLACIER."
+  type        = number
+  default     = 90
+}
+
+variable "abort_multipart_days" {
+  description = "Days after which incomplete multipart uploads are aborted."
+  type        = number
+  default     = 7
+}
+
+resource "aws_s3_bucket" "bucket" {
+  for_each = toset(["archive", "branding"])
+  bucket   = "${var.prefix}-controlroom-${each.key}"
+}
+
+resource "aws_s3_bucket_versioning" "bucket" {
+  for_each = aws_s3_bucket.bucket
+  bucket   = each.value.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "bucket" {
+  for_each = aws_s3_bucket.bucket
+  bucket   = each.value.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "aws:kms"
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "bucket" {
+  for_each                = aws_s3_bucket.bucket
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+data "aws_iam_policy_document" "tls_only" {
+  for_each = aws_s3_bucket.bucket
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [each.value.arn, "${each.value.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "tls_only" {
+  for_each = aws_s3_bucket.bucket
+  bucket   = each.value.id
+  policy   = data.aws_iam_policy_document.tls_only[each.key].json
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "archive" {
+  bucket = aws_s3_bucket.bucket["archive"].id
+  rule {
+    id     = "archive-tiering"
+    status = "Enabled"
+    filter {
+      prefix = "events/"
+    }
+    transition {
+      days          = var.infrequent_access_days
+      storage_class = "STANDARD_IA"
+    }
+    transition {
+      days          = var.glacier_days
+      storage_class = "GLACIER"
+    }
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+  }
+  rule {
+    id     = "abort-incomplete-multipart"
+    status = "Enabled"
+    filter {
+      prefix = ""
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_multipart_days
+    }
+  }
+}
+
+resource "aws_s3_bucket_cors_configuration" "branding" {
+  bucket = aws_s3_bucket.bucket["branding"].id
+  cors_rule {
+    allowed_origins = var.dashboard_origins
+    allowed_methods = ["PUT", "GET"]
+    allowed_headers = ["Content-Type"]
+    max_age_seconds = 3600
+  }
+}
+
+output "archive_bucket" {
+  description = "Name of the archive bucket."
+  value       = aws_s3_bucket.bucket["archive"].id
+}
+
+output "branding_bucket" {
+  description = "Name of the branding bucket."
+  value       = aws_s3_bucket.bucket["branding"].id
+}
+
+output "bucket_arns" {
+  description = "ARN per bucket."
+  value       = { for k, b in aws_s3_bucket.bucket : k => b.arn }
+}

@@ -1,0 +1,147 @@
+# The four Cloud Functions (2nd gen), from the folders `make build` writes to build/<name>.
+# webhook is public (Twitch authenticates it by HMAC); the others accept only their callers.
+
+variable "project" {
+  description = "Google Cloud project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Google Cloud region."
+  type        = string
+}
+
+variable "prefix" {
+  description = "Name prefix for this environment."
+  type        = string
+}
+
+variable "build_dir" {
+  description = "Folder holding build/<function> as written by `make build`."
+  type        = string
+}
+
+variable "service_accounts" {
+  description = "Service account email per deployable (from gcp_service_accounts)."
+  type        = map(string)
+}
+
+variable "connector" {
+  description = "Serverless VPC Access connector id, for the functions that reach the database or Redis."
+  type        = string
+}
+
+variable "environment" {
+  description = "Plain environment variables per function."
+  type        = map(map(string))
+}
+
+variable "secrets" {
+  description = "Per function: environment variable => Secret Manager secret id."
+  type        = map(map(string))
+}
+
+variable "max_instances" {
+  description = "Upper bound of instances per function."
+  type        = map(number)
+  default     = { webhook = 20, persist = 20, subscriptions = 2, archive = 1 }
+}
+
+locals {
+  functions = {
+    webhook       = { vpc = false, memory = "256M", timeout = 10, invoker = null }
+    persist       = { vpc = true, memory = "512M", timeout = 60, invoker = "tasks" }
+    subscriptions = { vpc = true, memory = "256M", timeout = 300, invoker = "tasks" }
+    archive       = { vpc = true, memory = "1Gi", timeout = 3600, invoker = "scheduler" }
+  }
+}
+
+resource "google_storage_bucket" "sources" {
+  project                     = var.project
+  name                        = "${var.project}-${var.prefix}-function-sources"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  versioning {
+    enabled = true
+  }
+}
+
+data "archive_file" "source" {
+  for_each    = local.functions
+  type        = "zip"
+  source_dir  = "${var.build_dir}/${each.key}"
+  output_path = "${var.build_dir}/${each.key}.zip"
+}
+
+resource "google_storage_bucket_object" "source" {
+  for_each = local.functions
+  bucket   = google_storage_bucket.sources.name
+  name     = "${each.key}-${data.archive_file.source[each.key].output_md5}.zip"
+  source   = data.archive_file.source[each.key].output_path
+}
+
+resource "google_cloudfunctions2_function" "function" {
+  for_each = local.functions
+  project  = var.project
+  location = var.region
+  name     = "${var.prefix}-${each.key}"
+
+  build_config {
+    runtime     = "python311"
+    entry_point = each.key
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = var.service_accounts[each.key]
+    available_memory                 = each.value.memory
+    timeout_seconds                  = each.value.timeout
+    max_instance_count               = var.max_instances[each.key]
+    min_instance_count               = each.key == "webhook" ? 1 : 0
+    ingress_settings                 = each.key == "webhook" ? "ALLOW_ALL" : "ALLOW_INTERNAL_AND_GCLB"
+    vpc_connector                    = each.value.vpc ? var.connector : null
+    vpc_connector_egress_settings    = each.value.vpc ? "PRIVATE_RANGES_ONLY" : null
+    environment_variables            = lookup(var.environment, each.key, {})
+    all_traffic_on_latest_revision   = true
+    max_instance_request_concurrency = 1
+
+    dynamic "secret_environment_variables" {
+      for_each = lookup(var.secrets, each.key, {})
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+}
+
+# Twitch must reach the webhook without Google credentials.
+resource "google_cloud_run_service_iam_member" "public_webhook" {
+  project  = var.project
+  location = var.region
+  service  = google_cloudfunctions2_function.function["webhook"].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_cloud_run_service_iam_member" "invoker" {
+  for_each = { for name, f in local.functions : name => f if f.invoker != null }
+  project  = var.project
+  location = var.region
+  service  = google_cloudfunctions2_function.function[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${var.service_accounts[each.value.invoker]}"
+}
+
+output "urls" {
+  description = "HTTPS URL per function (the webhook's is the EventSub callback)."
+  value       = { for name, f in google_cloudfunctions2_function.function : name => f.service_config[0].uri }
+}
