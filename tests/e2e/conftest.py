@@ -17,7 +17,12 @@ from controlroom import db, seed, settings, twitchsim
 from controlroom.stack import LocalStack
 from tests.integration.conftest import services_stack, stack_env
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = (
+    os.environ.get("CHROMIUM_PATH")
+    or shutil.which("chromium")
+    or shutil.which("google-chrome")
+    or "/usr/bin/chromium"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

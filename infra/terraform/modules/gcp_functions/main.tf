@@ -57,6 +57,7 @@ locals {
 }
 
 resource "google_storage_bucket" "sources" {
+  # checkov:skip=CKV_GCP_62: build artifacts only; Cloud Audit Logs record who changed them
   project                     = var.project
   name                        = "${var.project}-${var.prefix}-function-sources"
   location                    = var.region
@@ -82,6 +83,7 @@ resource "google_storage_bucket_object" "source" {
 }
 
 resource "google_cloudfunctions2_function" "function" {
+  # checkov:skip=CKV_GCP_124: the webhook must accept traffic from Twitch (the internet); the other functions are internal only
   for_each = local.functions
   project  = var.project
   location = var.region
@@ -125,6 +127,7 @@ resource "google_cloudfunctions2_function" "function" {
 
 # Twitch must reach the webhook without Google credentials.
 resource "google_cloud_run_service_iam_member" "public_webhook" {
+  # checkov:skip=CKV_GCP_102: Twitch cannot present Google credentials; every delivery is authenticated by its HMAC signature
   project  = var.project
   location = var.region
   service  = google_cloudfunctions2_function.function["webhook"].service_config[0].service
