@@ -49,10 +49,10 @@ variable "max_instances" {
 
 locals {
   functions = {
-    webhook       = { vpc = false, memory = "256M", timeout = 10, invoker = null }
-    persist       = { vpc = true, memory = "512M", timeout = 60, invoker = "tasks" }
-    subscriptions = { vpc = true, memory = "256M", timeout = 300, invoker = "tasks" }
-    archive       = { vpc = true, memory = "1Gi", timeout = 3600, invoker = "scheduler" }
+    webhook       = { vpc = false, memory = "256M", timeout = 10, invokers = [] }
+    persist       = { vpc = true, memory = "512M", timeout = 60, invokers = ["tasks"] }
+    subscriptions = { vpc = true, memory = "256M", timeout = 300, invokers = ["tasks", "scheduler"] }
+    archive       = { vpc = true, memory = "1Gi", timeout = 3600, invokers = ["scheduler"] }
   }
 }
 
@@ -135,13 +135,16 @@ resource "google_cloud_run_service_iam_member" "public_webhook" {
   member   = "allUsers"
 }
 
+# Private functions: only their callers' service accounts (OIDC tokens) may invoke them.
 resource "google_cloud_run_service_iam_member" "invoker" {
-  for_each = { for name, f in local.functions : name => f if f.invoker != null }
+  for_each = merge([for name, f in local.functions : {
+    for caller in f.invokers : "${name}/${caller}" => { function = name, caller = caller }
+  }]...)
   project  = var.project
   location = var.region
-  service  = google_cloudfunctions2_function.function[each.key].service_config[0].service
+  service  = google_cloudfunctions2_function.function[each.value.function].service_config[0].service
   role     = "roles/run.invoker"
-  member   = "serviceAccount:${var.service_accounts[each.value.invoker]}"
+  member   = "serviceAccount:${var.service_accounts[each.value.caller]}"
 }
 
 output "urls" {
