@@ -11,6 +11,9 @@ from controlroom import errors, eventsub, logs, receiver, services
 
 logs.configure()
 log = logging.getLogger("webhook")
+# Built at cold start, so a missing variable or a secret outside Twitch's 10-100 ASCII
+# characters stops the deployment instead of failing the first delivery.
+services.webhook()
 
 
 def _read_body(request: flask.Request) -> bytes:

@@ -87,3 +87,24 @@ def test_subscriptions_without_twitch_credentials_does_nothing(
     assert response.status_code == 200
     assert response.get_json() == {"status": "not configured"}
     assert app.test_client().get("/").status_code == 405
+
+
+def test_the_webhook_refuses_to_start_with_a_bad_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from controlroom import settings
+
+    for key, value in {
+        "EVENTSUB_SECRET": "short",
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "CLOUD_TASKS_LOCATION": "l",
+        "CLOUD_TASKS_QUEUE": "q",
+        "PERSIST_URL": "http://127.0.0.1:9/",
+    }.items():
+        monkeypatch.setenv(key, value)
+    settings.webhook.cache_clear()
+    services.webhook.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="10 to 100 ASCII"):
+            create_app("webhook", str(FUNCTIONS / "webhook" / "main.py"))
+    finally:
+        settings.webhook.cache_clear()
+        services.webhook.cache_clear()
