@@ -74,6 +74,9 @@ PARQUET_SCHEMA = pa.schema(
 COLUMNS = [f.name for f in PARQUET_SCHEMA]
 
 
+Conn = psycopg.Connection[dict[str, Any]]  # a runtime-role connection with dict rows
+
+
 class ArchiveError(Exception):
     """A company-day could not be exported or verified; it is retried on the next run."""
 
@@ -243,7 +246,7 @@ def export_day(
     return DayResult(company, day, count, total, keys, first, last)
 
 
-def pending_days(conn: psycopg.Connection[Any], company: uuid.UUID, today: date) -> list[date]:
+def pending_days(conn: Conn, company: uuid.UUID, today: date) -> list[date]:
     """Closed days (UTC) with events and no verified manifest."""
     start = datetime(today.year, today.month, today.day, tzinfo=UTC)
     with tenant_transaction(conn, company):
@@ -253,15 +256,15 @@ def pending_days(conn: psycopg.Connection[Any], company: uuid.UUID, today: date)
             "EXCEPT SELECT day FROM archive_manifests WHERE verified_at IS NOT NULL ORDER BY 1",
             (company, start),
         ).fetchall()
-    return [r["day"] if isinstance(r, dict) else r[0] for r in rows]
+    return [r["day"] for r in rows]
 
 
-def _locked(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> bool:
+def _locked(conn: Conn, company: uuid.UUID, day: date) -> bool:
     key = f"archive:{tenant_id(company)}:{day.isoformat()}"
     row = conn.execute(
         "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS ok", (key,)
     ).fetchone()
-    return bool(row["ok"] if isinstance(row, dict) else row[0])  # type: ignore[index]
+    return row is not None and bool(row["ok"])
 
 
 def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> None:
@@ -269,11 +272,11 @@ def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Non
     conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
-def prune(conn: psycopg.Connection[Any], company: uuid.UUID, before: date) -> tuple[int, int]:
+def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
     """Delete the hot rows of verified, unpruned days before `before`; returns (days, rows)."""
     with tenant_transaction(conn, company):
         days = [
-            r["day"] if isinstance(r, dict) else r[0]
+            r["day"]
             for r in conn.execute(
                 "SELECT day FROM archive_manifests WHERE verified_at IS NOT NULL "
                 "AND pruned_at IS NULL AND day < %s FOR UPDATE",
@@ -292,7 +295,7 @@ def prune(conn: psycopg.Connection[Any], company: uuid.UUID, before: date) -> tu
 
 
 def run(
-    conn: psycopg.Connection[Any],
+    conn: Conn,
     s3: Any,
     bucket: str,
     *,
@@ -302,13 +305,14 @@ def run(
 ) -> Summary:
     """Export every pending company-day, then prune past the retention (if one is set).
 
-    `conn` must be an autocommit connection as the runtime role.
+    `conn` must be an autocommit connection as the runtime role with dict rows
+    (`db.connect(..., autocommit=True)`).
     """
     today = today or datetime.now(UTC).date()
     say = progress or (lambda _line: None)
     summary = Summary()
     companies = [
-        r["company_id"] if isinstance(r, dict) else r[0]
+        r["company_id"]
         for r in conn.execute("SELECT company_id FROM archive_companies()").fetchall()
     ]
     for company in companies:

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from controlroom.db import tenant_id
+from controlroom.db import tenant_id, tenant_transaction_async
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,6 @@ async def list_entries(
     conn: psycopg.AsyncConnection[Any], company: uuid.UUID, before_id: int | None, limit: int
 ) -> dict[str, Any]:
     """The company's audit trail, newest first, keyset by id."""
-    from controlroom.db import tenant_transaction_async
-
     limit = max(1, min(limit, 200))
     async with tenant_transaction_async(conn, company):
         cur = await conn.execute(

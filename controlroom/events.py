@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controlroom.eventstore import SUMMARY_COLUMNS
 from controlroom.eventsub import parse_timestamp
 
 STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM = (
@@ -452,8 +453,6 @@ def normalize_revocation(body: Mapping[str, Any], sent_at: datetime) -> Normaliz
 
 def compact(row: Mapping[str, Any]) -> dict[str, Any]:
     """The event as dashboards receive it, live or replayed: from a stored row's columns."""
-    from controlroom.eventstore import SUMMARY_COLUMNS
-
     occurred = row["occurred_at"]
     creator = row.get("creator_id")
     return {

@@ -26,6 +26,7 @@ from controlroom.apierrors import (
     UnavailableError,
 )
 from controlroom.auth import AuthError, Caller, TokenVerifier
+from controlroom.db import tenant_transaction_async
 from controlroom.events import TOPICS
 from controlroom.taskqueue import QueueUnavailableError
 
@@ -499,8 +500,6 @@ def build_api(
     @router.get("/audit/verify", response_model=ChainOut)
     async def audit_verify(conn: Conn, who: Who) -> ChainOut:
         who.require("admin")
-        from controlroom.db import tenant_transaction_async
-
         async with tenant_transaction_async(conn, who.company):
             report = await audit.verify_chain_async(conn)
         return ChainOut(

@@ -40,9 +40,10 @@ def test_sign_in_tiles_go_live_and_raids_are_highlighted(
         "cool_user",
         started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
-    expect(tile.get_by_test_id("status")).to_contain_text("LIVE", timeout=1_000)
+    # how fast is measured in bench/ (pipeline, browser); here only that it happens
+    expect(tile.get_by_test_id("status")).to_contain_text("LIVE", timeout=10_000)
     send(env, "channel.raid", "1337", "cool_user", viewers=4242)
-    expect(tile.get_by_test_id("highlight")).to_contain_text("4242 viewers", timeout=2_000)
+    expect(tile.get_by_test_id("highlight")).to_contain_text("4242 viewers", timeout=10_000)
     for t in ("channel.follow", "channel.cheer", "channel.subscription.gift"):
         send(env, t, "41245072", "northwind_nova")
     page.screenshot(path=str(SCREENSHOTS / "wall.png"))

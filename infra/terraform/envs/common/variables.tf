@@ -1,0 +1,128 @@
+variable "environment" {
+  description = "The environment's name (set by envs/<env>/environment.auto.tfvars)."
+  type        = string
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod."
+  }
+}
+
+variable "project" {
+  description = "Google Cloud project id."
+  type        = string
+}
+
+variable "region" {
+  description = "Google Cloud region for every Google resource."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "aws_region" {
+  description = "AWS region for storage, the database and analytics."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "network" {
+  description = "Self link of the VPC network that Memorystore and the connector attach to."
+  type        = string
+}
+
+variable "connector_cidr" {
+  description = "A free /28 for the Serverless VPC Access connector."
+  type        = string
+}
+
+variable "redis_memory_gb" {
+  description = "Memorystore size in GiB."
+  type        = number
+  default     = 1
+}
+
+variable "build_dir" {
+  description = "Folder that `make build` filled (build/<function>)."
+  type        = string
+  default     = "../../../../build"
+}
+
+variable "realtime_image" {
+  description = "Container image of realtime/, pinned by digest (CI pushes it)."
+  type        = string
+  validation {
+    condition     = can(regex("@sha256:[0-9a-f]{64}$", var.realtime_image))
+    error_message = "realtime_image must be pinned by digest (…@sha256:<64 hex>)."
+  }
+}
+
+variable "realtime_min_instances" {
+  description = "Realtime instances kept warm."
+  type        = number
+  default     = 1
+}
+
+variable "realtime_max_instances" {
+  description = "Upper bound of realtime instances."
+  type        = number
+  default     = 10
+}
+
+variable "dashboard_origins" {
+  description = "Origins of the dashboard (for the branding bucket's CORS)."
+  type        = list(string)
+}
+
+variable "aws_subnet_ids" {
+  description = "Private subnets for Aurora and the RDS Proxy."
+  type        = list(string)
+}
+
+variable "aws_security_group_ids" {
+  description = "Security groups for Aurora and the RDS Proxy."
+  type        = list(string)
+}
+
+variable "database_max_capacity" {
+  description = "Aurora Serverless v2 maximum capacity units."
+  type        = number
+  default     = 8
+}
+
+variable "hot_retention_days" {
+  description = "Days of events kept in PostgreSQL after they are archived and verified."
+  type        = number
+  default     = 90
+  validation {
+    condition     = var.hot_retention_days >= 1
+    error_message = "hot_retention_days must be at least 1."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "The identity provider's issuer (iss of dashboard tokens)."
+  type        = string
+}
+
+variable "jwt_audience" {
+  description = "The audience dashboard tokens are issued for."
+  type        = string
+}
+
+variable "jwt_jwks_url" {
+  description = "The identity provider's JWKS URL."
+  type        = string
+  validation {
+    condition     = startswith(var.jwt_jwks_url, "https://")
+    error_message = "jwt_jwks_url must be https."
+  }
+}
+
+variable "twitch_client_id" {
+  description = "Twitch application client id (its secret is in Secret Manager)."
+  type        = string
+}
+
+variable "eventsub_callback_url" {
+  description = "Public URL Twitch calls (the webhook function's URL, or a domain in front of it)."
+  type        = string
+}

@@ -1,0 +1,6 @@
+# State for dev: terraform init -backend-config="bucket=<state bucket>"
+terraform {
+  backend "gcs" {
+    prefix = "controlroom/dev"
+  }
+}
