@@ -31,7 +31,7 @@ from controlroom.stack import LocalStack
 DAY = date(2026, 1, 15)
 
 
-def _fill(admin_db: str, cfg: settings.DatabaseSettings, rows: int) -> uuid.UUID:
+def fill(admin_db: str, cfg: settings.DatabaseSettings, rows: int) -> uuid.UUID:
     company = uuid.uuid4()
     with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
         conn.execute(
@@ -88,7 +88,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         env = endpoints.env()
         try:
             admin_db = endpoints.admin_url.rsplit("/", 1)[0] + "/controlroom"
-            company = _fill(admin_db, settings.DatabaseSettings.from_env(env), rows)
+            company = fill(admin_db, settings.DatabaseSettings.from_env(env), rows)
             child = subprocess.run(
                 [
                     sys.executable,

@@ -13,9 +13,17 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 class FunctionServer(StandIn):
     """`functions-framework --target NAME` for functions/NAME/main.py, on 127.0.0.1."""
 
-    def __init__(self, function: str, log_dir: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        function: str,
+        log_dir: Path,
+        port: int,
+        env: dict[str, str],
+        instance: str | None = None,
+    ) -> None:
         super().__init__(log_dir, port)
-        self.name = function
+        self.function = function
+        self.name = instance or function  # names the log file; several instances may run
         self.env = env
 
     @property
@@ -28,9 +36,9 @@ class FunctionServer(StandIn):
             "-m",
             "functions_framework",
             "--target",
-            self.name,
+            self.function,
             "--source",
-            str(FUNCTIONS_DIR / self.name / "main.py"),
+            str(FUNCTIONS_DIR / self.function / "main.py"),
             "--host",
             "127.0.0.1",
             "--port",

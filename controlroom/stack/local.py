@@ -242,6 +242,16 @@ class LocalStack:
         self.relays.append(relay)
         return relay
 
+    def start_function(
+        self, function: str, instance: str, extra_env: dict[str, str] | None = None
+    ) -> FunctionServer:
+        """Another instance of one of functions/, on its own port (the soak runs several)."""
+        assert self.endpoints is not None
+        env = {**os.environ, **self.endpoints.env(), "LOG_LEVEL": "INFO", **(extra_env or {})}
+        server = FunctionServer(function, self._logs, free_port(), env, instance=instance)
+        self._start(server, f"functions/{function} ({instance})")
+        return server
+
     def _start_services(self, endpoints: Endpoints) -> Endpoints:
         persist_port, webhook_port = _port("persist", self.durable), _port("webhook", self.durable)
         endpoints = dataclasses.replace(

@@ -1,0 +1,351 @@
+"""`make chaos`: faults injected under load, each followed by the soak's ledger check.
+
+One stack (the soak's topology: three lanes, two relays, dashboard clients on both) runs a
+steady load; each scenario injects one fault while deliveries keep arriving, removes it, and
+then checks that every delivery Twitch saw accepted during the scenario is stored once per
+company, and that every client has every event once. "Recovered" is the time from the fault's
+end (the dependency back, the process restarted, the clients cut off) until all of that holds.
+
+    python -m bench.chaos [--rate 50 --clients 60 --only postgres,redis,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench import archive as archive_bench
+from bench.soak import (
+    Agency,
+    Dashboards,
+    Plan,
+    Topology,
+    Twitch,
+    create_agency,
+    drive,
+    recreate_queues,
+    say,
+    soak_stack,
+    wait_stored,
+)
+from controlroom import archive, s3, settings
+from controlroom.stack import LocalStack
+
+
+@dataclass
+class Outcome:
+    name: str
+    accepted: int = 0
+    lost: int = 0
+    stored_twice: int = 0
+    client_missing: int = 0
+    client_duplicates: int = 0
+    recovered_s: float = float("nan")
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.stored_twice or self.client_missing or self.client_duplicates)
+
+
+class Chaos:
+    def __init__(self, stack: LocalStack, topo: Topology, agency: Agency, *, clients: Dashboards,
+                 twitch: Twitch, plan: Plan, workdir: Path) -> None:  # fmt: skip
+        self.stack, self.topo, self.agency, self.clients = stack, topo, agency, clients
+        self.twitch, self.plan, self.workdir = twitch, plan, workdir
+        assert stack.endpoints is not None
+        self.admin_url = stack.endpoints.admin_url
+        self.duplicates_before = 0
+        self.reconnects_before = 0
+
+    def under_load(
+        self, name: str, seconds: float, fault: Callable[[], Callable[[], str]], at: float = 8.0
+    ) -> Outcome:
+        """Load for `seconds`; at `at` s the fault starts; it returns `restore`, whose return
+        value is a note. Recovery is timed from the end of `restore`."""
+        say(f"\n--- {name} ---")
+        before = set(self.twitch.ledger)
+        statuses_before = self.twitch.statuses.copy()
+        loader = threading.Thread(
+            target=drive,
+            args=(self.twitch, self.agency),
+            kwargs={"rate": self.plan.rate, "seconds": seconds, "seed": hash(name) & 0xFFFF},
+        )
+        loader.start()
+        time.sleep(at)
+        restore = fault()
+        note = restore()
+        restored = time.monotonic()
+        say(f"  fault over ({note}); checking ...")
+        accepted_now = {m for m, s in self.twitch.ledger.items() if s.accepted_ms is not None}
+        wait_stored(self.admin_url, self.agency, self.twitch.ledger, 240, messages=accepted_now)
+        heads = wait_stored(self.admin_url, self.agency, self.twitch.ledger, 1).heads
+        seen = self.clients.check(heads, None, 180, final=False)
+        recovered = time.monotonic() - restored
+        loader.join()
+        self.twitch_drain()
+        mine = set(self.twitch.ledger) - before
+        result = wait_stored(self.admin_url, self.agency, self.twitch.ledger, 240, messages=mine)
+        seen = self.clients.check(result.heads, None, 180, final=False, reset=True)
+        refused = {
+            k: v for k, v in (self.twitch.statuses - statuses_before).items() if k >= 300 or k == 0
+        }
+        outcome = Outcome(
+            name,
+            accepted=result.accepted,
+            lost=result.lost + result.gave_up,
+            stored_twice=result.stored_twice,
+            client_missing=seen["missing"],
+            client_duplicates=seen["duplicates"] - self.duplicates_before,
+            recovered_s=recovered,
+            note=note,
+        )
+        self.duplicates_before = seen["duplicates"]
+        if refused:
+            answers = ", ".join(f"{n} x {k or 'no answer'}" for k, n in sorted(refused.items()))
+            outcome.note += f"; Twitch saw {answers} and retried"
+        reconnects = seen["reconnects"] - self.reconnects_before
+        if reconnects:
+            outcome.note += (
+                f"; {reconnects} client reconnects, resumed in p50 "
+                f"{(seen['recovery_p50_ms'] or 0) / 1000:.1f} s, max "
+                f"{(seen['recovery_max_ms'] or 0) / 1000:.1f} s"
+            )
+        self.reconnects_before = seen["reconnects"]
+        say(
+            f"  accepted {outcome.accepted}, lost {outcome.lost}, stored twice "
+            f"{outcome.stored_twice}, client missing {outcome.client_missing}, duplicated "
+            f"{outcome.client_duplicates}, recovered in {outcome.recovered_s:.1f} s"
+        )
+        return outcome
+
+    def twitch_drain(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while self.twitch.pending() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    # --- the faults ------------------------------------------------------------------------
+    def stopped_for(
+        self, stand_in: Any, seconds: float, after: Callable[[], None] | None = None
+    ) -> Callable[[], Callable[[], str]]:
+        def fault() -> Callable[[], str]:
+            say(f"  stopping {stand_in.name} for {seconds:.0f} s")
+            stand_in.stop()
+
+            def restore() -> str:
+                time.sleep(seconds)
+                stand_in.start()
+                if after is not None:
+                    after()
+                return f"{stand_in.name} down {seconds:.0f} s"
+
+            return restore
+
+        return fault
+
+    def killed(self, stand_in: Any, down: float) -> Callable[[], Callable[[], str]]:
+        def fault() -> Callable[[], str]:
+            say(f"  SIGKILL {stand_in.name}")
+            stand_in.kill()
+
+            def restore() -> str:
+                time.sleep(down)
+                stand_in.start()
+                return f"{stand_in.name} killed, a new instance after {down:.0f} s"
+
+            return restore
+
+        return fault
+
+    def relay_killed(self) -> Callable[[], str]:
+        relay = self.topo.relays[0]
+        status = self.clients.status()
+        say(f"  SIGKILL {relay.name} with {status['live']} clients live")
+        relay.kill()
+
+        def restore() -> str:
+            # the clients move to the other instance by themselves; the killed one comes back
+            deadline = time.monotonic() + 60
+            while self.clients.status()["live"] < self.plan.clients and time.monotonic() < deadline:
+                time.sleep(0.2)
+            relay.start()
+            return f"{relay.name} killed with clients connected"
+
+        return restore
+
+    # --- the archive ----------------------------------------------------------------------
+    def archive_killed(self, rows: int) -> Outcome:
+        say("\n--- archive killed mid-upload ---")
+        assert self.stack.endpoints is not None
+        env = self.stack.endpoints.env()
+        admin_db = self.admin_url.rsplit("/", 1)[0] + "/controlroom"
+        company = archive_bench.fill(admin_db, settings.DatabaseSettings.from_env(env), rows)
+        day = archive_bench.DAY
+        client = s3.client(env["AWS_ENDPOINT_URL_S3"], credentials=("local", "local"))
+        bucket = env["ARCHIVE_BUCKET"]
+        prefix = archive.prefix(company, day)
+        command = [str(Path(sys.executable).with_name("controlroom")), "archive"]
+        proc = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 600
+        killed = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+            uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
+            if listing.get("KeyCount", 0) or uploads.get("Uploads"):
+                proc.kill()
+                killed = True
+                break
+            time.sleep(0.02)
+        proc.wait(30)
+        objects_at_kill = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0)
+        say(f"  killed the archive run with {objects_at_kill} object(s) of 2 uploaded")
+        started = time.monotonic()
+        rerun = subprocess.run(
+            command,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        recovered = time.monotonic() - started
+        with psycopg.connect(admin_db) as conn:
+            manifest = conn.execute(
+                "SELECT object_keys, row_count FROM archive_manifests "
+                "WHERE company_id = %s AND day = %s",
+                (company, day),
+            ).fetchone()
+        outcome = Outcome("archive killed mid-upload", accepted=rows, recovered_s=recovered)
+        if manifest is None or rerun.returncode != 0:
+            outcome.lost = rows
+            outcome.note = "the rerun did not record a manifest"
+            return outcome
+        keys, count = manifest
+        local = self.workdir / "archive.ndjson.gz"
+        client.download_file(bucket, keys["ndjson"], str(local))
+        with gzip.open(local, "rt") as lines:
+            seqs = [json.loads(line)["seq"] for line in lines]
+        outcome.lost = rows - len(set(seqs))
+        outcome.stored_twice = len(seqs) - len(set(seqs))
+        contents = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        orphans = [o.get("Key") for o in contents if o.get("Key") not in keys.values()]
+        outcome.note = (
+            f"{'killed' if killed else 'NOT killed (finished first)'} with {objects_at_kill} "
+            f"of 2 objects uploaded; rerun exported {count} rows, {len(orphans)} orphan objects"
+        )
+        say(f"  {outcome.note}; recovered in {recovered:.1f} s")
+        return outcome
+
+
+SCENARIOS = ("postgres", "redis", "firestore", "tasks", "persist", "relay", "archive")
+
+
+def run(plan: Plan, only: list[str], outage: float, archive_rows: int) -> int:
+    say(
+        f"chaos: load {plan.rate:.0f} deliveries/s, {plan.clients} dashboard clients on "
+        f"{plan.relays} relays, {plan.lanes} lanes; outages of {outage:.0f} s"
+    )
+    outcomes: list[Outcome] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="controlroom-chaos-") as tmp,
+        soak_stack(Path(tmp), plan) as (stack, topo),
+    ):
+        assert stack.endpoints is not None
+        agency = create_agency(stack, plan, "c")
+        clients = Dashboards(Path(tmp), topo.relays, agency, plan.clients)
+        twitch = Twitch(
+            [w.url for w in topo.webhooks],
+            stack.endpoints.eventsub_secret,
+            plan.senders,
+            plan.duplicates,
+            plan.seed,
+        )
+        try:
+            clients.wait_ready()
+            chaos = Chaos(
+                stack, topo, agency, clients=clients, twitch=twitch, plan=plan, workdir=Path(tmp)
+            )
+            window = outage + 25
+            lanes = plan.lanes
+            faults: dict[str, Callable[[], Outcome]] = {
+                "postgres": lambda: chaos.under_load(
+                    "PostgreSQL stopped", window, chaos.stopped_for(stack.postgres, outage)
+                ),
+                "redis": lambda: chaos.under_load(
+                    "Redis stopped", window, chaos.stopped_for(stack.valkey, outage)
+                ),
+                "firestore": lambda: chaos.under_load(
+                    "Firestore emulator stopped",
+                    window,
+                    chaos.stopped_for(stack.firestore, outage),
+                ),
+                "tasks": lambda: chaos.under_load(
+                    "Cloud Tasks emulator restarted",
+                    window,
+                    chaos.stopped_for(
+                        stack.tasks, 2.0, after=lambda: recreate_queues(stack, lanes)
+                    ),
+                ),
+                "persist": lambda: chaos.under_load(
+                    "persist worker SIGKILL", window, chaos.killed(topo.persists[0], 3.0)
+                ),
+                "relay": lambda: chaos.under_load(
+                    "relay killed with clients connected", window, chaos.relay_killed
+                ),
+                "archive": lambda: chaos.archive_killed(archive_rows),
+            }
+            for name in only:
+                outcomes.append(faults[name]())
+        finally:
+            twitch.close()
+            clients.close()
+    say("\n=== chaos summary ===")
+    say(f"{'scenario':<38}{'accepted':>9}{'lost':>6}{'twice':>7}{'c.miss':>8}{'c.dup':>7}"
+        f"{'recovered':>11}")  # fmt: skip
+    for o in outcomes:
+        say(
+            f"{o.name:<38}{o.accepted:>9}{o.lost:>6}{o.stored_twice:>7}{o.client_missing:>8}"
+            f"{o.client_duplicates:>7}{o.recovered_s:>10.1f}s"
+        )
+        say(f"    {o.note}")
+    ok = all(o.ok for o in outcomes)
+    say("RESULT: " + ("PASS, nothing lost or doubled in any scenario" if ok else "FAIL"))
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--clients", type=int, default=60)
+    parser.add_argument("--outage", type=float, default=20.0, help="seconds each outage lasts")
+    parser.add_argument("--archive-rows", type=int, default=300_000)
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    args = parser.parse_args(argv)
+    only = [s for s in args.only.split(",") if s]
+    unknown = [s for s in only if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    plan = Plan(rate=args.rate, clients=args.clients, burst=0, seconds=0)
+    return run(plan, only, args.outage, args.archive_rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
