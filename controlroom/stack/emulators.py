@@ -18,7 +18,8 @@ def _require(path: Path, what: str) -> Path:
 
 
 class TasksEmulator(StandIn):
-    """gcloud-tasks-emulator, run from its own virtual environment, bound to loopback."""
+    """gcloud-tasks-emulator, run from its own virtual environment, bound to loopback; a
+    graceful restart keeps the queued tasks (see tasks_launcher.py)."""
 
     name = "cloud-tasks-emulator"
 
@@ -33,7 +34,9 @@ class TasksEmulator(StandIn):
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         python = _require(self.python, "the Cloud Tasks emulator's virtual environment")
         launcher = _HERE / "tasks_launcher.py"
-        return [str(python), "-W", "ignore", str(launcher), "--port", str(self.port)], None
+        state = self.log_dir.parent / "cloud-tasks-state.json"  # queued tasks across a restart
+        argv = [str(python), "-W", "ignore", str(launcher), "--port", str(self.port)]
+        return [*argv, "--state", str(state)], None
 
 
 class FirestoreEmulator(StandIn):

@@ -2,16 +2,24 @@
 
 Executed by the emulator's own virtual environment (it pins an old protobuf), so it
 imports nothing from controlroom.
+
+The emulator keeps queues and tasks in memory; Cloud Tasks keeps a created task until it
+succeeds. With `--state FILE`, a graceful stop (SIGTERM) saves what is still queued and the
+next start loads it, so restarting the stand-in loses nothing, as with the real service.
+(A task being dispatched at the stop is saved too: persist is idempotent.)
 """
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import time
+from pathlib import Path
 
 import grpc
 from gcloud_tasks_emulator.server import create_server
+from google.cloud.tasks_v2 import Queue, Task
 
 _original_server = grpc.server
 
@@ -27,13 +35,43 @@ def _loopback_server(*args, **kwargs):  # type: ignore[no-untyped-def]
     return server
 
 
+def _save(server, path: Path) -> int:  # type: ignore[no-untyped-def]
+    state = server._state
+    saved = {
+        name: {
+            "queue": Queue.serialize(queue).hex(),
+            "tasks": [Task.serialize(t).hex() for t in state._queue_tasks.get(name, [])],
+        }
+        for name, queue in state._queues.items()
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(saved))
+    tmp.replace(path)
+    return sum(len(q["tasks"]) for q in saved.values())
+
+
+def _load(server, path: Path) -> int:  # type: ignore[no-untyped-def]
+    if not path.exists():
+        return 0
+    state = server._state
+    saved = json.loads(path.read_text())
+    for name, entry in saved.items():
+        state.create_queue(None, Queue.deserialize(bytes.fromhex(entry["queue"])))
+        state._queue_tasks[name].extend(Task.deserialize(bytes.fromhex(t)) for t in entry["tasks"])
+    path.unlink()
+    return sum(len(q["tasks"]) for q in saved.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, help="where queued tasks wait across a restart")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
     grpc.server = _loopback_server
     server = create_server("127.0.0.1", args.port)
+    if args.state is not None:
+        print(f"restored {_load(server, args.state)} queued task(s)", flush=True)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     server.start()
@@ -43,6 +81,9 @@ def main() -> int:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
+    server._processor.join(timeout=1)  # no new dispatches while the queues are saved
+    if args.state is not None:
+        print(f"saved {_save(server, args.state)} queued task(s)", flush=True)
     server.stop()
     return 0
 

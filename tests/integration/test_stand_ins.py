@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -110,3 +111,28 @@ def test_s3_buckets_and_lifecycle(endpoints: Endpoints) -> None:
     head = client.head_object(Bucket=local.ARCHIVE_BUCKET, Key=key, ChecksumMode="ENABLED")
     assert head["ContentLength"] == 8
     assert head.get("ChecksumSHA256")
+
+
+def test_tasks_queued_in_the_emulator_survive_its_restart(
+    local_stack: local.LocalStack, endpoints: Endpoints
+) -> None:
+    # Cloud Tasks keeps a task until it succeeds; the stand-in must not lose queued tasks
+    # when it is restarted (make chaos restarts it under load).
+    client = cloudtasks.client(endpoints.tasks_emulator_host)
+    queue = cloudtasks.queue_path(local.PROJECT, local.LOCATION, local.QUEUE)
+    name = f"{queue}/tasks/later-{uuid.uuid4().hex}"
+    client.create_task(
+        parent=queue,
+        task=tasks_v2.Task(
+            name=name,
+            schedule_time=datetime.now(UTC) + timedelta(hours=1),  # stays queued meanwhile
+            http_request=tasks_v2.HttpRequest(
+                http_method=tasks_v2.HttpMethod.POST, url="http://127.0.0.1:9/", body=b"{}"
+            ),
+        ),
+    )
+    local_stack.tasks.stop()
+    local_stack.tasks.start()
+    client = cloudtasks.client(endpoints.tasks_emulator_host)
+    names = [t.name for t in client.list_tasks(parent=queue)]
+    assert name in names  # (the emulator has no DeleteTask; it waits out the session)
