@@ -6,13 +6,14 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench clean
+.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench fuzz clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
 	@echo "make test   - lint, type-check and run every test tier with the coverage floor"
 	@echo "make check  - lint and type-check only"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
+	@echo "make fuzz   - fuzz the webhook, the normalizers and the REST API for a bounded time"
 	@echo "make archive - export closed days of make run's stack to its S3 now"
 	@echo "make clean  - remove virtual environments and local stack data"
 
@@ -118,6 +119,13 @@ bench/node/node_modules/.installed: bench/node/package.json bench/node/package-l
 
 bench: install bench/node/node_modules/.installed
 	$(BIN)/python -m bench
+
+# Bounded fuzzing (not part of `make test`): FUZZ_SECONDS for the hypothesis properties,
+# FUZZ_API_EXAMPLES per REST operation and company for schemathesis; loopback only.
+FUZZ_SECONDS ?= 150
+FUZZ_API_EXAMPLES ?= 25
+fuzz: install
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_API_EXAMPLES=$(FUZZ_API_EXAMPLES) $(BIN)/pytest tests/fuzz -q
 
 clean:
 	rm -rf $(VENV) $(TASKS_VENV) $(TOOLS) build $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage

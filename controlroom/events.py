@@ -7,12 +7,14 @@ delivery from which no broadcaster can be found is refused (NormalizationError).
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controlroom.eventstore import SUMMARY_COLUMNS
+from controlroom.eventstore import COLUMN_TYPES, SUMMARY_COLUMNS
 from controlroom.eventsub import parse_timestamp
 
 STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM = (
@@ -66,16 +68,30 @@ def _s(value: Any) -> str | None:
     return text if text else None
 
 
+_INTEGER = re.compile(r"\s*-?\d{1,19}\s*", re.ASCII)  # isdigit() also takes "²", int() does not
+# the range of each integer summary column, so an absurd count is dropped rather than stored
+_INT_RANGES = {"bigint": 2**63, "integer": 2**31}
+
+
 def _i(value: Any) -> int | None:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         return int(value)
     return None
+
+
+def _fits(column: str, value: Any) -> bool:
+    bound = _INT_RANGES.get(COLUMN_TYPES.get(column, ""))
+    return bound is None or -bound <= value < bound
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _t(value: Any) -> datetime | None:
@@ -292,7 +308,7 @@ def _poll(c: _Context) -> _Built:
     phase = c.type.rsplit(".", 1)[-1]
     outcome: str | None = None
     if phase == "end":
-        choices = [ch for ch in e.get("choices") or [] if isinstance(ch, dict)]
+        choices = [ch for ch in _l(e.get("choices")) if isinstance(ch, dict)]
         winner = max(choices, key=_votes, default=None)
         outcome = _s(e.get("status"))
         if winner is not None and outcome == "completed":
@@ -311,7 +327,7 @@ def _prediction(c: _Context) -> _Built:
     if phase == "end":
         outcome = _s(e.get("status"))
         winning = _s(e.get("winning_outcome_id"))
-        for option in e.get("outcomes") or []:
+        for option in _l(e.get("outcomes")):
             if isinstance(option, dict) and winning and _s(option.get("id")) == winning:
                 outcome = f"{outcome}: {_s(option.get('title'))}"
     occurred = _t(e.get("ended_at") if phase == "end" else e.get("started_at"))
@@ -400,7 +416,7 @@ def _one(ctx: _Context) -> Normalized:
         broadcaster_user_id=broadcaster,
         occurred_at=occurred or ctx.sent_at,
         event=ctx.event,
-        summary={k: v for k, v in summary.items() if v is not None},
+        summary={k: v for k, v in summary.items() if v is not None and _fits(k, v)},
         dedup_key=dedup,
         state=state,
     )

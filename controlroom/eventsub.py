@@ -30,10 +30,13 @@ MAX_SKEW = timedelta(minutes=2)  # a clock ahead of ours by more than this is no
 MAX_BODY_BYTES = 1024 * 1024
 
 _SIGNATURE = re.compile(r"sha256=([0-9a-f]{64})")
+# re.ASCII: RFC 3339 digits are ASCII ones; \d alone also takes Arabic-Indic or fullwidth ones.
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})"
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_RETRY = re.compile(r"\d{1,9}", re.ASCII)  # str.isdigit() also says yes to "²", int() does not
 
 
 class DeliveryError(Exception):
@@ -69,7 +72,8 @@ class Delivery:
         """The body as a JSON object, or MalformedDeliveryError."""
         try:
             parsed = json.loads(self.body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
+            # ValueError: not JSON, not UTF-8/16/32, or an integer past Python's digit limit
             raise MalformedDeliveryError("body is not JSON") from None
         if not isinstance(parsed, dict):
             raise MalformedDeliveryError("body is not a JSON object")
@@ -106,7 +110,10 @@ def parse_timestamp(value: str) -> datetime:
     )
     if zone != "Z":
         sign_ = 1 if zone[0] == "+" else -1
-        moment -= sign_ * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        try:
+            moment -= sign_ * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValueError("timestamp out of range") from None
     return moment
 
 
@@ -160,7 +167,7 @@ def verify_delivery(
         message_type=message_type,
         timestamp=timestamp,
         timestamp_header=timestamp_header,
-        retry=int(retry_header) if retry_header.isdigit() else 0,
+        retry=int(retry_header) if _RETRY.fullmatch(retry_header) else 0,
         subscription_type=(_header(headers, SUBSCRIPTION_TYPE) or "")[:100],
         subscription_version=(_header(headers, SUBSCRIPTION_VERSION) or "")[:20],
         body=body,

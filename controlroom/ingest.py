@@ -116,7 +116,7 @@ def _dead_letter(
 def _normalize(task: PersistTask) -> list[Normalized]:
     try:
         body = json.loads(task.body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # as Delivery.json: an integer past the digit limit too
         raise NormalizationError("body is not JSON") from None
     if not isinstance(body, dict):
         raise NormalizationError("body is not a JSON object")

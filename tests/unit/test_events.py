@@ -259,3 +259,45 @@ def test_compact_event_shape() -> None:
         "occurred_at": SENT.isoformat(),
         "summary": {"amount": 100, "actor_login": "x"},
     }
+
+
+# --- found by `make fuzz` (tests/fuzz): each raised out of the normalizer (persist's 500) or
+# produced a value its column cannot hold ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", ["\u00b2", "--5", float("nan"), float("inf"), [], {"a": 1}])
+def test_counts_that_are_not_integers_are_dropped(bits: Any) -> None:
+    body = load("channel.cheer")
+    body["event"]["bits"] = bits
+    (event,) = events.normalize_notification(body, SENT)
+    assert "amount" not in event.summary
+
+
+@pytest.mark.parametrize(
+    ("bits", "expected"), [(" 7 ", 7), ("-3", -3), (12.9, 12), (True, 1), (2**63 - 1, 2**63 - 1)]
+)
+def test_counts_that_are_integers_are_kept(bits: Any, expected: int) -> None:
+    body = load("channel.cheer")
+    body["event"]["bits"] = bits
+    (event,) = events.normalize_notification(body, SENT)
+    assert event.summary["amount"] == expected
+
+
+def test_counts_beyond_their_column_are_dropped() -> None:
+    cheer = load("channel.cheer")
+    cheer["event"]["bits"] = 2**63  # amount is a bigint
+    (event,) = events.normalize_notification(cheer, SENT)
+    assert "amount" not in event.summary
+    ban = load("channel.ban")
+    ban["event"]["ends_at"] = "9999-12-31T23:59:59Z"  # duration_seconds is an integer
+    (event,) = events.normalize_notification(ban, SENT)
+    assert "duration_seconds" not in event.summary and event.summary["outcome"] == "timeout"
+
+
+@pytest.mark.parametrize("value", [5, True, 1.5, "abc", {"id": "1"}])
+def test_choices_and_outcomes_that_are_not_lists_are_ignored(value: Any) -> None:
+    for sub_type, key in (("channel.poll.end", "choices"), ("channel.prediction.end", "outcomes")):
+        body = twitchsim.notification_body(sub_type, twitchsim.Broadcaster("1", "a"))
+        body["event"][key] = value
+        (event,) = events.normalize_notification(body, SENT)
+        assert event.broadcaster_user_id == "1"

@@ -127,3 +127,36 @@ def test_secrets_accept_current_and_previous() -> None:
 )
 def test_rfc3339_timestamps(text: str, expected: datetime) -> None:
     assert eventsub.parse_timestamp(text) == expected
+
+
+# --- found by `make fuzz` (tests/fuzz): each raised something the webhook answered with 500 ---
+
+
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_timestamps_that_leave_the_calendar_once_zoned_are_value_errors(stamp: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        eventsub.parse_timestamp(stamp)
+    h = headers(**{eventsub.MESSAGE_TIMESTAMP: stamp})
+    with pytest.raises(eventsub.ForgedDeliveryError, match="garbled timestamp"):
+        eventsub.verify_delivery(h, BODY, [SECRET], NOW)
+
+
+def test_timestamps_take_only_ascii_digits() -> None:
+    fullwidth = STAMP[:4].translate(
+        str.maketrans("0123456789", "".join(map(chr, range(0xFF10, 0xFF1A))))
+    )
+    with pytest.raises(ValueError, match="RFC 3339"):
+        eventsub.parse_timestamp(fullwidth + STAMP[4:])
+
+
+@pytest.mark.parametrize("retry", ["\u00b2", "\u0663", "9" * 5_000, "-1", " 2"])
+def test_a_retry_header_int_cannot_read_counts_as_zero(retry: str) -> None:
+    h = headers(**{eventsub.MESSAGE_RETRY: retry})
+    assert eventsub.verify_delivery(h, BODY, [SECRET], NOW).retry == 0
+
+
+def test_an_integer_past_pythons_digit_limit_is_malformed_not_a_crash() -> None:
+    body = b'{"event": {"bits": ' + b"9" * 5_000 + b"}}"
+    delivery = eventsub.verify_delivery(headers(body=body), body, [SECRET], NOW)
+    with pytest.raises(eventsub.MalformedDeliveryError):
+        delivery.json()

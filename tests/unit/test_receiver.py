@@ -122,3 +122,16 @@ def test_dependencies_down_propagate_for_a_503() -> None:
     with pytest.raises(QueueUnavailableError):
         call(d.headers, d.body, ledger, FakeQueue(down=True))
     assert ledger.entries[d.message_id] == RECEIVED  # so the redelivery enqueues again
+
+
+def test_signed_body_with_an_unconvertible_integer_is_a_400_that_records_nothing() -> None:
+    # found by `make fuzz`: json.loads raised a bare ValueError, which the webhook answered 500
+    body = b'{"subscription": {"type": "channel.cheer"}, "event": {"bits": ' + b"9" * 5_000 + b"}}"
+    headers = sign_delivery(b"{}", SECRET).headers
+    headers[eventsub.MESSAGE_SIGNATURE] = eventsub.sign(
+        SECRET.encode(), headers[eventsub.MESSAGE_ID], headers[eventsub.MESSAGE_TIMESTAMP], body
+    )
+    ledger, queue = FakeLedger(), FakeQueue()
+    with pytest.raises(eventsub.MalformedDeliveryError):
+        call(headers, body, ledger, queue)
+    assert ledger.entries == {} and queue.tasks == []
