@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlroom import audit, branding, helix, history, members, roster
 from controlroom.apierrors import (
@@ -273,14 +274,7 @@ def build_api(
         redoc_url=None,
     )
 
-    @api.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return _error(413, "too_large", f"request bodies are at most {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
+    api.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @api.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -526,6 +520,56 @@ def build_api(
         return {"status": "ready"}
 
     return api
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies over `max_bytes` with 413, whether the client declares the
+    length or streams the body chunked (which no Content-Length check would catch)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = _error(413, "too_large", f"request bodies are at most {self.max_bytes} bytes")
+        lengths = [v for k, v in scope["headers"] if k.lower() == b"content-length"]
+        if any(not v.isdigit() or int(v) > self.max_bytes for v in lengths):
+            await too_large(scope, receive, send)
+            return
+        received, tripped, started = 0, False, False
+
+        async def counted() -> Message:
+            nonlocal received, tripped
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    tripped = True
+                    raise _BodyTooLargeError()
+            return message
+
+        async def answer(message: Message) -> None:
+            nonlocal started
+            if tripped:  # whatever the app made of the aborted read, the answer is 413
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await too_large(scope, receive, send)
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, answer)
+        except _BodyTooLargeError:
+            if not started:
+                await too_large(scope, receive, send)
 
 
 class TwitchNotConfiguredError(ApiError):
