@@ -97,6 +97,17 @@ async def member_role(
     return None if row is None else str(row["role"])
 
 
+async def member_subjects(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> set[str]:
+    """The subjects of everyone who is a member of the company now."""
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(
+            "SELECT u.subject FROM members m JOIN users u "
+            "ON u.company_id = m.company_id AND u.id = m.user_id"
+        )
+        rows = await cur.fetchall()
+    return {str(r["subject"]) for r in rows}
+
+
 MAX_PAGE = 200
 
 

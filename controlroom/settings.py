@@ -61,6 +61,13 @@ def read_int(name: str, default: int, env: Mapping[str, str] | None = None) -> i
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _positive(name: str, default: int, env: Mapping[str, str] | None) -> int:
+    value = read_int(name, default, env)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
+
+
 def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
     return Secret(require(name, env))
 
@@ -197,6 +204,7 @@ class RealtimeSettings:
     batch_ms: int
     reconcile_seconds: int
     replay_page: int
+    send_queue_limit: int  # frames queued for one socket before it is cut off as too slow
     branding_bucket: str
     s3_endpoint_url: str | None
     twitch_client_id: str | None
@@ -220,6 +228,7 @@ class RealtimeSettings:
             batch_ms=read_int("RELAY_BATCH_MS", 0, env),
             reconcile_seconds=read_int("RELAY_RECONCILE_SECONDS", 2, env),
             replay_page=read_int("RELAY_REPLAY_PAGE", 500, env),
+            send_queue_limit=_positive("RELAY_SEND_QUEUE_LIMIT", 1000, env),
             branding_bucket=require("BRANDING_BUCKET", env),
             s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
             twitch_client_id=read("TWITCH_CLIENT_ID", None, env),

@@ -7,6 +7,11 @@ fills a gap from PostgreSQL when one does not close by itself, and sends each ev
 company's live sockets. Sockets that are catching up (replay) are held apart: they get
 missed events from PostgreSQL, then what arrived meanwhile, then join the live stream, so a
 client sees every event once, in order.
+
+A socket whose client stops reading cannot hold the instance's memory: Engine.IO queues
+frames per socket without a limit, so before each live send the relay cuts off any socket
+with more than `RELAY_SEND_QUEUE_LIMIT` frames waiting. Membership is checked again on every
+reconcile tick, so a removed member's open socket is closed too.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +52,8 @@ class Session:
     buffer: list[dict[str, Any]] = field(default_factory=list)
     filters: set[str] = field(default_factory=set)
     expiry: asyncio.TimerHandle | None = None
+    outbox: asyncio.Queue[Any] | None = None  # Engine.IO's queue of frames for this socket
+    abort: Callable[[], None] | None = None  # drops the connection without a goodbye
 
 
 @dataclass
@@ -241,11 +251,45 @@ class Relay:
         if name == "event":
             feed.offer(data)
         else:
-            self.spawn(
-                self.sio.emit(name, data, room=rooms.company_room(company), ignore_queue=True)
-            )
+            self.spawn(self._send_state(company, name, data))
+
+    async def _send_state(self, company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
+        await self._cut_slow(company)
+        await self.sio.emit(name, data, room=rooms.company_room(company), ignore_queue=True)
+
+    async def _cut_slow(self, company: uuid.UUID) -> None:
+        """Disconnect the company's sockets whose clients stopped reading."""
+        limit = self.cfg.send_queue_limit
+        for session in self.sessions_of(company):
+            queued = session.outbox.qsize() if session.outbox is not None else 0
+            if queued > limit:
+                log.warning(
+                    "slow client disconnected",
+                    extra=fields(
+                        sid=session.sid, company_id=str(session.company), queued=queued, limit=limit
+                    ),
+                )
+                await self._drop(session)
+
+    async def _drop(self, session: Session) -> None:
+        """Forget the socket and close its connection without waiting for the client: a
+        graceful close would queue behind the frames it is not reading."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
+        await self.sio.disconnect(session.sid, ignore_queue=True)
+        if session.abort is not None:
+            session.abort()
+            return
+        engine = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        if engine is not None:
+            await engine.close(wait=False, abort=True)
+        if session.outbox is not None:  # free what was queued, and let the writer stop
+            while not session.outbox.empty():
+                session.outbox.get_nowait()
+                session.outbox.task_done()
+            session.outbox.put_nowait(None)
 
     async def send_live(self, company: uuid.UUID, out: _Outgoing) -> None:
+        await self._cut_slow(company)
         room = (
             rooms.creator_room(company, out.creator) if out.creator else rooms.company_room(company)
         )
@@ -264,10 +308,29 @@ class Relay:
                 try:
                     async with self.pool.connection() as conn:
                         head = await history.head(conn, company)
+                        subjects = await history.member_subjects(conn, company)
+                    await self._end_revoked(company, subjects)
                     if head.last_seq > feed.head:
                         await feed.catch_up(head.last_seq)
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     log.warning("reconcile skipped", extra=fields(error=type(exc).__name__))
+
+    async def _end_revoked(self, company: uuid.UUID, subjects: set[str]) -> None:
+        """Close the sockets of people who are no longer members (their tokens may still be
+        valid for hours)."""
+        for session in self.sessions_of(company):
+            if session.subject not in subjects:
+                log.info(
+                    "member removed; socket closed",
+                    extra=fields(sid=session.sid, company_id=str(company)),
+                )
+                await self.sio.emit(
+                    "session_expired",
+                    {"reason": "not a member of this company"},
+                    to=session.sid,
+                    ignore_queue=True,
+                )
+                await self.sio.disconnect(session.sid, ignore_queue=True)
 
     # --- socket handlers -----------------------------------------------------------------
     async def _verify(self, token: object) -> Claims:
@@ -294,6 +357,7 @@ class Relay:
         if last_seq is not None and (not isinstance(last_seq, int) or last_seq < 0):
             raise socketio.exceptions.ConnectionRefusedError("last_seq must be a whole number")
         session = Session(sid, claims.company_id, claims.subject, role, claims.expires_at)
+        session.outbox, session.abort = self._outbox(sid), _aborter(environ)
         self.sessions[sid] = session
         if claims.company_id not in self.feeds:
             self.feeds[claims.company_id] = CompanyFeed(self, claims.company_id)
@@ -373,6 +437,11 @@ class Relay:
         session.expires_at = claims.expires_at
         self._schedule_expiry(session)
         return {"ok": True, "expires_at": claims.expires_at.isoformat()}
+
+    def _outbox(self, sid: str) -> asyncio.Queue[Any] | None:
+        engine = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+        queue = getattr(engine, "queue", None)
+        return queue if isinstance(queue, asyncio.Queue) else None
 
     # --- catching a session up -----------------------------------------------------------
     def _schedule_expiry(self, session: Session) -> None:
@@ -463,3 +532,34 @@ class Relay:
         await self.sio.emit(
             "live", {"epoch": feed.epoch, "last_seq": cursor}, to=session.sid, ignore_queue=True
         )
+
+
+def _aborter(environ: dict[str, Any]) -> Callable[[], None] | None:
+    """How to drop a websocket's TCP connection at once, when the server exposes it.
+
+    uvicorn's ASGI `send` is a method of its protocol object, which holds the transport.
+    Nothing else frees a peer whose receive window is closed: a close frame, or even a
+    plain close of the socket, waits behind the bytes it does not read. So the socket is
+    closed with a zero linger (a reset, which discards what the kernel still holds for it).
+    Long-polling sockets (no transport of their own) are closed through Engine.IO instead.
+    """
+    scope = environ.get("asgi.scope")
+    if not isinstance(scope, dict) or scope.get("type") != "websocket":
+        return None
+    transport = getattr(getattr(environ.get("asgi.send"), "__self__", None), "transport", None)
+    # duck-typed: uvloop's transports do not derive from asyncio.Transport
+    close_now, extra_info = (
+        getattr(transport, "abort", None),
+        getattr(transport, "get_extra_info", None),
+    )
+    if not (callable(close_now) and callable(extra_info)):
+        return None
+
+    def abort() -> None:
+        sock = extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        close_now()
+
+    return abort
