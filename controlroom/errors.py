@@ -29,7 +29,12 @@ def to_http(exc: BaseException, log: logging.Logger) -> tuple[int, bytes]:
     """Status and JSON body for an error; unexpected ones are logged with a traceback once."""
     for kind, status, code in _TABLE:
         if isinstance(exc, kind):
-            log.warning("request refused", extra={"fields": {"status": status, "error": code}})
+            # `cause` names the dependency or check that refused: what an alert groups by
+            cause = type(exc).__name__
+            log.warning(
+                "request refused",
+                extra={"fields": {"status": status, "error": code, "cause": cause}},
+            )
             return status, json.dumps({"error": code}).encode()
     if isinstance(exc, SettingsError):
         log.error("misconfigured: %s", exc)

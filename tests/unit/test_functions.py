@@ -13,6 +13,7 @@ from functions_framework import create_app
 
 from controlroom import errors, eventsub, services
 from controlroom.handoff import HandoffError, PersistTask
+from controlroom.ledger import LedgerUnavailableError
 from controlroom.twitchsim import sign_delivery
 from tests.samples import load
 from tests.unit.test_receiver import SECRET, FakeLedger, FakeQueue
@@ -108,3 +109,20 @@ def test_the_webhook_refuses_to_start_with_a_bad_secret(monkeypatch: pytest.Monk
     finally:
         settings.webhook.cache_clear()
         services.webhook.cache_clear()
+
+
+def test_refusals_name_their_cause_for_alerts(caplog: pytest.LogCaptureFixture) -> None:
+    # docs/operations.md groups 503s by `cause`: Firestore, Cloud Tasks or PostgreSQL
+    with caplog.at_level(logging.WARNING):
+        status, body = errors.to_http(
+            LedgerUnavailableError("ServiceUnavailable"), logging.getLogger("t")
+        )
+    assert status == 503
+    assert json.loads(body) == {"error": "unavailable"}  # the cause stays in our logs
+    record = caplog.records[-1]
+    assert record.getMessage() == "request refused"
+    assert record.fields == {  # type: ignore[attr-defined]
+        "status": 503,
+        "error": "unavailable",
+        "cause": "LedgerUnavailableError",
+    }
