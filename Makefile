@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench fuzz clean
+.PHONY: help install browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench fuzz soak chaos clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
@@ -14,6 +14,8 @@ help:
 	@echo "make check  - lint and type-check only"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make fuzz   - fuzz the webhook, the normalizers and the REST API for a bounded time"
+	@echo "make soak   - the whole stack under an agency's load for 5 minutes, then a ledger check"
+	@echo "make chaos  - faults injected under load (database, Redis, emulators, crashes), checked"
 	@echo "make archive - export closed days of make run's stack to its S3 now"
 	@echo "make clean  - remove virtual environments and local stack data"
 
@@ -119,6 +121,17 @@ bench/node/node_modules/.installed: bench/node/package.json bench/node/package-l
 
 bench: install bench/node/node_modules/.installed
 	$(BIN)/python -m bench
+
+# The proof of the whole system (not part of `make test`; loopback only, bounded, they stop by
+# themselves and exit non-zero if anything was lost or doubled). SOAK_ARGS / CHAOS_ARGS pass
+# options through, e.g. `make soak SOAK_ARGS="--rate 50 --seconds 60"`; see --help.
+SOAK_ARGS ?=
+CHAOS_ARGS ?=
+soak: install bench/node/node_modules/.installed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+chaos: install bench/node/node_modules/.installed
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 # Bounded fuzzing (not part of `make test`): FUZZ_SECONDS for the hypothesis properties,
 # FUZZ_API_EXAMPLES per REST operation and company for schemathesis; loopback only.

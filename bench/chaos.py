@@ -77,8 +77,8 @@ class Chaos:
         """Load for `seconds`; at `at` s the fault starts; it returns `restore`, whose return
         value is a note. Recovery is timed from the end of `restore`."""
         say(f"\n--- {name} ---")
-        before = set(self.twitch.ledger)
-        statuses_before = self.twitch.statuses.copy()
+        before = set(self.twitch.snapshot())
+        statuses_before = self.twitch.answers()
         loader = threading.Thread(
             target=drive,
             args=(self.twitch, self.agency),
@@ -90,18 +90,18 @@ class Chaos:
         note = restore()
         restored = time.monotonic()
         say(f"  fault over ({note}); checking ...")
-        accepted_now = {m for m, s in self.twitch.ledger.items() if s.accepted_ms is not None}
-        wait_stored(self.admin_url, self.agency, self.twitch.ledger, 240, messages=accepted_now)
-        heads = wait_stored(self.admin_url, self.agency, self.twitch.ledger, 1).heads
+        accepted_now = {m for m, s in self.twitch.snapshot().items() if s.accepted_ms}
+        wait_stored(self.admin_url, self.agency, self.twitch, 240, messages=accepted_now)
+        heads = wait_stored(self.admin_url, self.agency, self.twitch, 1).heads
         seen = self.clients.check(heads, None, 180, final=False)
         recovered = time.monotonic() - restored
         loader.join()
         self.twitch_drain()
-        mine = set(self.twitch.ledger) - before
-        result = wait_stored(self.admin_url, self.agency, self.twitch.ledger, 240, messages=mine)
+        mine = set(self.twitch.snapshot()) - before
+        result = wait_stored(self.admin_url, self.agency, self.twitch, 240, messages=mine)
         seen = self.clients.check(result.heads, None, 180, final=False, reset=True)
         refused = {
-            k: v for k, v in (self.twitch.statuses - statuses_before).items() if k >= 300 or k == 0
+            k: v for k, v in (self.twitch.answers() - statuses_before).items() if k >= 300 or k == 0
         }
         outcome = Outcome(
             name,
@@ -116,7 +116,11 @@ class Chaos:
         self.duplicates_before = seen["duplicates"]
         if refused:
             answers = ", ".join(f"{n} x {k or 'no answer'}" for k, n in sorted(refused.items()))
-            outcome.note += f"; Twitch saw {answers} and retried"
+            until = self.twitch.last_refused - restored
+            outcome.note += (
+                f"; Twitch saw {answers} and retried; the last refusal came {until:+.1f} s "
+                "from the end of the fault"
+            )
         reconnects = seen["reconnects"] - self.reconnects_before
         if reconnects:
             outcome.note += (

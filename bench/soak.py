@@ -183,6 +183,7 @@ class Twitch:
     statuses: Counter[int] = field(default_factory=Counter)
     resends: int = 0
     retries: int = 0
+    last_refused: float = float("-inf")  # monotonic time of the latest non-2xx attempt
 
     def __post_init__(self) -> None:
         self._heap: list[tuple[float, int, _Job]] = []
@@ -274,6 +275,8 @@ class Twitch:
                 self.latencies_ms.append(elapsed)
                 if sent.accepted_ms is None:
                     sent.accepted_ms = wall
+            else:
+                self.last_refused = time.monotonic()
             resend = ok and not job.resend and self._rng.random() < self.duplicates
         if ok:
             if resend:
@@ -303,6 +306,16 @@ class Twitch:
             t.join(max(0.1, deadline - time.monotonic()))
         with self._cond:
             self._heap.clear()  # past the bound: what is left counts as unresolved
+
+    def answers(self) -> Counter[int]:
+        """Attempts so far by HTTP status (0: no answer)."""
+        with self._lock:
+            return self.statuses.copy()
+
+    def snapshot(self) -> dict[str, Sent]:
+        """The ledger as it is now (the senders keep adding to it)."""
+        with self._lock:
+            return dict(self.ledger)
 
     def accepted(self) -> int:
         with self._lock:
@@ -516,7 +529,17 @@ def reconcile(
     admin_url: str, agency: Agency, ledger: dict[str, Sent], messages: set[str] | None = None
 ) -> Reconciliation:
     """Everything Twitch saw accepted, per company that watches its creator, against the rows."""
-    rows = stored_rows(admin_url, agency.companies)
+    return check_rows(stored_rows(admin_url, agency.companies), agency, ledger, messages)
+
+
+def check_rows(
+    rows: list[tuple[uuid.UUID, int, str]],
+    agency: Agency,
+    ledger: dict[str, Sent],
+    messages: set[str] | None = None,
+) -> Reconciliation:
+    """The ledger check on stored (company, seq, message id) rows; `messages` narrows it to
+    one scenario's deliveries."""
     expected: dict[uuid.UUID, set[str]] = {c: set() for c in agency.companies}
     accepted = gave_up = unresolved = 0
     for message_id, sent in ledger.items():
@@ -555,7 +578,7 @@ def reconcile(
 def wait_stored(
     admin_url: str,
     agency: Agency,
-    ledger: dict[str, Sent],
+    twitch: Twitch,
     timeout: float,
     *,
     messages: set[str] | None = None,
@@ -564,7 +587,7 @@ def wait_stored(
     deadline = time.monotonic() + timeout
     last = -1
     while True:
-        result = reconcile(admin_url, agency, ledger, messages)
+        result = reconcile(admin_url, agency, twitch.snapshot(), messages)
         if result.lost == 0 or time.monotonic() > deadline:
             return result
         if result.lost != last:
@@ -648,7 +671,7 @@ def run(plan: Plan) -> int:
             twitch.close()
             send_seconds = time.monotonic() - began
             say("waiting for every accepted delivery to be stored ...")
-            result = wait_stored(stack.endpoints.admin_url, agency, twitch.ledger, 300)
+            result = wait_stored(stack.endpoints.admin_url, agency, twitch, 300)
             sent_file = Path(tmp) / "sent.json"
             sent_file.write_text(json.dumps(result.sent_by_seq))
             say("waiting for every client to have every event ...")
