@@ -11,7 +11,7 @@
 //     then prints the summary (missing, duplicated, latency from the sent file) and exits;
 //     with "exit": false it prints the summary and goes on (chaos checks between faults);
 //     "reset": true then also forgets the reconnect times reported so far.
-//   FILE: {company: [[seq, sent epoch ms], ...]}
+//   FILE: {company: [[seq, sent epoch ms, in the burst], ...]}
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -154,23 +154,32 @@ async function finish(cmd) {
   const sentAt = {};
   for (const [company, pairs] of Object.entries(sent)) {
     const table = new Map();
-    for (const [seq, ms] of pairs) table.set(seq, ms);
+    for (const [seq, ms, burst] of pairs) table.set(seq, burst ? -ms : ms); // sign marks a burst
     sentAt[company] = table;
   }
   let total = 0;
   for (const c of clients) total += c.received;
-  const latencies = new Float64Array(total);
-  let n = 0;
+  const all = new Float64Array(total);
+  const burst = new Float64Array(total);
+  const rest = new Float64Array(total);
+  let n = 0, nb = 0, nr = 0;
   for (const c of clients) {
     const table = sentAt[c.company];
     if (!table) continue;
     for (let s = c.start + 1; s < c.seen.length; s++) {
       if (!c.seen[s]) continue;
       const t = table.get(s);
-      if (t !== undefined) latencies[n++] = c.arrived[s] - t;
+      if (t === undefined) continue;
+      const ms = c.arrived[s] - Math.abs(t);
+      all[n++] = ms;
+      if (t < 0) burst[nb++] = ms;
+      else rest[nr++] = ms;
     }
   }
-  const sorted = latencies.subarray(0, n).sort();
+  const stats = (values, count) => {
+    const sorted = values.subarray(0, count).sort();
+    return { samples: count, p50: pct(sorted, 0.5), p99: pct(sorted, 0.99), max: pct(sorted, 1) };
+  };
   const recoveries = clients.flatMap((c) => c.recoveries).sort((a, b) => a - b);
   const perCompany = {};
   for (const c of clients) {
@@ -195,10 +204,7 @@ async function finish(cmd) {
       out_of_order: clients.reduce((m, c) => m + c.outOfOrder, 0),
       resyncs: clients.reduce((m, c) => m + c.resyncs, 0),
       reconnects: clients.reduce((m, c) => m + c.reconnects, 0),
-      latency_samples: n,
-      latency_p50_ms: pct(sorted, 0.5),
-      latency_p99_ms: pct(sorted, 0.99),
-      latency_max_ms: pct(sorted, 1),
+      latency: { all: stats(all, n), burst: stats(burst, nb), rest: stats(rest, nr) },
       recovery_p50_ms: pct(recoveries, 0.5),
       recovery_max_ms: pct(recoveries, 1),
       per_company: perCompany,

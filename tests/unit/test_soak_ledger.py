@@ -35,7 +35,7 @@ def test_a_clean_run_is_clean() -> None:
     assert (result.accepted, result.gave_up, result.unresolved) == (2, 1, 0)
     assert result.stored == {str(A): 2, str(B): 1}
     assert result.heads == {str(A): 2, str(B): 1}
-    assert result.sent_by_seq[str(A)] == [(1, 1000.0), (2, 2000.0)]
+    assert result.sent_by_seq[str(A)] == [(1, 1000.0, False), (2, 2000.0, False)]
 
 
 def test_an_event_missing_for_one_watching_company_is_lost() -> None:
