@@ -29,11 +29,19 @@ def to_http(exc: BaseException, log: logging.Logger) -> tuple[int, bytes]:
     """Status and JSON body for an error; unexpected ones are logged with a traceback once."""
     for kind, status, code in _TABLE:
         if isinstance(exc, kind):
-            # `cause` names the dependency or check that refused: what an alert groups by
-            cause = type(exc).__name__
+            # `cause` is the table's entry (the dependency or check that refused): what an
+            # alert groups by; `exception` the precise type (PoolTimeout is an OperationalError)
+            cause, exception = kind.__name__, type(exc).__name__
             log.warning(
                 "request refused",
-                extra={"fields": {"status": status, "error": code, "cause": cause}},
+                extra={
+                    "fields": {
+                        "status": status,
+                        "error": code,
+                        "cause": cause,
+                        "exception": exception,
+                    }
+                },
             )
             return status, json.dumps({"error": code}).encode()
     if isinstance(exc, SettingsError):

@@ -57,7 +57,7 @@ class Client {
   connect() {
     const auth = { token: this.token };
     if (this.start !== null) {
-      auth.last_seq = this.last;
+      auth.last_seq = this.contiguous(); // everything up to here arrived: resume after it
       if (this.epoch) auth.epoch = this.epoch;
     }
     const socket = io(config.urls[this.relay], {
@@ -116,6 +116,12 @@ class Client {
     this.arrived[seq] = now();
     this.received++;
     if (seq > this.last) this.last = seq;
+  }
+
+  contiguous() {
+    let seq = this.start;
+    while (seq + 1 < this.seen.length && this.seen[seq + 1]) seq++;
+    return seq;
   }
 
   missing(head) {

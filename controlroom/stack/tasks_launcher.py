@@ -5,8 +5,9 @@ imports nothing from controlroom.
 
 The emulator keeps queues and tasks in memory; Cloud Tasks keeps a created task until it
 succeeds. With `--state FILE`, a graceful stop (SIGTERM) saves what is still queued and the
-next start loads it, so restarting the stand-in loses nothing, as with the real service.
-(A task being dispatched at the stop is saved too: persist is idempotent.)
+next start loads it, so restarting the stand-in loses nothing, as with the real service. The
+stop first refuses new tasks, then lets a dispatch in flight end (the emulator puts a failed
+one back in its queue) before it saves.
 """
 
 import argparse
@@ -81,11 +82,29 @@ def main() -> int:
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    server._processor.join(timeout=1)  # no new dispatches while the queues are saved
+    _quiesce(server)
     if args.state is not None:
         print(f"saved {_save(server, args.state)} queued task(s)", flush=True)
     server.stop()
     return 0
+
+
+def _quiesce(server) -> None:  # type: ignore[no-untyped-def]
+    """Stop taking tasks, then stop starting dispatches, then let the running ones finish:
+    what is left in the queues afterwards is exactly what still has to run."""
+    server._api.join(timeout=1)  # CreateTask refused from here on (the webhook answers 503)
+    state = server._state
+    dispatch = state.submit_task
+
+    def no_new_dispatch(task_name, force_run=False):  # type: ignore[no-untyped-def]
+        return None  # the queue threads skip the rest of their round
+
+    state.submit_task = no_new_dispatch
+    processor = server._processor
+    processor._is_running.clear()
+    for thread in list(processor._queue_threads.values()):
+        thread.join(timeout=10)  # a dispatch in flight ends: done, or put back in its queue
+    state.submit_task = dispatch
 
 
 if __name__ == "__main__":

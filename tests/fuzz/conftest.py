@@ -1,4 +1,4 @@
-"""The fuzz tier: run by `make fuzz` only (pyproject's norecursedirs keeps it out of `pytest`)."""
+"""The fuzz tier: run by `make fuzz` only (collect_ignore in tests/conftest.py keeps it out)."""
 
 from __future__ import annotations
 

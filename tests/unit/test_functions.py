@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg_pool
 import pytest
 from functions_framework import create_app
 
@@ -125,4 +126,8 @@ def test_refusals_name_their_cause_for_alerts(caplog: pytest.LogCaptureFixture) 
         "status": 503,
         "error": "unavailable",
         "cause": "LedgerUnavailableError",
+        "exception": "LedgerUnavailableError",
     }
+    errors.to_http(psycopg_pool.PoolTimeout("no connection"), logging.getLogger("t"))
+    pool_down = caplog.records[-1].fields  # type: ignore[attr-defined]
+    assert (pool_down["cause"], pool_down["exception"]) == ("OperationalError", "PoolTimeout")

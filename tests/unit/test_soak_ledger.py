@@ -57,6 +57,16 @@ def test_rows_nobody_sent_and_gaps_in_seq_are_counted() -> None:
     assert not result.clean
 
 
+def test_a_row_for_a_refused_delivery_is_not_foreign_but_one_nobody_sent_is() -> None:
+    # persist may store what the webhook queued before answering 503: at least once
+    result = check_rows([*clean_rows(), (A, 3, "m3")], AGENCY, ledger())
+    assert result.unexpected == 0
+    assert result.clean
+    narrowed = check_rows([*clean_rows(), (A, 3, "forged")], AGENCY, ledger(), messages={"m1"})
+    assert narrowed.unexpected == 1
+    assert not narrowed.clean
+
+
 def test_a_delivery_neither_accepted_nor_given_up_fails_the_run() -> None:
     pending = {**ledger(), "m4": Sent("1", b"{}", attempts=1)}
     result = check_rows(clean_rows(), AGENCY, pending)
