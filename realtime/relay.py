@@ -314,6 +314,8 @@ class Relay:
                         await feed.catch_up(head.last_seq)
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     log.warning("reconcile skipped", extra=fields(error=type(exc).__name__))
+                except Exception:  # a bug must not end gap filling for the whole instance
+                    log.exception("reconcile failed", extra=fields(company_id=str(company)))
 
     async def _end_revoked(self, company: uuid.UUID, subjects: set[str]) -> None:
         """Close the sockets of people who are no longer members (their tokens may still be
