@@ -49,6 +49,7 @@ class Session:
     role: str
     expires_at: datetime
     replaying: bool = True
+    catching_up: bool = True  # a replay task runs (from connect or a resume): one at a time
     buffer: list[dict[str, Any]] = field(default_factory=list)
     filters: set[str] = field(default_factory=set)
     expiry: asyncio.TimerHandle | None = None
@@ -386,7 +387,10 @@ class Relay:
         last_seq = data.get("last_seq") if isinstance(data, dict) else None
         if session is None or not isinstance(last_seq, int) or last_seq < 0:
             return {"ok": False, "error": "resume needs last_seq"}
-        session.replaying, session.buffer = True, []
+        if session.catching_up:
+            # two replays at once would interleave their frames: the client waits for `live`
+            return {"ok": False, "error": "a replay is running; resume after live"}
+        session.catching_up, session.replaying, session.buffer = True, True, []
         epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
         self.sio.start_background_task(self._catch_up_session, session, last_seq, epoch, False)
         return {"ok": True}
@@ -477,6 +481,8 @@ class Relay:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             log.warning("replay failed; disconnecting", extra=fields(error=type(exc).__name__))
             await self.sio.disconnect(session.sid, ignore_queue=True)
+        finally:
+            session.catching_up = False
 
     async def _replay(
         self, session: Session, last_seq: int | None, epoch: str | None, snapshot: bool

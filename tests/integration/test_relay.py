@@ -416,3 +416,30 @@ def test_token_and_watch_commands(
     assert sum(1 for line in lines if line.startswith("events")) == 3
     assert any(line.startswith("creator_state") for line in lines)
     assert any(line.startswith("live") for line in lines)
+
+
+def test_a_second_resume_during_a_replay_is_refused_and_nothing_interleaves(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    company, _ = agency(cfg, "relay-double-resume", [])
+    producer = Producer(cfg, env["REDIS_URL"], company)
+    try:
+        last = producer.store(2000, publish=False)
+    finally:
+        producer.halt()
+    feed = client(clients, relays[0])
+    auth = {"token": token(stack, company, "relay-double-resume"), "last_seq": last}
+    assert feed.connect(auth)
+    feed.wait_live()
+    answers: list[Any] = []
+    for _ in range(2):  # back to back, without waiting for the first answer
+        feed.client.emit("resume", {"last_seq": 0}, callback=answers.append)
+    assert wait_for(lambda: len(answers) == 2, timeout=15)
+    assert {"ok": True} in answers
+    assert {"ok": False, "error": "a replay is running; resume after live"} in answers
+    assert wait_for(lambda: len(feed.control) >= 2 and feed.control[-1][0] == "live", timeout=30)
+    assert feed.seqs() == list(range(1, last + 1))  # one replay, in order, each event once
