@@ -42,8 +42,9 @@ from bench.soak import (
     soak_stack,
     wait_stored,
 )
-from controlroom import archive, s3, settings
+from controlroom import archive, dbadmin, s3, settings
 from controlroom.stack import LocalStack
+from controlroom.stack.local import DATABASE
 
 
 @dataclass
@@ -171,33 +172,31 @@ class Chaos:
         return not self.twitch.pending()
 
     # --- the faults ------------------------------------------------------------------------
-    def stopped_for(
-        self, stand_in: Any, seconds: float, after: Callable[[], None] | None = None
+    def outage(
+        self,
+        stand_in: Any,
+        down: float,
+        *,
+        kill: bool = False,
+        after: Callable[[], None] | None = None,
     ) -> Callable[[], Callable[[], str]]:
+        """Stop `stand_in` (SIGTERM, or SIGKILL as a crash), start it again `down` s later."""
+
         def fault() -> Callable[[], str]:
-            say(f"  stopping {stand_in.name} for {seconds:.0f} s")
-            stand_in.stop()
-
-            def restore() -> str:
-                time.sleep(seconds)
-                stand_in.start()
-                if after is not None:
-                    after()
-                return f"{stand_in.name} down {seconds:.0f} s"
-
-            return restore
-
-        return fault
-
-    def killed(self, stand_in: Any, down: float) -> Callable[[], Callable[[], str]]:
-        def fault() -> Callable[[], str]:
-            say(f"  SIGKILL {stand_in.name}")
-            stand_in.kill()
+            say(f"  {'SIGKILL' if kill else 'stopping'} {stand_in.name} for {down:.0f} s")
+            if kill:
+                stand_in.kill()
+            else:
+                stand_in.stop()
 
             def restore() -> str:
                 time.sleep(down)
                 stand_in.start()
-                return f"{stand_in.name} killed, a new instance after {down:.0f} s"
+                if after is not None:
+                    after()
+                if kill:
+                    return f"{stand_in.name} killed, a new instance after {down:.0f} s"
+                return f"{stand_in.name} down {down:.0f} s"
 
             return restore
 
@@ -221,7 +220,7 @@ class Chaos:
         say("\n--- archive killed mid-upload ---")
         assert self.stack.endpoints is not None
         env = self.stack.endpoints.env()
-        admin_db = self.admin_url.rsplit("/", 1)[0] + "/controlroom"
+        admin_db = dbadmin.with_database(self.admin_url, DATABASE)
         company = archive_bench.fill(admin_db, settings.DatabaseSettings.from_env(env), rows)
         day = archive_bench.DAY
         client = s3.client(env["AWS_ENDPOINT_URL_S3"], credentials=("local", "local"))
@@ -319,25 +318,23 @@ def run(plan: Plan, only: list[str], outage: float, archive_rows: int) -> int:
             lanes = plan.lanes
             faults: dict[str, Callable[[], Outcome]] = {
                 "postgres": lambda: chaos.under_load(
-                    "PostgreSQL stopped", window, chaos.stopped_for(stack.postgres, outage)
+                    "PostgreSQL stopped", window, chaos.outage(stack.postgres, outage)
                 ),
                 "redis": lambda: chaos.under_load(
-                    "Redis stopped", window, chaos.stopped_for(stack.valkey, outage)
+                    "Redis stopped", window, chaos.outage(stack.valkey, outage)
                 ),
                 "firestore": lambda: chaos.under_load(
                     "Firestore emulator stopped",
                     window,
-                    chaos.stopped_for(stack.firestore, outage),
+                    chaos.outage(stack.firestore, outage),
                 ),
                 "tasks": lambda: chaos.under_load(
                     "Cloud Tasks emulator restarted",
                     window,
-                    chaos.stopped_for(
-                        stack.tasks, 2.0, after=lambda: recreate_queues(stack, lanes)
-                    ),
+                    chaos.outage(stack.tasks, 2.0, after=lambda: recreate_queues(stack, lanes)),
                 ),
                 "persist": lambda: chaos.under_load(
-                    "persist worker SIGKILL", window, chaos.killed(topo.persists[0], 3.0)
+                    "persist worker SIGKILL", window, chaos.outage(topo.persists[0], 3.0, kill=True)
                 ),
                 "relay": lambda: chaos.under_load(
                     "relay killed with clients connected",

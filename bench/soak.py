@@ -38,11 +38,11 @@ import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
-from controlroom import cloudtasks, twitchsim
+from controlroom import cloudtasks, dbadmin, twitchsim
 from controlroom.db import tenant_transaction
 from controlroom.stack import LocalStack
 from controlroom.stack.functions import FunctionServer, RelayServer
-from controlroom.stack.local import LOCATION, PROJECT
+from controlroom.stack.local import DATABASE, LOCATION, PROJECT
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 # gunicorn (functions-framework) closes a keep-alive connection idle for 2 s
@@ -423,7 +423,7 @@ def stack_pids(stack: LocalStack, extra: dict[str, int] | None = None) -> dict[s
 
 def ingest_latency(admin_url: str, companies: list[uuid.UUID]) -> tuple[float, float]:
     """p50 and p99 (ms) from the webhook receiving a delivery to persist writing its row."""
-    with psycopg.connect(admin_url, dbname="controlroom") as conn:
+    with psycopg.connect(dbadmin.with_database(admin_url, DATABASE)) as conn:
         row = conn.execute(
             "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY "
             "extract(epoch FROM stored_at - received_at) * 1000) FROM events "
@@ -435,7 +435,7 @@ def ingest_latency(admin_url: str, companies: list[uuid.UUID]) -> tuple[float, f
 
 
 def stored_rows(admin_url: str, companies: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
-    with psycopg.connect(admin_url, dbname="controlroom") as conn:
+    with psycopg.connect(dbadmin.with_database(admin_url, DATABASE)) as conn:
         rows = conn.execute(
             "SELECT company_id, seq, twitch_message_id FROM events WHERE company_id = ANY(%s)",
             (companies,),

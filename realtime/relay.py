@@ -209,6 +209,8 @@ class Relay:
         self.verifier = verifier
         self.cfg = cfg
         self.sessions: dict[str, Session] = {}
+        # the same sessions by company: every live frame looks up its company's sockets
+        self._company_sessions: dict[uuid.UUID, dict[str, Session]] = {}
         self.feeds: dict[uuid.UUID, CompanyFeed] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -242,7 +244,7 @@ class Relay:
         task.add_done_callback(self._tasks.discard)
 
     def sessions_of(self, company: uuid.UUID) -> list[Session]:
-        return [s for s in self.sessions.values() if s.company == company]
+        return list(self._company_sessions.get(company, {}).values())
 
     # --- the live path -----------------------------------------------------------------
     def on_published(self, company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
@@ -362,6 +364,7 @@ class Relay:
         session = Session(sid, claims.company_id, claims.subject, role, claims.expires_at)
         session.outbox, session.abort = self._outbox(sid), _aborter(environ)
         self.sessions[sid] = session
+        self._company_sessions.setdefault(claims.company_id, {})[sid] = session
         if claims.company_id not in self.feeds:
             self.feeds[claims.company_id] = CompanyFeed(self, claims.company_id)
         await self.sio.enter_room(sid, rooms.company_room(claims.company_id))
@@ -377,7 +380,10 @@ class Relay:
             return
         if session.expiry is not None:
             session.expiry.cancel()
-        if not self.sessions_of(session.company):
+        others = self._company_sessions.get(session.company, {})
+        others.pop(sid, None)
+        if not others:
+            self._company_sessions.pop(session.company, None)
             feed = self.feeds.pop(session.company, None)
             if feed is not None:
                 feed.close()

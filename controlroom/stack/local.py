@@ -243,13 +243,17 @@ class LocalStack:
         return relay
 
     def start_function(
-        self, function: str, instance: str, extra_env: dict[str, str] | None = None
+        self,
+        function: str,
+        instance: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> FunctionServer:
-        """Another instance of one of functions/, on its own port (the soak runs several)."""
+        """An instance of one of functions/ on its own port (the soak runs several of each)."""
         assert self.endpoints is not None
         env = {**os.environ, **self.endpoints.env(), "LOG_LEVEL": "INFO", **(extra_env or {})}
-        server = FunctionServer(function, self._logs, free_port(), env, instance=instance)
-        self._start(server, f"functions/{function} ({instance})")
+        server = FunctionServer(function, self._logs, port or free_port(), env, instance=instance)
+        self._start(server, f"functions/{function}" + (f" ({instance})" if instance else ""))
         return server
 
     def _start_services(self, endpoints: Endpoints) -> Endpoints:
@@ -259,12 +263,9 @@ class LocalStack:
             persist_url=f"http://127.0.0.1:{persist_port}/",
             webhook_url=f"http://127.0.0.1:{webhook_port}/",
         )
-        env = {**os.environ, **endpoints.env(), "LOG_LEVEL": "INFO"}
-        self.persist = FunctionServer("persist", self._logs, persist_port, env)
-        self._start(self.persist, "functions/persist")
-        self.webhook = FunctionServer("webhook", self._logs, webhook_port, env)
-        self._start(self.webhook, "functions/webhook")
         self.endpoints = endpoints
+        self.persist = self.start_function("persist", port=persist_port)
+        self.webhook = self.start_function("webhook", port=webhook_port)
         relay = self.start_relay(_port("relay", self.durable))
         return dataclasses.replace(endpoints, relay_url=relay.url)
 

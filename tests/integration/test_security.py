@@ -25,7 +25,7 @@ import pytest
 from google.cloud import firestore
 from psycopg.rows import dict_row
 
-from controlroom import archive, db, devkeys, eventstore, eventsub, s3, settings, twitchsim
+from controlroom import archive, db, dbadmin, devkeys, eventstore, eventsub, s3, settings, twitchsim
 from controlroom.emitter import SocketIOPublisher
 from controlroom.events import compact
 from controlroom.stack import LocalStack, local
@@ -64,7 +64,7 @@ def agencies(cfg: settings.DatabaseSettings) -> tuple[Agency, Agency]:
 @pytest.fixture(scope="module")
 def superuser(stack: LocalStack) -> Iterator[psycopg.Connection[Any]]:
     assert stack.endpoints is not None
-    url = stack.endpoints.admin_url.rsplit("/", 1)[0] + "/controlroom"
+    url = dbadmin.with_database(stack.endpoints.admin_url, local.DATABASE)
     with psycopg.connect(url, row_factory=dict_row, autocommit=True) as conn:
         yield conn
 
