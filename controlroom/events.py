@@ -2,7 +2,8 @@
 
 Parsing is lenient on purpose: unknown keys are ignored, missing or null fields become
 None, and an unknown type or version still yields an event with a generic summary. Only a
-delivery from which no broadcaster can be found is refused (NormalizationError).
+delivery from which no broadcaster can be found is refused (NormalizationError). Every
+string of a normalized event is one PostgreSQL can store (see `storable`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,25 @@ class Normalized:
     summary: Mapping[str, Any] = field(default_factory=dict)
     dedup_key: str | None = None
     state: StateChange | None = None
+
+
+# PostgreSQL's text and jsonb refuse U+0000, and UTF-8 cannot carry a lone surrogate (a pair
+# arrives from json.loads already joined). Either would turn an authentic event into a poison
+# task; U+FFFD marks the spot without inventing text. The signature was verified over the
+# raw bytes at the webhook, so what is stored is a sanitized record of the delivery.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """A copy of a parsed JSON value whose strings, keys included, PostgreSQL can store."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _s(value: Any) -> str | None:
@@ -422,8 +442,18 @@ def _one(ctx: _Context) -> Normalized:
     )
 
 
+def _storable_body(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    try:
+        cleaned = storable(dict(body))
+    except RecursionError:  # as deep as json.loads allows, but not a copy more
+        raise NormalizationError("body nested too deeply") from None
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
 def normalize_notification(body: Mapping[str, Any], sent_at: datetime) -> list[Normalized]:
     """Every event of a notification body (`event`, or the batched `events` form)."""
+    body = _storable_body(body)
     subscription = _d(body.get("subscription"))
     sub_type = _s(subscription.get("type"))
     if sub_type is None:
@@ -441,6 +471,7 @@ def normalize_notification(body: Mapping[str, Any], sent_at: datetime) -> list[N
 
 def normalize_revocation(body: Mapping[str, Any], sent_at: datetime) -> Normalized:
     """A revoked subscription, as an event for the companies watching its broadcaster."""
+    body = _storable_body(body)
     subscription = _d(body.get("subscription"))
     condition = _d(subscription.get("condition"))
     broadcaster = next(

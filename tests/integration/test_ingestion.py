@@ -270,6 +270,38 @@ def test_poison_delivery_goes_to_dead_letters(pipeline: LocalStack, env: dict[st
     assert wait_for(dead_lettered)
 
 
+def test_text_postgresql_refuses_is_stored_replaced_not_dead_lettered(
+    pipeline: LocalStack, env: dict[str, str], cfg: settings.DatabaseSettings
+) -> None:
+    company = watch(cfg, "Nul bytes", ["8600"])
+    body = twitchsim.notification_body(
+        "channel.chat.message", twitchsim.Broadcaster("8600", "nul_bytes")
+    )
+    body["event"]["message"]["text"] = "before\x00after"
+    body["event"]["message"]["fragments"] = [{"type": "text", "text": "\x00", "x": ["\ud800"]}]
+    body["event"]["badge\x00key"] = {"nested": {"deeper": "a\x00b"}}
+    raw = json.dumps(body).encode()
+    assert b"\\u0000" in raw and b"\\ud800" in raw  # the escapes PostgreSQL refuses
+    status, _, delivery = send(env, raw)
+    assert status == 204
+
+    assert wait_for(lambda: len(stored(cfg, company)) == 1), pipeline.persist.process.log_tail(5)  # type: ignore[union-attr]
+    (row,) = stored(cfg, company)
+    assert row["twitch_message_id"] == delivery.message_id
+    assert row["message_text"] == "before\ufffdafter"
+    payload = row["payload"]
+    assert payload["message"]["text"] == "before\ufffdafter"
+    assert payload["message"]["fragments"] == [{"type": "text", "text": "\ufffd", "x": ["\ufffd"]}]
+    assert payload["badge\ufffdkey"] == {"nested": {"deeper": "a\ufffdb"}}
+    assert pipeline.endpoints is not None
+    with psycopg.connect(pipeline.endpoints.admin_url.rsplit("/", 1)[0] + "/controlroom") as conn:
+        dead = conn.execute(
+            "SELECT count(*) FROM ingest_dead_letters WHERE twitch_message_id = %s",
+            (delivery.message_id,),
+        ).fetchone()
+    assert dead == (0,)
+
+
 def test_unwatched_broadcaster_is_simply_acknowledged(
     env: dict[str, str], pipeline: LocalStack
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -221,8 +222,6 @@ def test_authorization_revoke_marks_the_creator() -> None:
 
 
 def test_revocation_becomes_a_platform_event() -> None:
-    import json
-
     event = events.normalize_revocation(json.loads(message("revocation")), SENT)
     assert (event.type, event.topic, event.broadcaster_user_id) == (
         "subscription.revoked",
@@ -301,3 +300,32 @@ def test_choices_and_outcomes_that_are_not_lists_are_ignored(value: Any) -> None
         body["event"][key] = value
         (event,) = events.normalize_notification(body, SENT)
         assert event.broadcaster_user_id == "1"
+
+
+def test_text_postgresql_refuses_becomes_the_replacement_character() -> None:
+    body = json.loads(
+        '{"subscription": {"type": "channel.chat.message", "version": "1", "condition": {}},'
+        ' "event": {"broadcaster_user_id": "1971641", "chatter_user_login": "nul\\u0000user",'
+        ' "message": {"text": "a\\u0000b\\ud800c", "fragments": [{"text": "\\u0000"}]},'
+        ' "extra\\u0000key": {"deep": ["\\udfff", "ok \\ud83d\\ude00"]}}}'
+    )
+    (event,) = events.normalize_notification(body, SENT)
+    assert event.summary["message_text"] == "a\ufffdb\ufffdc"
+    assert event.summary["actor_login"] == "nul\ufffduser"
+    assert event.event["message"]["fragments"] == [{"text": "\ufffd"}]
+    assert event.event["extra\ufffdkey"] == {"deep": ["\ufffd", "ok \U0001f600"]}
+    assert "\x00" not in json.dumps(event.event, ensure_ascii=False)
+    # the caller's parsed body is left as it was
+    assert body["event"]["message"]["text"] == "a\x00b\ud800c"
+
+
+def test_a_revocation_is_made_storable_too() -> None:
+    body = json.loads(message("revocation"))
+    body["subscription"]["condition"]["note"] = "x\x00y"
+    event = events.normalize_revocation(body, SENT)
+    assert event.event["condition"]["note"] == "x\ufffdy"
+
+
+def test_storable_leaves_everything_else_alone() -> None:
+    value = {"n": 1, "f": 1.5, "b": True, "z": None, "s": "plain é \U0001f600", "l": [[]]}
+    assert events.storable(value) == value
