@@ -3,8 +3,15 @@
 A company-day is streamed out of PostgreSQL under the company's RLS context with a
 server-side cursor, written to two files whose bytes depend only on the rows (so a re-run
 writes the same objects under the same keys), uploaded with SHA-256 checksums, verified by
-reading the objects' metadata back, and only then recorded in `archive_manifests`. Prune
-deletes only days whose manifest is verified, in the transaction that marks them pruned.
+reading the objects' metadata back, and only then recorded in `archive_manifests`.
+
+seq is per company, gap-free and allocated in commit order, so an export that reads the
+company's `last_seq` (K) and the day's rows in one snapshot holds every row of the day with
+seq <= K; the manifest records K as `covered_seq`. A row stored later for that day (a
+redelivery across midnight, say) has a higher seq: the day is pending again, and the next
+run writes a delta part holding only the rows after `covered_seq`, so no row is in two
+objects. Prune deletes only rows a verified manifest covers (by seq, never by date alone),
+in the transaction that marks the day pruned.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -83,6 +91,8 @@ class ArchiveError(Exception):
 
 @dataclass
 class DayResult:
+    """One part written for a company-day (part 0 and no keys: nothing new to export)."""
+
     company_id: uuid.UUID
     day: date
     rows: int
@@ -90,6 +100,26 @@ class DayResult:
     keys: dict[str, str]
     first_seq: int | None
     last_seq: int | None
+    part: int = 0
+    covered_seq: int = 0
+    orphans_removed: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a verified manifest says of a company-day: its parts and the seq it covers."""
+
+    parts: list[dict[str, Any]]
+    checksums: list[dict[str, str]]
+    row_count: int
+    covered_seq: int
+
+    @property
+    def keys(self) -> set[str]:
+        return {part[kind] for part in self.parts for kind in ("ndjson", "parquet")}
+
+
+EMPTY = Manifest([], [], 0, 0)
 
 
 @dataclass
@@ -124,25 +154,48 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rows(
-    conn: psycopg.Connection[Any], company: uuid.UUID, day: date
+    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, after: int, through: int
 ) -> Iterator[list[dict[str, Any]]]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     cursor = conn.cursor(name=f"archive_{uuid.uuid4().hex}", row_factory=dict_row)
     cursor.itersize = FETCH_ROWS
     cursor.execute(
         "SELECT * FROM events WHERE company_id = %s AND occurred_at >= %s AND occurred_at < %s "
-        "ORDER BY seq",
-        (company, start, start + timedelta(days=1)),
+        "AND seq > %s AND seq <= %s ORDER BY seq",
+        (company, start, start + timedelta(days=1), after, through),
     )
     while batch := cursor.fetchmany(FETCH_ROWS):
         yield batch
     cursor.close()
 
 
+@contextmanager
+def _snapshot(conn: psycopg.Connection[Any], company: uuid.UUID) -> Iterator[None]:
+    """A REPEATABLE READ, READ ONLY tenant transaction: every statement sees one snapshot."""
+    isolation, read_only = conn.isolation_level, conn.read_only
+    conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+    try:
+        with tenant_transaction(conn, company):
+            yield
+    finally:
+        conn.isolation_level, conn.read_only = isolation, read_only
+
+
+@dataclass
+class _Written:
+    ndjson: Path
+    parquet: Path
+    rows: int
+    first_seq: int | None
+    last_seq: int | None
+    covered_seq: int
+
+
 def _write(
-    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, folder: Path
-) -> tuple[Path, Path, int, int | None, int | None]:
-    """Both files for one company-day; memory holds one row group at most."""
+    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, folder: Path, after: int
+) -> _Written:
+    """Both files for the day's rows after seq `after`, up to the company's `last_seq` read
+    in the same snapshot; memory holds one row group at most."""
     ndjson_path, parquet_path = folder / "part.ndjson.gz", folder / "part.parquet"
     count, first, last = 0, None, None
     # rows become columnar Arrow batches as they arrive; a row group is written once enough
@@ -164,8 +217,11 @@ def _write(
                 batches.clear()
                 held = 0
 
-        with tenant_transaction(conn, company):
-            for batch in _rows(conn, company, day):
+        with _snapshot(conn, company):
+            # read first: every row with seq <= K is committed and visible in this snapshot
+            head = conn.execute("SELECT last_seq FROM event_sequences").fetchone()
+            covered = int(head["last_seq"]) if head else 0
+            for batch in _rows(conn, company, day, after, covered):
                 pending: list[dict[str, Any]] = []
                 for row in batch:
                     plain = _plain(row)
@@ -188,7 +244,7 @@ def _write(
                 if held >= ROW_GROUP_ROWS:
                     flush()
         flush()
-    return ndjson_path, parquet_path, count, first, last
+    return _Written(ndjson_path, parquet_path, count, first, last, covered)
 
 
 def _sha256(path: Path) -> str:
@@ -219,41 +275,133 @@ def _upload(s3: Any, bucket: str, path: Path, key: str, digest: str) -> None:
         raise ArchiveError(f"{key}: stored checksum differs")
 
 
+def manifest(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Manifest:
+    """The company-day's verified manifest, or EMPTY (an unverified one counts for nothing)."""
+    with tenant_transaction(conn, company):
+        row = conn.execute(
+            "SELECT object_keys, checksums, row_count, covered_seq FROM archive_manifests "
+            "WHERE day = %s AND verified_at IS NOT NULL",
+            (day,),
+        ).fetchone()
+    if row is None:
+        return EMPTY
+    return Manifest(row["object_keys"], row["checksums"], row["row_count"], row["covered_seq"])
+
+
+def remove_orphans(s3: Any, bucket: str, company: uuid.UUID, day: date, keep: set[str]) -> int:
+    """Delete the objects under the day's prefix that `keep` (the manifest's keys) lacks.
+
+    A run that died after an upload and before its manifest leaves such an object; its rows
+    may overlap the next delta, so it goes before anything new is written.
+    """
+    removed = 0
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix(company, day)
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"] not in keep:
+                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
+                    removed += 1
+    except (BotoCoreError, ClientError) as exc:
+        raise ArchiveError(f"orphan cleanup failed: {type(exc).__name__}") from exc
+    if removed:
+        log.warning(
+            "archive orphans removed",
+            extra=fields(company_id=str(company), day=str(day), objects=removed),
+        )
+    return removed
+
+
 def export_day(
     conn: psycopg.Connection[Any], s3: Any, bucket: str, company: uuid.UUID, day: date
 ) -> DayResult:
+    """Export the day's rows that its verified manifest does not cover, as one new part.
+
+    The caller holds the company-day's advisory lock (`run` does). With nothing uncovered,
+    nothing is written and the result has part 0.
+    """
+    current = manifest(conn, company, day)
+    orphans = remove_orphans(s3, bucket, company, day, current.keys)
     with tempfile.TemporaryDirectory(prefix="archive-") as tmp:
-        ndjson_path, parquet_path, count, first, last = _write(conn, company, day, Path(tmp))
+        written = _write(conn, company, day, Path(tmp), current.covered_seq)
+        if written.rows == 0:
+            return DayResult(company, day, 0, 0, {}, None, None, 0, current.covered_seq, orphans)
         keys, checksums, total = {}, {}, 0
-        for kind, path in (("ndjson", ndjson_path), ("parquet", parquet_path)):
+        for kind, path in (("ndjson", written.ndjson), ("parquet", written.parquet)):
             digest = _sha256(path)
             suffix = "ndjson.gz" if kind == "ndjson" else "parquet"
             key = f"{prefix(company, day)}part-{digest[:16]}.{suffix}"
             _upload(s3, bucket, path, key, digest)
             keys[kind], checksums[kind], total = key, digest, total + path.stat().st_size
+    part = {
+        **keys,
+        "rows": written.rows,
+        "first_seq": written.first_seq,
+        "last_seq": written.last_seq,
+        "after_seq": current.covered_seq,
+        "covered_seq": written.covered_seq,
+    }
+    parts = [*current.parts, part]
     with tenant_transaction(conn, company):
+        row = conn.execute(
+            "SELECT covered_seq FROM archive_manifests WHERE day = %s AND verified_at IS NOT NULL "
+            "FOR UPDATE",
+            (day,),
+        ).fetchone()
+        if (row["covered_seq"] if row else 0) != current.covered_seq:
+            raise ArchiveError("the manifest changed during the export")  # another run, unlocked
+        # a delta puts unpruned rows back into a pruned day: prune must visit it again
         conn.execute(
             "INSERT INTO archive_manifests (company_id, day, object_keys, row_count, first_seq, "
-            "last_seq, checksums, schema_version, exported_at, verified_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, now(), now()) "
+            "last_seq, checksums, schema_version, covered_seq, exported_at, verified_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now()) "
             "ON CONFLICT (company_id, day) DO UPDATE SET object_keys = EXCLUDED.object_keys, "
-            "row_count = EXCLUDED.row_count, first_seq = EXCLUDED.first_seq, "
-            "last_seq = EXCLUDED.last_seq, checksums = EXCLUDED.checksums, "
-            "schema_version = EXCLUDED.schema_version, exported_at = EXCLUDED.exported_at, "
-            "verified_at = EXCLUDED.verified_at",
-            (company, day, Jsonb(keys), count, first, last, Jsonb(checksums), SCHEMA_VERSION),
+            "row_count = EXCLUDED.row_count, "
+            "first_seq = CASE WHEN archive_manifests.verified_at IS NULL THEN EXCLUDED.first_seq "
+            "ELSE least(archive_manifests.first_seq, EXCLUDED.first_seq) END, "
+            "last_seq = CASE WHEN archive_manifests.verified_at IS NULL THEN EXCLUDED.last_seq "
+            "ELSE greatest(archive_manifests.last_seq, EXCLUDED.last_seq) END, "
+            "checksums = EXCLUDED.checksums, schema_version = EXCLUDED.schema_version, "
+            "covered_seq = EXCLUDED.covered_seq, exported_at = EXCLUDED.exported_at, "
+            "verified_at = EXCLUDED.verified_at, pruned_at = NULL",
+            (
+                company,
+                day,
+                Jsonb(parts),
+                current.row_count + written.rows,
+                written.first_seq,
+                written.last_seq,
+                Jsonb([*current.checksums, checksums]),
+                SCHEMA_VERSION,
+                written.covered_seq,
+            ),
         )
-    return DayResult(company, day, count, total, keys, first, last)
+    return DayResult(
+        company,
+        day,
+        written.rows,
+        total,
+        keys,
+        written.first_seq,
+        written.last_seq,
+        len(parts),
+        written.covered_seq,
+        orphans,
+    )
 
 
 def pending_days(conn: Conn, company: uuid.UUID, today: date) -> list[date]:
-    """Closed days (UTC) with events and no verified manifest."""
+    """Closed days (UTC) with a row that no verified manifest covers."""
     start = datetime(today.year, today.month, today.day, tzinfo=UTC)
     with tenant_transaction(conn, company):
         rows = conn.execute(
-            "SELECT DISTINCT (occurred_at AT TIME ZONE 'UTC')::date AS day FROM events "
-            "WHERE company_id = %s AND occurred_at < %s "
-            "EXCEPT SELECT day FROM archive_manifests WHERE verified_at IS NOT NULL ORDER BY 1",
+            "SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date AS day FROM events e "
+            "LEFT JOIN archive_manifests m ON m.day = (e.occurred_at AT TIME ZONE 'UTC')::date "
+            "AND m.verified_at IS NOT NULL "
+            "WHERE e.company_id = %s AND e.occurred_at < %s "
+            "AND (m.day IS NULL OR e.seq > m.covered_seq) ORDER BY 1",
             (company, start),
         ).fetchall()
     return [r["day"] for r in rows]
@@ -273,24 +421,27 @@ def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Non
 
 
 def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
-    """Delete the hot rows of verified, unpruned days before `before`; returns (days, rows)."""
+    """Delete the hot rows that verified manifests of days before `before` cover, by seq;
+    returns (days, rows). A row of such a day that no manifest covers yet stays."""
     with tenant_transaction(conn, company):
-        days = [
-            r["day"]
-            for r in conn.execute(
-                "SELECT day FROM archive_manifests WHERE verified_at IS NOT NULL "
-                "AND pruned_at IS NULL AND day < %s FOR UPDATE",
-                (before,),
-            ).fetchall()
-        ]
-        if not days:
-            return 0, 0
-        deleted = conn.execute(
-            "DELETE FROM events WHERE company_id = %s "
-            "AND (occurred_at AT TIME ZONE 'UTC')::date = ANY(%s)",
-            (company, days),
-        ).rowcount
-        conn.execute("UPDATE archive_manifests SET pruned_at = now() WHERE day = ANY(%s)", (days,))
+        days = conn.execute(
+            "SELECT day, covered_seq FROM archive_manifests WHERE verified_at IS NOT NULL "
+            "AND pruned_at IS NULL AND day < %s ORDER BY day FOR UPDATE",
+            (before,),
+        ).fetchall()
+        deleted = 0
+        for d in days:
+            start = datetime(d["day"].year, d["day"].month, d["day"].day, tzinfo=UTC)
+            deleted += conn.execute(
+                "DELETE FROM events WHERE company_id = %s AND occurred_at >= %s "
+                "AND occurred_at < %s AND seq <= %s",
+                (company, start, start + timedelta(days=1), d["covered_seq"]),
+            ).rowcount
+        if days:
+            conn.execute(
+                "UPDATE archive_manifests SET pruned_at = now() WHERE day = ANY(%s)",
+                ([d["day"] for d in days],),
+            )
     return len(days), deleted
 
 
@@ -333,14 +484,24 @@ def run(
                 continue
             finally:
                 _unlock(conn, company, day)
+            if result.orphans_removed:
+                say(f"removed {result.orphans_removed} orphan object(s) of {company} {day}")
+            if not result.part:
+                continue  # another run exported it between our look and our lock
             summary.exported.append(result)
             log.info(
                 "archive day exported",
                 extra=fields(
-                    company_id=str(company), day=str(day), rows=result.rows, bytes=result.bytes
+                    company_id=str(company),
+                    day=str(day),
+                    rows=result.rows,
+                    bytes=result.bytes,
+                    part=result.part,
+                    covered_seq=result.covered_seq,
                 ),
             )
-            say(f"exported {company} {day}: {result.rows} rows, {result.bytes} bytes")
+            delta = f" (delta part {result.part})" if result.part > 1 else ""
+            say(f"exported {company} {day}: {result.rows} rows, {result.bytes} bytes{delta}")
         if retention_days is not None:
             days, rows = prune(conn, company, today - timedelta(days=retention_days))
             summary.pruned_days += days

@@ -5,13 +5,16 @@ from __future__ import annotations
 import gzip
 import json
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from psycopg.types.json import Jsonb
 
 from controlroom import archive, db, eventstore, s3, settings
 from controlroom.stack import Endpoints
@@ -118,7 +121,16 @@ def test_a_company_day_is_exported_exactly_and_a_rerun_changes_nothing(
         expected[0]["seq"],
         expected[-1]["seq"],
     )
-    assert manifest["verified_at"] is not None and manifest["object_keys"] == day1.keys
+    assert manifest["verified_at"] is not None and manifest["covered_seq"] >= expected[-1]["seq"]
+    [part] = manifest["object_keys"]
+    assert {k: part[k] for k in ("ndjson", "parquet")} == day1.keys
+    assert (part["rows"], part["first_seq"], part["last_seq"], part["after_seq"]) == (
+        40,
+        expected[0]["seq"],
+        expected[-1]["seq"],
+        0,
+    )
+    assert manifest["checksums"][0]["ndjson"][:16] == day1.keys["ndjson"].split("part-")[1][:16]
     # a second run exports nothing and the objects are the same
     before = objects(bucket, company)
     again = run(db_settings, bucket)
@@ -249,3 +261,235 @@ def test_archive_command_and_function(
         assert cli.main(["archive"]) == 2
     finally:
         settings.archive.cache_clear()
+
+
+# --- late events: stored after their day was archived -----------------------------------
+
+
+def add_late(
+    db_settings: settings.DatabaseSettings, company: uuid.UUID, day: date, n: int
+) -> set[int]:
+    """n events that occurred late on `day`, stored now (a redelivery across midnight)."""
+    at = datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=UTC)
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        before = conn.execute("SELECT last_seq FROM event_sequences").fetchone()["last_seq"]
+        eventstore.append(
+            conn,
+            company,
+            [sample_event(f"late-{uuid.uuid4().hex}", "1", None, occurred_at=at) for _ in range(n)],
+        )
+        rows = conn.execute("SELECT seq FROM events WHERE seq > %s", (before,)).fetchall()
+    assert len(rows) == n
+    return {r["seq"] for r in rows}
+
+
+def hot_seqs(db_settings: settings.DatabaseSettings, company: uuid.UUID) -> set[int]:
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        return {r["seq"] for r in conn.execute("SELECT seq FROM events").fetchall()}
+
+
+def archived(bucket: tuple[Any, str], company: uuid.UUID) -> tuple[Counter[int], Counter[int]]:
+    """The seq multisets of every NDJSON and every Parquet object of the company."""
+    client, name = bucket
+    ndjson: Counter[int] = Counter()
+    parquet: Counter[int] = Counter()
+    for key in objects(bucket, company):
+        body = client.get_object(Bucket=name, Key=key)["Body"].read()
+        if key.endswith(".ndjson.gz"):
+            ndjson.update(json.loads(line)["seq"] for line in gzip.decompress(body).splitlines())
+        else:
+            parquet.update(pq.read_table(pa.BufferReader(body)).column("seq").to_pylist())
+    return ndjson, parquet
+
+
+def manifests(db_settings: settings.DatabaseSettings, company: uuid.UUID) -> dict[date, Any]:
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        rows = conn.execute("SELECT * FROM archive_manifests ORDER BY day").fetchall()
+    return {r["day"]: r for r in rows}
+
+
+def assert_exactly_once(
+    db_settings: settings.DatabaseSettings,
+    bucket: tuple[Any, str],
+    company: uuid.UUID,
+    ever: set[int],
+) -> None:
+    """Every row ever stored is in S3 once in each format, the objects are exactly the
+    manifests' parts, and every row gone from PostgreSQL is one a manifest covers."""
+    ndjson, parquet = archived(bucket, company)
+    assert ndjson == parquet == Counter(ever)
+    listed = set(objects(bucket, company))
+    recorded = manifests(db_settings, company)
+    assert listed == {
+        p[kind]
+        for m in recorded.values()
+        for p in m["object_keys"]
+        for kind in ("ndjson", "parquet")
+    }
+    for m in recorded.values():
+        assert m["row_count"] == sum(p["rows"] for p in m["object_keys"])
+        assert m["covered_seq"] == m["object_keys"][-1]["covered_seq"]
+        for earlier, later in zip(m["object_keys"], m["object_keys"][1:], strict=False):
+            assert earlier["covered_seq"] == later["after_seq"]  # the parts' ranges abut
+    covered = {s for s in ndjson}
+    assert ever - hot_seqs(db_settings, company) <= covered
+
+
+def test_late_events_before_and_after_a_run_are_each_exported_once(
+    db_settings: settings.DatabaseSettings,
+    bucket: tuple[Any, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    company = company_with_events(db_settings, 5)
+    # stored after DAY2's rows but before any run: part of DAY1's first export
+    ever = hot_seqs(db_settings, company) | add_late(db_settings, company, DAY1, 1)
+    first = [r for r in run(db_settings, bucket).exported if r.company_id == company]
+    assert sorted((r.day, r.part, r.rows) for r in first) == [(DAY1, 1, 6), (DAY2, 1, 5)]
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+    # stored after DAY1 was archived: the next run writes a delta part with only those rows
+    late = add_late(db_settings, company, DAY1, 2)
+    ever |= late
+    with db.connect(db_settings, autocommit=True) as conn:
+        assert archive.pending_days(conn, company, TODAY) == [DAY1]
+    client, name = bucket
+    with db.connect(db_settings, autocommit=True) as conn:
+        summary = archive.run(conn, client, name, today=TODAY, progress=print)
+    [delta] = [r for r in summary.exported if r.company_id == company]
+    assert (delta.day, delta.part, delta.rows) == (DAY1, 2, 2)
+    assert (delta.first_seq, delta.last_seq) == (min(late), max(late))
+    assert f"exported {company} {DAY1}: 2 rows" in capsys.readouterr().out
+    m = manifests(db_settings, company)[DAY1]
+    assert (m["row_count"], m["last_seq"], len(m["object_keys"])) == (8, max(late), 2)
+    assert m["object_keys"][1]["after_seq"] == next(r for r in first if r.day == DAY1).covered_seq
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+    # nothing new: a re-run writes nothing and the objects stay as they are
+    before = objects(bucket, company)
+    again = run(db_settings, bucket)
+    assert [r for r in again.exported if r.company_id == company] == []
+    assert objects(bucket, company) == before
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+
+def test_prune_deletes_only_covered_rows_around_the_retention_boundary(
+    db_settings: settings.DatabaseSettings, bucket: tuple[Any, str]
+) -> None:
+    company = company_with_events(db_settings, 4)
+    ever = hot_seqs(db_settings, company)
+    # retention 8 days from TODAY: DAY1 is past it, DAY2 is the first day kept
+    run(db_settings, bucket, retention_days=8)
+    assert {r["seq"] for r in rows_of(db_settings, company, DAY1)} == set()
+    assert len(rows_of(db_settings, company, DAY2)) == 4
+
+    # late rows for a pruned day and for the boundary day; a prune before any export
+    # leaves them, since no manifest covers them
+    late1 = add_late(db_settings, company, DAY1, 2)
+    late2 = add_late(db_settings, company, DAY2, 1)
+    ever |= late1 | late2
+    client, name = bucket
+    with db.connect(db_settings, autocommit=True) as conn:
+        assert archive.prune(conn, company, DAY2) == (0, 0)  # DAY1 is marked pruned already
+    assert {r["seq"] for r in rows_of(db_settings, company, DAY1)} == late1
+
+    # the next run exports each as a delta, then prunes DAY1's (now covered), not DAY2's
+    summary = run(db_settings, bucket, retention_days=8)
+    mine = sorted((r.day, r.part, r.rows) for r in summary.exported if r.company_id == company)
+    assert mine == [(DAY1, 2, 2), (DAY2, 2, 1)]
+    assert summary.pruned_rows == 2
+    assert rows_of(db_settings, company, DAY1) == []
+    assert len(rows_of(db_settings, company, DAY2)) == 5
+    assert manifests(db_settings, company)[DAY1]["pruned_at"] is not None
+    assert manifests(db_settings, company)[DAY2]["pruned_at"] is None
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+    # a row stored between an export and the prune is not deleted with the covered ones
+    late1b = add_late(db_settings, company, DAY1, 1)
+    with db.connect(db_settings, autocommit=True) as conn:
+        result = archive.export_day(conn, client, name, company, DAY1)
+        assert result.part == 3
+        racing = add_late(db_settings, company, DAY1, 1)
+        assert archive.prune(conn, company, DAY2) == (1, 1)
+    ever |= late1b | racing
+    assert {r["seq"] for r in rows_of(db_settings, company, DAY1)} == racing
+    assert_exactly_once(db_settings, bucket, company, ever - racing)
+
+    # the boundary moves on a day: DAY2 goes, and the racing row is exported and pruned
+    summary = run(db_settings, bucket, retention_days=7)
+    assert hot_seqs(db_settings, company) == set()
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+
+def test_an_orphan_left_by_a_crash_is_removed_before_the_next_delta(
+    db_settings: settings.DatabaseSettings,
+    bucket: tuple[Any, str],
+    superuser_conn: Any,
+) -> None:
+    company = company_with_events(db_settings, 3)
+    ever = hot_seqs(db_settings, company)
+    run(db_settings, bucket)
+    saved = manifests(db_settings, company)[DAY1]
+    ever |= add_late(db_settings, company, DAY1, 2)
+    client, name = bucket
+    with db.connect(db_settings, autocommit=True) as conn:
+        crashed = archive.export_day(conn, client, name, company, DAY1)
+    # as if the run had died after its uploads, before the manifest committed
+    superuser_conn.execute(
+        "UPDATE archive_manifests SET object_keys = %s, checksums = %s, row_count = %s, "
+        "first_seq = %s, last_seq = %s, covered_seq = %s WHERE company_id = %s AND day = %s",
+        (
+            Jsonb(saved["object_keys"]),
+            Jsonb(saved["checksums"]),
+            saved["row_count"],
+            saved["first_seq"],
+            saved["last_seq"],
+            saved["covered_seq"],
+            company,
+            DAY1,
+        ),
+    )
+    # another late row: the next delta differs from the orphan and overlaps it
+    ever |= add_late(db_settings, company, DAY1, 1)
+    orphans = set(crashed.keys.values())
+    assert orphans <= set(objects(bucket, company))
+    summary = run(db_settings, bucket)
+    [delta] = [r for r in summary.exported if r.company_id == company]
+    assert (delta.day, delta.part, delta.rows, delta.orphans_removed) == (DAY1, 2, 3, 2)
+    assert not orphans & set(objects(bucket, company))
+    assert_exactly_once(db_settings, bucket, company, ever)
+
+
+def test_manifests_from_before_coverage_are_migrated_safely(
+    db_settings: settings.DatabaseSettings, bucket: tuple[Any, str], superuser_conn: Any
+) -> None:
+    company = company_with_events(db_settings, 3)
+    ever = hot_seqs(db_settings, company)
+    run(db_settings, bucket, retention_days=8)  # DAY1 exported and pruned, DAY2 exported
+    # back to the old shape: one {ndjson, parquet} object, no coverage; DAY2's row count
+    # disagrees with its rows (an export that cannot be trusted)
+    superuser_conn.execute(
+        "UPDATE archive_manifests SET covered_seq = 0, "
+        "object_keys = jsonb_build_object('ndjson', object_keys->0->'ndjson', "
+        "'parquet', object_keys->0->'parquet'), checksums = checksums->0, "
+        "row_count = row_count + (day = %s)::int WHERE company_id = %s",
+        (DAY2, company),
+    )
+    ever |= add_late(db_settings, company, DAY1, 1)  # the old prune would have lost it
+    migration = (Path(__file__).resolve().parents[2] / "migrations").glob("0007.*.sql")
+    lines = next(migration).read_text().splitlines()
+    for statement in "\n".join(x for x in lines if not x.startswith("--")).split(";"):
+        if statement.strip().startswith("UPDATE"):  # as the superuser: past RLS, as the owner
+            superuser_conn.execute(statement)
+    migrated = manifests(db_settings, company)
+    assert migrated[DAY1]["covered_seq"] == migrated[DAY1]["last_seq"]
+    assert len(migrated[DAY1]["object_keys"]) == 1
+    assert (migrated[DAY2]["covered_seq"], migrated[DAY2]["object_keys"]) == (0, [])
+    summary = run(db_settings, bucket, retention_days=8)
+    mine = sorted(
+        (r.day, r.part, r.rows, r.orphans_removed)
+        for r in summary.exported
+        if r.company_id == company
+    )
+    assert mine == [(DAY1, 2, 1, 0), (DAY2, 1, 3, 2)]
+    assert rows_of(db_settings, company, DAY1) == []
+    assert_exactly_once(db_settings, bucket, company, ever)
