@@ -50,7 +50,7 @@ resource "aws_iam_role" "workloads" {
 data "aws_iam_policy_document" "access" {
   statement {
     sid       = "ArchiveObjects"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:GetObjectAttributes", "s3:AbortMultipartUpload"]
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:GetObjectAttributes", "s3:AbortMultipartUpload", "s3:DeleteObject"]
     resources = ["${var.archive_bucket_arn}/events/*"]
   }
   statement {
