@@ -78,15 +78,41 @@ def test_another_company_sees_nothing_of_ours(
     demo: seed.SeedResult,
     rival: uuid.UUID,
 ) -> None:
+    ours = open_dashboard(browser, stack, demo.admin_subject, demo.company_id, "admin")
     theirs = open_dashboard(browser, stack, "rival-viewer", rival, "viewer")
     expect(theirs.get_by_test_id("tile-rival_star")).to_be_visible()
-    send(env, "channel.cheer", "1337", "cool_user")
-    send(env, "stream.online", "1971641", "streamer")
-    time.sleep(1.5)
-    assert theirs.locator("[data-testid^=tile-]").count() == 1
     theirs.get_by_test_id("nav-feed").click()
-    assert theirs.locator("[data-testid=feed-row]").count() == 0
-    assert "cool_user" not in theirs.content() and "Northwind" not in theirs.content()
+    their_rows = theirs.locator("[data-testid=feed-row]")
+    expect(their_rows).to_have_count(0)  # the rival has no history yet
+    mark = uuid.uuid4().hex[:12]
+
+    # ours first, each seen by our own dashboard: the relay has had them all to hand out,
+    # the creator state (a tile's title) as well as the events
+    send(env, "channel.cheer", "1337", "cool_user", message=f"ours-{mark}")
+    send(env, "channel.update", "1971641", "streamer", title=f"title-{mark}")
+    expect(ours.get_by_test_id("tile-streamer")).to_contain_text(f"title-{mark}", timeout=10_000)
+    ours.get_by_test_id("nav-feed").click()
+    ours_rows = ours.locator("[data-testid=feed-row]")
+    expect(ours_rows.filter(has_text=f"ours-{mark}")).to_have_count(1, timeout=10_000)
+
+    # then theirs: the positive control that their socket is alive and delivering. Anything
+    # of ours the relay wrongly sent them went out before this, on the same ordered socket.
+    send(env, "channel.cheer", "7777001", "rival_star", message=f"theirs-{mark}")
+    expect(their_rows.filter(has_text=f"theirs-{mark}")).to_have_count(1, timeout=10_000)
+    expect(their_rows).to_have_count(1)
+    theirs.get_by_test_id("nav-wall").click()
+    expect(theirs.get_by_test_id("tile-rival_star")).to_be_visible()
+    expect(theirs.locator("[data-testid^=tile-]")).to_have_count(1)
+    content = theirs.content()
+    assert f"ours-{mark}" not in content and f"title-{mark}" not in content
+    assert "cool_user" not in content and "Northwind" not in content
+
+    # and the other way round: one more of ours, sent once theirs has arrived
+    send(env, "channel.follow", "1337", "cool_user", user_login=f"after-{mark}")
+    expect(ours_rows.filter(has_text=f"after-{mark}")).to_have_count(1, timeout=10_000)
+    content = ours.content()
+    assert f"theirs-{mark}" not in content and "RivalStar" not in content
+    ours.close()
     theirs.close()
 
 
