@@ -15,18 +15,24 @@ import argparse
 import gzip
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bench import archive as archive_bench
 from bench.soak import (
@@ -42,7 +48,7 @@ from bench.soak import (
     soak_stack,
     wait_stored,
 )
-from controlroom import archive, dbadmin, s3, settings
+from controlroom import archive, dbadmin, s3, settings, twitchsim
 from controlroom.stack import LocalStack
 from controlroom.stack.local import DATABASE
 
@@ -269,15 +275,18 @@ class Chaos:
             outcome.lost = rows
             outcome.note = "the rerun did not record a manifest"
             return outcome
-        keys, count = manifest
+        parts, count = manifest
         local = self.workdir / "archive.ndjson.gz"
-        client.download_file(bucket, keys["ndjson"], str(local))
-        with gzip.open(local, "rt") as lines:
-            seqs = [json.loads(line)["seq"] for line in lines]
+        seqs = []
+        for part in parts:
+            client.download_file(bucket, part["ndjson"], str(local))
+            with gzip.open(local, "rt") as lines:
+                seqs += [json.loads(line)["seq"] for line in lines]
         outcome.lost = rows - len(set(seqs))
         outcome.stored_twice = len(seqs) - len(set(seqs))
+        keys = {p[kind] for p in parts for kind in ("ndjson", "parquet")}
         contents = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        orphans = [o.get("Key") for o in contents if o.get("Key") not in keys.values()]
+        orphans = [o.get("Key") for o in contents if o.get("Key") not in keys]
         outcome.note = (
             f"{'killed' if killed else 'NOT killed (finished first)'} with {objects_at_kill} "
             f"of 2 objects uploaded; rerun exported {count} rows, {len(orphans)} orphan objects"
@@ -285,11 +294,206 @@ class Chaos:
         say(f"  {outcome.note}; recovered in {recovered:.1f} s")
         return outcome
 
+    def late_across_midnight(self, per_wave: int, seconds: float = 45.0) -> Outcome:
+        """Follows that happened in the last minutes of yesterday (UTC) arrive in three waves
+        under today's load: before the day is archived, after it was archived, and after it
+        was archived and pruned. After each wave the archive runs as the scheduler runs it
+        (retention 0 for the last two, so the day is pruned); then every such row of every
+        watching company must be in S3 exactly once (NDJSON and Parquet alike), the objects
+        must be exactly the manifests' parts, and nothing may be left behind or lost."""
+        name = "late events across midnight"
+        say(f"\n--- {name} ---")
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        rng = random.Random(zlib.crc32(name.encode()))
+        before = set(self.twitch.snapshot())
+        loader = threading.Thread(
+            target=drive,
+            args=(self.twitch, self.agency),
+            kwargs={"rate": self.plan.rate, "seconds": seconds, "seed": rng.randrange(1 << 30)},
+        )
+        loader.start()
+        late: set[str] = set()
+        runs: list[str] = []
+        problems: list[str] = []
+        started = time.monotonic()
+        for wave, retention in (
+            ("before yesterday is archived", None),
+            ("after it was archived", "0"),
+            ("after it was archived and pruned", "0"),
+        ):
+            ids, line = self._late_wave(
+                wave, yesterday, per_wave, rng, retention=retention, problems=problems
+            )
+            late |= ids
+            runs.append(line)
+        recovered = time.monotonic() - started
+        loader.join()
+        if not self.twitch_drain():
+            problems.append("Twitch's retries did not finish within 240 s")
+        today_ids = set(self.twitch.snapshot()) - before - late
+        load = wait_stored(self.admin_url, self.agency, self.twitch, 240, messages=today_ids)
+        if load.lost or load.stored_twice:
+            problems.append(f"today's load: {load.lost} lost, {load.stored_twice} stored twice")
 
-SCENARIOS = ("postgres", "redis", "firestore", "tasks", "persist", "relay", "archive")
+        # the ledger check: every accepted late delivery, once per watching company, in S3
+        ledger = self.twitch.snapshot()
+        expected = {
+            (str(c), m)
+            for m in late
+            if ledger[m].accepted_ms is not None
+            for c in self.agency.watchers[ledger[m].broadcaster]
+        }
+        day = self._archived_day(yesterday)
+        ndjson = day["ndjson"]
+        outcome = Outcome(
+            name,
+            accepted=sum(1 for m in late if ledger[m].accepted_ms is not None),
+            lost=sum(1 for key in expected if ndjson[key] == 0),
+            stored_twice=sum(n - 1 for n in ndjson.values() if n > 1),
+            recovered_s=recovered,
+            problems=problems,
+        )
+        if day["parquet"] != ndjson:
+            problems.append("the Parquet objects hold other rows than the NDJSON ones")
+        # a delivery Twitch saw refused may still have been queued (at least once): allowed
+        sent = {(str(c), m) for m in late for c in self.agency.watchers[ledger[m].broadcaster]}
+        if set(ndjson) - sent:
+            problems.append(f"{len(set(ndjson) - sent)} archived rows nobody sent late")
+        if day["orphans"]:
+            problems.append(f"{day['orphans']} objects no manifest lists")
+        if day["hot"]:
+            problems.append(f"{day['hot']} rows of yesterday in PostgreSQL after the last prune")
+        outcome.note = (
+            f"{len(expected)} rows of yesterday (3 waves of {per_wave} deliveries) in S3: "
+            f"{len(set(ndjson) & expected)} once, {outcome.stored_twice} twice; parts per "
+            f"company-day {dict(sorted(day['parts'].items()))}; {day['hot']} left in "
+            f"PostgreSQL, {day['orphans']} orphan objects; today's load {load.accepted} "
+            f"accepted, {load.lost} lost; runs: " + " | ".join(runs)
+        )
+        say(f"  {outcome.note}")
+        return outcome
+
+    def _late_wave(
+        self,
+        wave: str,
+        yesterday: date,
+        count: int,
+        rng: random.Random,
+        *,
+        retention: str | None,
+        problems: list[str],
+    ) -> tuple[set[str], str]:
+        """`count` follows of yesterday's last ten minutes, stored; then an archive run."""
+        assert self.stack.endpoints is not None
+        env = self.stack.endpoints.env()
+        midnight = datetime(yesterday.year, yesterday.month, yesterday.day, tzinfo=UTC)
+        midnight += timedelta(days=1)
+        known = set(self.twitch.snapshot())
+        for _ in range(count):
+            creator = rng.choice(self.agency.broadcasters)
+            at = midnight - timedelta(seconds=rng.uniform(1, 600))
+            body = twitchsim.notification_body("channel.follow", creator, rng, now=at)
+            self.twitch.schedule(time.monotonic(), body, creator.user_id)
+        stamp = f'"followed_at":"{yesterday.isoformat()}'
+        ids = {
+            m
+            for m, sent in self.twitch.snapshot().items()
+            if m not in known and stamp in sent.body.decode()
+        }
+        if not self._resolved(ids, 240):
+            problems.append(f"deliveries {wave} not answered within 240 s")
+        stored = wait_stored(self.admin_url, self.agency, self.twitch, 240, messages=ids)
+        say(f"  {len(ids)} deliveries of yesterday {wave}: {stored.accepted} accepted, "
+            f"{stored.lost} not stored")  # fmt: skip
+        extra = {} if retention is None else {"ARCHIVE_RETENTION_DAYS": retention}
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("controlroom")), "archive"],
+            env={**os.environ, **env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        mine = [
+            line.strip()
+            for line in proc.stdout.splitlines()
+            if str(yesterday) in line or "pruned" in line or "exported:" in line
+        ]
+        for line in mine:
+            say(f"    {line}")
+        if proc.returncode != 0:
+            problems.append(f"the archive run {wave} failed ({proc.returncode})")
+        return ids, f"{wave}: " + (mine[-1] if mine else "no output")
+
+    def _archived_day(self, day: date) -> dict[str, Any]:
+        """The agency's objects of `day`: (company, message id) multisets per format, parts
+        per manifest, objects no manifest lists, and the day's rows left in PostgreSQL."""
+        assert self.stack.endpoints is not None
+        env = self.stack.endpoints.env()
+        client = s3.client(env["AWS_ENDPOINT_URL_S3"], credentials=("local", "local"))
+        bucket = env["ARCHIVE_BUCKET"]
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        ndjson: Counter[tuple[str, str]] = Counter()
+        parquet: Counter[tuple[str, str]] = Counter()
+        parts: Counter[int] = Counter()
+        orphans = 0
+        with psycopg.connect(dbadmin.with_database(self.admin_url, DATABASE)) as conn:
+            manifests: dict[uuid.UUID, list[dict[str, Any]]] = dict(
+                conn.execute(
+                    "SELECT company_id, object_keys FROM archive_manifests WHERE day = %s",
+                    (day,),
+                ).fetchall()
+            )
+            left = conn.execute(
+                "SELECT count(*) FROM events WHERE company_id = ANY(%s) "
+                "AND occurred_at >= %s AND occurred_at < %s",
+                (self.agency.companies, start, start + timedelta(days=1)),
+            ).fetchone()
+        for company in self.agency.companies:
+            recorded = manifests.get(company, [])
+            parts[len(recorded)] += 1
+            keys = {p[kind] for p in recorded for kind in ("ndjson", "parquet")}
+            listing = client.list_objects_v2(Bucket=bucket, Prefix=archive.prefix(company, day))
+            for obj in listing.get("Contents", []):
+                key = obj["Key"]
+                orphans += key not in keys
+                data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+                if key.endswith(".ndjson.gz"):
+                    ndjson.update(
+                        (str(company), json.loads(line)["twitch_message_id"])
+                        for line in gzip.decompress(data).splitlines()
+                    )
+                else:
+                    table = pq.read_table(pa.BufferReader(data))
+                    parquet.update(
+                        (str(company), m) for m in table.column("twitch_message_id").to_pylist()
+                    )
+        return {
+            "ndjson": ndjson,
+            "parquet": parquet,
+            "parts": parts,
+            "orphans": orphans,
+            "hot": left[0] if left else 0,
+        }
+
+    def _resolved(self, ids: set[str], timeout: float) -> bool:
+        """Wait until Twitch saw each of `ids` accepted or gave it up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ledger = self.twitch.snapshot()
+            if all(ledger[m].accepted_ms is not None or ledger[m].gave_up for m in ids):
+                return True
+            time.sleep(0.5)
+        return False
 
 
-def run(plan: Plan, only: list[str], outage: float, archive_rows: int) -> int:
+# "late" prunes yesterday's rows (seq gaps from then on), so it runs last
+SCENARIOS = ("postgres", "redis", "firestore", "tasks", "persist", "relay", "archive", "late")
+
+
+def run(
+    plan: Plan, only: list[str], outage: float, archive_rows: int, late_per_wave: int = 100
+) -> int:
     say(
         f"chaos: load {plan.rate:.0f} deliveries/s, {plan.clients} dashboard clients on "
         f"{plan.relays} relays, {plan.lanes} lanes; outages of {outage:.0f} s"
@@ -343,6 +547,7 @@ def run(plan: Plan, only: list[str], outage: float, archive_rows: int) -> int:
                     after=topo.relays[0].start,
                 ),
                 "archive": lambda: chaos.archive_killed(archive_rows),
+                "late": lambda: chaos.late_across_midnight(late_per_wave),
             }
             for name in only:
                 outcomes.append(faults[name]())
@@ -371,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=60)
     parser.add_argument("--outage", type=float, default=20.0, help="seconds each outage lasts")
     parser.add_argument("--archive-rows", type=int, default=300_000)
+    parser.add_argument(
+        "--late-per-wave", type=int, default=100, help="late deliveries per wave (scenario late)"
+    )
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
     args = parser.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
@@ -378,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
     plan = Plan(rate=args.rate, clients=args.clients, burst=0, seconds=0)
-    return run(plan, only, args.outage, args.archive_rows)
+    return run(plan, only, args.outage, args.archive_rows, args.late_per_wave)
 
 
 if __name__ == "__main__":
