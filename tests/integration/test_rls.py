@@ -131,6 +131,49 @@ def test_a_cannot_update_or_delete_b(
     assert rows_of(app_conn, table, column, b) == before
 
 
+# the tenant tables the runtime role may UPDATE at all (0002's grants); the others refuse first
+UPDATABLE = {
+    "companies",
+    "users",
+    "members",
+    "creators",
+    "event_sequences",
+    "archive_manifests",
+    "event_acks",
+}
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_a_cannot_move_its_own_rows_into_b(
+    app_conn: psycopg.Connection[Any], tenants: tuple[Tenant, Tenant], table: str
+) -> None:
+    a, b = tenants
+    column, _ = TENANT_TABLES[table]
+    before_a, before_b = rows_of(app_conn, table, column, a), rows_of(app_conn, table, column, b)
+    assert before_a, "nothing of A's to move"
+    with app_conn.transaction():
+        may_update = app_conn.execute(
+            "SELECT has_table_privilege(%s, 'UPDATE') AS ok", (table,)
+        ).fetchone()["ok"]
+    assert may_update == (table in UPDATABLE)
+    # the rows pass the policy's USING (they are A's), so only its WITH CHECK stands in the way
+    with (
+        pytest.raises(errors.InsufficientPrivilege) as refused,
+        db.tenant_transaction(app_conn, a.company_id),
+    ):
+        app_conn.execute(
+            f"UPDATE {table} SET {column} = %s WHERE {column} = %s", (b.company_id, a.company_id)
+        )
+    expected = (
+        f'new row violates row-level security policy for table "{table}"'
+        if may_update
+        else f"permission denied for table {table}"
+    )
+    assert str(refused.value).startswith(expected), str(refused.value)
+    assert rows_of(app_conn, table, column, a) == before_a
+    assert rows_of(app_conn, table, column, b) == before_b
+
+
 @pytest.mark.parametrize("table", TENANT_TABLES)
 def test_a_cannot_insert_into_b(
     app_conn: psycopg.Connection[Any], tenants: tuple[Tenant, Tenant], table: str
