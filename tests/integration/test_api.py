@@ -222,6 +222,121 @@ def test_each_role_is_allowed_or_refused(
             assert answer["error"] == "forbidden"
 
 
+def fresh_targets(stack: LocalStack, agency: Agency, tag: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A creator and a viewer member of the agency that only this request will touch."""
+    assert stack.endpoints is not None
+    cfg = settings.DatabaseSettings.from_env(stack.endpoints.env())
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, agency.company):
+        creator = conn.execute(
+            "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name) "
+            "VALUES (%s, %s, %s, %s) RETURNING id",
+            (
+                agency.company,
+                str(uuid.uuid4().int)[:12],
+                f"t{uuid.uuid4().hex[:12]}",
+                f"Target {tag}",
+            ),
+        ).fetchone()["id"]
+        user = conn.execute(
+            "INSERT INTO users (company_id, subject) VALUES (%s, %s) RETURNING id",
+            (agency.company, f"target-{tag}-{uuid.uuid4()}"),
+        ).fetchone()["id"]
+        conn.execute(
+            "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, 'viewer')",
+            (agency.company, user),
+        )
+    return creator, user
+
+
+def stored_state(stack: LocalStack, agency: Agency, kind: str, target: uuid.UUID) -> Any:
+    """The column a request changes (notes, role), or None once the row is gone."""
+    assert stack.endpoints is not None
+    cfg = settings.DatabaseSettings.from_env(stack.endpoints.env())
+    sql = (
+        "SELECT notes AS v FROM creators WHERE id = %s"
+        if kind == "creators"
+        else "SELECT role AS v FROM members WHERE user_id = %s"
+    )
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, agency.company):
+        row = conn.execute(sql, (target,)).fetchone()
+    return row["v"] if row else None
+
+
+# method, collection, body, what the row holds afterwards when the request is allowed
+WRITES_BY_ID: list[tuple[str, str, Any, Any]] = [
+    ("PATCH", "creators", {"notes": "edited"}, "edited"),
+    ("DELETE", "creators", None, None),
+    ("PATCH", "members", {"role": "operator"}, "operator"),
+    ("DELETE", "members", None, None),
+]
+
+
+@pytest.mark.parametrize(("method", "kind", "body", "after"), WRITES_BY_ID)
+def test_creators_and_members_are_changed_and_removed_from_admin_up(
+    stack: LocalStack,
+    agencies: tuple[Agency, Agency],
+    method: str,
+    kind: str,
+    body: Any,
+    after: Any,
+) -> None:
+    a, _ = agencies
+    for role in ROLES:
+        creator, member = fresh_targets(stack, a, f"{method}-{kind}-{role}".lower())
+        target = creator if kind == "creators" else member
+        before = stored_state(stack, a, kind, target)
+        status, answer = Api(stack, a, role)(method, f"/api/{kind}/{target}", body)
+        if ROLES.index(role) >= ROLES.index("admin"):
+            assert status == (204 if method == "DELETE" else 200), (role, status, answer)
+            assert stored_state(stack, a, kind, target) == after
+        else:
+            assert (status, answer["error"]) == (403, "forbidden"), (role, status, answer)
+            assert stored_state(stack, a, kind, target) == before
+
+
+def test_admins_manage_members_below_admin_only(
+    stack: LocalStack, agencies: tuple[Agency, Agency]
+) -> None:
+    a, _ = agencies
+    admin, owner = Api(stack, a, "admin"), Api(stack, a, "owner")
+    _, member = fresh_targets(stack, a, "promote")
+    assert admin("PATCH", f"/api/members/{member}", {"role": "admin"})[0] == 403
+    assert stored_state(stack, a, "members", member) == "viewer"
+    assert owner("PATCH", f"/api/members/{member}", {"role": "admin"})[0] == 200
+    # now an admin: another admin may neither demote nor remove it; the owner may
+    assert admin("PATCH", f"/api/members/{member}", {"role": "viewer"})[0] == 403
+    assert admin("DELETE", f"/api/members/{member}")[0] == 403
+    assert stored_state(stack, a, "members", member) == "admin"
+    assert owner("DELETE", f"/api/members/{member}")[0] == 204
+    assert stored_state(stack, a, "members", member) is None
+
+
+def test_only_admins_and_owners_confirm_a_logo(
+    stack: LocalStack, agencies: tuple[Agency, Agency]
+) -> None:
+    a, _ = agencies
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
+    status, upload = Api(stack, a, "admin")(
+        "POST", "/api/company/logo-uploads", {"content_type": "image/png", "content_length": 40}
+    )
+    assert status == 201
+    put = urllib.request.Request(
+        upload["upload_url"], data=png, method="PUT", headers=upload["headers"]
+    )
+    with urllib.request.urlopen(put, timeout=10) as response:
+        assert response.status == 200
+    for role in ROLES:
+        api = Api(stack, a, role)
+        status, answer = api("POST", "/api/company/logo-uploads/confirm", {"key": upload["key"]})
+        logo = api("GET", "/api/company")[1]["branding"]["logo_key"]
+        if ROLES.index(role) >= ROLES.index("admin"):
+            assert status == 200, (role, status, answer)
+            assert logo == upload["key"]
+        else:
+            assert (status, answer["error"]) == (403, "forbidden"), (role, status, answer)
+            assert logo != upload["key"]
+
+
 def test_member_rules_and_the_last_owner(
     stack: LocalStack, agencies: tuple[Agency, Agency]
 ) -> None:
