@@ -498,6 +498,21 @@ def normalize_revocation(body: Mapping[str, Any], sent_at: datetime) -> Normaliz
     )
 
 
+# what `compact` reads: a query for dashboards selects these and not the raw payload
+COMPACT_COLUMNS = ", ".join(
+    (
+        "seq",
+        "type",
+        "version",
+        "topic",
+        "creator_id",
+        "broadcaster_user_id",
+        "occurred_at",
+        *SUMMARY_COLUMNS,
+    )
+)
+
+
 def compact(row: Mapping[str, Any]) -> dict[str, Any]:
     """The event as dashboards receive it, live or replayed: from a stored row's columns."""
     occurred = row["occurred_at"]

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from controlroom.db import tenant_transaction_async
-from controlroom.events import compact
+from controlroom.events import COMPACT_COLUMNS, compact
 from controlroom.ingest import creator_state
 
 _CREATOR_STATE_COLUMNS = (
@@ -52,8 +52,8 @@ async def events_between(
     """Compact events with after < seq <= upto, in seq order, at most `limit`."""
     async with tenant_transaction_async(conn, company):
         cur = await conn.execute(
-            "SELECT * FROM events WHERE company_id = %s AND seq > %s AND seq <= %s "
-            "ORDER BY seq LIMIT %s",
+            f"SELECT {COMPACT_COLUMNS} FROM events "  # noqa: S608 - a fixed column list
+            "WHERE company_id = %s AND seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
             (company, after, upto, limit),
         )
         rows = await cur.fetchall()
@@ -146,7 +146,8 @@ async def list_events(
             clauses.append(clause)
             params.append(value)
     order = "ASC" if forward else "DESC"
-    sql = f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY seq {order} LIMIT %s"  # noqa: S608 - fixed clauses
+    where = " AND ".join(clauses)
+    sql = f"SELECT {COMPACT_COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT %s"  # noqa: S608 - fixed clauses
     async with tenant_transaction_async(conn, company):
         cur = await conn.execute(sql, [*params, limit + 1])
         rows = await cur.fetchall()
