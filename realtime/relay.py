@@ -2,11 +2,19 @@
 
 Persist publishes each stored event once, through Redis, to the room `company:<id>`. Every
 relay instance receives it, and instead of letting Socket.IO broadcast it as it comes, hands
-it to the company's feed: the feed puts events in `seq` order, drops what it already sent,
-fills a gap from PostgreSQL when one does not close by itself, and sends each event to the
-company's live sockets. Sockets that are catching up (replay) are held apart: they get
-missed events from PostgreSQL, then what arrived meanwhile, then join the live stream, so a
-client sees every event once, in order.
+it to the company's feed: the feed puts events in `seq` order, drops what it already had,
+fills a gap from PostgreSQL when one does not close by itself, and hands the events to the
+company's sockets.
+
+Each socket has one ordered path and a cursor, the last `seq` that path has passed (sent,
+or left out by the socket's creator filter). Everything a socket is sent, live frames,
+replayed pages, `live` and `resync`, is decided and written to its Engine.IO queue in one
+synchronous step that also moves the cursor, so no interleaving of connect, resume, replay
+and live can send a `seq` twice or out of order: a live frame skips what is at or below
+the cursor. A socket that is replaying gets no live frames: the feed holds them for it,
+and when its replay from PostgreSQL has reached the head the feed had when the replay
+began, the held events past the cursor are sent and the socket switches to live, without
+an await in between.
 
 A socket whose client stops reading cannot hold the instance's memory: Engine.IO queues
 frames per socket without a limit, so before each live send the relay cuts off any socket
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import engineio
 import psycopg
 import psycopg_pool
 import socketio
@@ -48,36 +57,42 @@ class Session:
     subject: str
     role: str
     expires_at: datetime
+    # a replay task runs (from connect or a resume): live frames pass this socket by, and
+    # only one replay runs at a time
     replaying: bool = True
-    catching_up: bool = True  # a replay task runs (from connect or a resume): one at a time
-    buffer: list[dict[str, Any]] = field(default_factory=list)
+    cursor: int = 0  # the last seq this socket's ordered path has passed
+    held: list[dict[str, Any]] = field(default_factory=list)  # live events met while replaying
     filters: set[str] = field(default_factory=set)
     expiry: asyncio.TimerHandle | None = None
-    outbox: asyncio.Queue[Any] | None = None  # Engine.IO's queue of frames for this socket
+    engine: Any = None  # the Engine.IO socket: its queue holds the frames not yet written
     abort: Callable[[], None] | None = None  # drops the connection without a goodbye
+    closing: bool = False  # cut off as a slow reader: sent nothing more
 
+    @property
+    def queued(self) -> int:
+        queue = getattr(self.engine, "queue", None)
+        return queue.qsize() if isinstance(queue, asyncio.Queue) else 0
 
-@dataclass
-class _Outgoing:
-    events: list[dict[str, Any]]
-    skip: frozenset[str]  # decided when the event was delivered, not when it is sent
-    creator: str | None
+    def visible(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.filters:
+            return events
+        return [e for e in events if e.get("creator_id") in self.filters]
 
 
 class CompanyFeed:
-    """One company's events on this relay instance, in seq order, each sent once."""
+    """One company's events on this relay instance, in seq order, each handed on once."""
 
     def __init__(self, relay: Relay, company: uuid.UUID) -> None:
         self.relay = relay
         self.company = company
-        self.head: int | None = None
+        self.head: int | None = None  # the last seq put in order (sent, or about to be)
         self.epoch: str | None = None
         self.pending: dict[int, dict[str, Any]] = {}
+        self.ready: list[dict[str, Any]] = []  # in order, waiting for the next send
         self.lock = asyncio.Lock()
-        self.outbox: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.loaded = asyncio.Event()
         self.gap_timer: asyncio.TimerHandle | None = None
-        self.sender = asyncio.ensure_future(self._send_loop())
+        self.send_timer: asyncio.TimerHandle | None = None
 
     async def load(self) -> None:
         if self.loaded.is_set():
@@ -96,7 +111,7 @@ class CompanyFeed:
         if not isinstance(seq, int):
             return
         if self.head is not None and seq <= self.head:
-            return  # sent already (a duplicate publish, or covered by a replay)
+            return  # had it already (a duplicate publish, or filled from PostgreSQL)
         self.pending[seq] = event
         if self.head is not None:
             self._drain()
@@ -134,45 +149,22 @@ class CompanyFeed:
             self._drain()
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        sessions = self.relay.sessions_of(self.company)
-        catching_up = frozenset(s.sid for s in sessions if s.replaying)
-        for session in sessions:
-            if session.replaying:
-                session.buffer.append(event)
-        narrowed = frozenset(s.sid for s in sessions if s.filters)
-        self.outbox.put_nowait(_Outgoing([event], catching_up | narrowed, None))
-        creator = event.get("creator_id")
-        if creator and any(creator in s.filters for s in sessions):
-            self.outbox.put_nowait(_Outgoing([event], catching_up, creator))
+        self.ready.append(event)
+        if self.send_timer is None:
+            loop = asyncio.get_running_loop()
+            self.send_timer = loop.call_later(self.relay.cfg.batch_ms / 1000, self._send)
 
-    async def _send_loop(self) -> None:
-        batch_seconds = self.relay.cfg.batch_ms / 1000
-        while True:
-            first = await self.outbox.get()
-            items = [first]
-            if batch_seconds > 0:
-                await asyncio.sleep(batch_seconds)
-            while not self.outbox.empty():
-                items.append(self.outbox.get_nowait())
-            for group in _group(items):
-                await self.relay.send_live(self.company, group)
+    def _send(self) -> None:
+        """Hand what is ready to every live socket of the company, in one synchronous step."""
+        self.send_timer = None
+        events, self.ready = self.ready, []
+        if events:
+            self.relay.send_live(self.company, events)
 
     def close(self) -> None:
-        if self.gap_timer is not None:
-            self.gap_timer.cancel()
-        self.sender.cancel()
-
-
-def _group(items: list[_Outgoing]) -> list[_Outgoing]:
-    """Merge consecutive items bound for the same audience into one frame."""
-    groups: list[_Outgoing] = []
-    for item in items:
-        last = groups[-1] if groups else None
-        if last is not None and last.skip == item.skip and last.creator == item.creator:
-            last.events.extend(item.events)
-        else:
-            groups.append(_Outgoing(list(item.events), item.skip, item.creator))
-    return groups
+        for timer in (self.gap_timer, self.send_timer):
+            if timer is not None:
+                timer.cancel()
 
 
 class RelayRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -257,14 +249,15 @@ class Relay:
             self.spawn(self._send_state(company, name, data))
 
     async def _send_state(self, company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
-        await self._cut_slow(company)
+        self._cut_slow(company)
         await self.sio.emit(name, data, room=rooms.company_room(company), ignore_queue=True)
 
-    async def _cut_slow(self, company: uuid.UUID) -> None:
-        """Disconnect the company's sockets whose clients stopped reading."""
+    def _cut_slow(self, company: uuid.UUID) -> list[Session]:
+        """Disconnect the company's sockets whose clients stopped reading; the rest."""
         limit = self.cfg.send_queue_limit
+        keep = []
         for session in self.sessions_of(company):
-            queued = session.outbox.qsize() if session.outbox is not None else 0
+            queued = session.queued
             if queued > limit:
                 log.warning(
                     "slow client disconnected",
@@ -272,33 +265,69 @@ class Relay:
                         sid=session.sid, company_id=str(session.company), queued=queued, limit=limit
                     ),
                 )
-                await self._drop(session)
+                session.closing = True  # nothing more is sent to it
+                self.spawn(self._drop(session))
+            elif not session.closing:
+                keep.append(session)
+        return keep
 
     async def _drop(self, session: Session) -> None:
         """Forget the socket and close its connection without waiting for the client: a
         graceful close would queue behind the frames it is not reading."""
-        eio_sid = self.sio.manager.eio_sid_from_sid(session.sid, "/")
         await self.sio.disconnect(session.sid, ignore_queue=True)
         if session.abort is not None:
             session.abort()
             return
-        engine = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        engine = session.engine
         if engine is not None:
             await engine.close(wait=False, abort=True)
-        if session.outbox is not None:  # free what was queued, and let the writer stop
-            while not session.outbox.empty():
-                session.outbox.get_nowait()
-                session.outbox.task_done()
-            session.outbox.put_nowait(None)
+            queue = getattr(engine, "queue", None)
+            if isinstance(queue, asyncio.Queue):  # free what was queued; the writer stops
+                while not queue.empty():
+                    queue.get_nowait()
+                    queue.task_done()
+                queue.put_nowait(None)
 
-    async def send_live(self, company: uuid.UUID, out: _Outgoing) -> None:
-        await self._cut_slow(company)
-        room = (
-            rooms.creator_room(company, out.creator) if out.creator else rooms.company_room(company)
-        )
-        name = "event" if len(out.events) == 1 else "events"
-        payload: Any = out.events[0] if len(out.events) == 1 else out.events
-        await self.sio.emit(name, payload, room=room, skip_sid=list(out.skip), ignore_queue=True)
+    def send_live(self, company: uuid.UUID, events: list[dict[str, Any]]) -> None:
+        """Send events (in seq order) to each live socket of the company past its cursor.
+
+        Sockets that are given the same events share one encoded frame."""
+        audiences: dict[tuple[int, ...], tuple[list[dict[str, Any]], list[Session]]] = {}
+        last = events[-1]["seq"]
+        for session in self._cut_slow(company):
+            if session.replaying:
+                session.held.extend(events)  # sent when its replay ends, past its cursor
+                continue
+            if session.cursor >= last:
+                continue
+            fresh = (
+                events
+                if session.cursor < events[0]["seq"]
+                else [e for e in events if e["seq"] > session.cursor]
+            )
+            session.cursor = last
+            visible = session.visible(fresh)
+            if visible:
+                # the usual case: every socket gets all of them, one frame encoded once
+                key = () if visible is events else tuple(e["seq"] for e in visible)
+                audiences.setdefault(key, (visible, []))[1].append(session)
+        for visible, sessions in audiences.values():
+            self._push(sessions, *_frame(visible))
+
+    def _push(self, sessions: list[Session], name: str, data: Any) -> None:
+        """Encode one Socket.IO event once and queue it on each socket's Engine.IO queue now.
+
+        No await and no task per socket: the frame is in the socket's queue, in order with
+        everything else this relay sends it, before anything else can run."""
+        # binary=False: our frames are JSON, so Socket.IO need not walk them for bytes
+        encoded = self.sio.packet_class(
+            socketio.packet.EVENT, namespace="/", data=[name, data], binary=False
+        ).encode()
+        frame = engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
+        for session in sessions:
+            engine = session.engine
+            if engine is not None and not engine.closed:
+                engine.queue.put_nowait(frame)
 
     async def _reconcile_loop(self) -> None:
         """Every few seconds, catch each feed up with PostgreSQL: a publish that never came
@@ -362,7 +391,8 @@ class Relay:
         if last_seq is not None and (not isinstance(last_seq, int) or last_seq < 0):
             raise socketio.exceptions.ConnectionRefusedError("last_seq must be a whole number")
         session = Session(sid, claims.company_id, claims.subject, role, claims.expires_at)
-        session.outbox, session.abort = self._outbox(sid), _aborter(environ)
+        session.engine = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
+        session.abort = _aborter(environ)
         self.sessions[sid] = session
         self._company_sessions.setdefault(claims.company_id, {})[sid] = session
         if claims.company_id not in self.feeds:
@@ -393,10 +423,10 @@ class Relay:
         last_seq = data.get("last_seq") if isinstance(data, dict) else None
         if session is None or not isinstance(last_seq, int) or last_seq < 0:
             return {"ok": False, "error": "resume needs last_seq"}
-        if session.catching_up:
+        if session.replaying:
             # two replays at once would interleave their frames: the client waits for `live`
             return {"ok": False, "error": "a replay is running; resume after live"}
-        session.catching_up, session.replaying, session.buffer = True, True, []
+        session.replaying, session.held = True, []  # from now on, live events are held
         epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
         self.sio.start_background_task(self._catch_up_session, session, last_seq, epoch, False)
         return {"ok": True}
@@ -450,11 +480,6 @@ class Relay:
         self._schedule_expiry(session)
         return {"ok": True, "expires_at": claims.expires_at.isoformat()}
 
-    def _outbox(self, sid: str) -> asyncio.Queue[Any] | None:
-        engine = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, "/"))
-        queue = getattr(engine, "queue", None)
-        return queue if isinstance(queue, asyncio.Queue) else None
-
     # --- catching a session up -----------------------------------------------------------
     def _schedule_expiry(self, session: Session) -> None:
         if session.expiry is not None:
@@ -472,12 +497,7 @@ class Relay:
         async with self.pool.connection() as conn:
             states = await history.creator_states(conn, session.company)
         for state in states:
-            await self.sio.emit("creator_state", state, to=session.sid, ignore_queue=True)
-
-    def _visible(self, session: Session, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if not session.filters:
-            return events
-        return [e for e in events if e.get("creator_id") in session.filters]
+            self._push([session], "creator_state", state)
 
     async def _catch_up_session(
         self, session: Session, last_seq: int | None, epoch: str | None, snapshot: bool
@@ -487,65 +507,66 @@ class Relay:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             log.warning("replay failed; disconnecting", extra=fields(error=type(exc).__name__))
             await self.sio.disconnect(session.sid, ignore_queue=True)
-        finally:
-            session.catching_up = False
 
     async def _replay(
         self, session: Session, last_seq: int | None, epoch: str | None, snapshot: bool
     ) -> None:
+        """Send what the socket missed, then switch it to live.
+
+        PostgreSQL gives what lies up to the feed's head as it stands now; everything past
+        that head goes through the feed, which holds it for the socket while this runs.
+        The held events past the cursor are sent and the socket switched to live with no
+        await in between, so nothing can slip between the two or be sent twice."""
         feed = self.feeds.get(session.company)
         if feed is None:
             return
         await feed.load()
         if snapshot:
             await self._send_snapshot(session)
-        assert feed.head is not None
-        target = feed.head
-        cursor = target
+        resync: dict[str, Any] | None = None
         if last_seq is not None:
             async with self.pool.connection() as conn:
                 stored = await history.head(conn, session.company)
-            oldest = stored.oldest_seq
             lost = (
                 (epoch is not None and epoch != stored.epoch)
-                or last_seq > target
-                or (oldest is not None and last_seq + 1 < oldest)
+                or last_seq > stored.last_seq
+                or (stored.oldest_seq is not None and last_seq + 1 < stored.oldest_seq)
             )
-            if lost:
-                # never a partial recovery: the client reloads its snapshot instead
-                await self.sio.emit(
-                    "resync",
-                    {"epoch": stored.epoch, "last_seq": target},
-                    to=session.sid,
-                    ignore_queue=True,
-                )
-            else:
-                cursor = last_seq
-                while cursor < target:
-                    async with self.pool.connection() as conn:
-                        page = await history.events_between(
-                            conn, session.company, cursor, target, self.cfg.replay_page
-                        )
-                    if not page:
-                        break
-                    cursor = page[-1]["seq"]
-                    visible = self._visible(session, page)
-                    if visible:
-                        await self.sio.emit("events", visible, to=session.sid, ignore_queue=True)
-        # what the feed delivered meanwhile, then live (no await between the last check and
-        # the switch, so nothing can slip between them)
-        while session.buffer:
-            pending, session.buffer = session.buffer, []
-            fresh = [e for e in pending if e["seq"] > cursor]
-            if fresh:
-                cursor = fresh[-1]["seq"]
-                visible = self._visible(session, fresh)
+            # never a partial recovery: the client reloads its snapshot instead
+            resync = {"epoch": stored.epoch} if lost else None
+        if last_seq is None or resync is not None:
+            assert feed.head is not None
+            session.cursor = feed.head
+        else:
+            session.cursor = last_seq
+            assert feed.head is not None
+            target = feed.head
+            while session.cursor < target:
+                async with self.pool.connection() as conn:
+                    page = await history.events_between(
+                        conn, session.company, session.cursor, target, self.cfg.replay_page
+                    )
+                # an empty page: what lay between was pruned, so there is nothing to send
+                session.cursor = page[-1]["seq"] if page else target
+                visible = session.visible(page)
                 if visible:
-                    await self.sio.emit("events", visible, to=session.sid, ignore_queue=True)
+                    self._push([session], "events", visible)
+        if resync is not None:
+            self._push([session], "resync", {**resync, "last_seq": session.cursor})
+        held, session.held = session.held, []
+        tail = [e for e in held if e["seq"] > session.cursor]
+        if tail:
+            session.cursor = tail[-1]["seq"]
+            visible = session.visible(tail)
+            if visible:
+                self._push([session], "events", visible)
         session.replaying = False
-        await self.sio.emit(
-            "live", {"epoch": feed.epoch, "last_seq": cursor}, to=session.sid, ignore_queue=True
-        )
+        self._push([session], "live", {"epoch": feed.epoch, "last_seq": session.cursor})
+
+
+def _frame(events: list[dict[str, Any]]) -> tuple[str, Any]:
+    """A live frame: one event alone, or several in one `events` frame."""
+    return ("event", events[0]) if len(events) == 1 else ("events", events)
 
 
 def _aborter(environ: dict[str, Any]) -> Callable[[], None] | None:

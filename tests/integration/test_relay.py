@@ -233,6 +233,7 @@ class Producer:
         self.conn = db.connect(cfg, autocommit=True)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.last = 0  # the last seq stored by keep_going
 
     def store(self, count: int, publish: bool = True) -> int:
         events = [sample_event(f"p-{uuid.uuid4()}", "1", None) for _ in range(count)]
@@ -255,11 +256,18 @@ class Producer:
                 self.publisher.publish(self.company, "event", compact(row))
         return last
 
-    def keep_going(self, pause: float = 0.01) -> None:
+    def keep_going(self, pause: float = 0.01, rate: float | None = None) -> None:
+        """Store one event at a time until halted: a pause after each, or `rate` a second."""
+
         def run() -> None:
+            due = time.monotonic()
             while not self.stop.is_set():
-                self.store(1)
-                time.sleep(pause)
+                self.last = self.store(1)
+                if rate is None:
+                    time.sleep(pause)
+                else:
+                    due += 1 / rate
+                    time.sleep(max(0.0, due - time.monotonic()))
 
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
