@@ -246,11 +246,7 @@ class Relay:
         if name == "event":
             feed.offer(data)
         else:
-            self.spawn(self._send_state(company, name, data))
-
-    async def _send_state(self, company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
-        self._cut_slow(company)
-        await self.sio.emit(name, data, room=rooms.company_room(company), ignore_queue=True)
+            self._push(self._cut_slow(company), name, data)
 
     def _cut_slow(self, company: uuid.UUID) -> list[Session]:
         """Disconnect the company's sockets whose clients stopped reading; the rest."""
