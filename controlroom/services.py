@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from controlroom import cloudtasks, db, eventsub, settings
-from controlroom.emitter import SocketIOPublisher
+from controlroom import db, eventsub, settings
 from controlroom.helix import Helix, HelixConfig
-from controlroom.ledger import FirestoreLedger
-from controlroom.taskqueue import CloudTasksQueue, Target
+
+if TYPE_CHECKING:
+    from controlroom.emitter import SocketIOPublisher
+    from controlroom.ledger import FirestoreLedger
+    from controlroom.taskqueue import CloudTasksQueue
+
+# Each builder imports its own adapters, so a function bundle carries only the packages its
+# deployable uses (python-socketio for persist alone, the Google clients for the webhook alone).
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,10 @@ class PersistService:
 @functools.cache
 def webhook() -> WebhookService:
     from google.cloud import firestore
+
+    from controlroom import cloudtasks
+    from controlroom.ledger import FirestoreLedger
+    from controlroom.taskqueue import CloudTasksQueue, Target
 
     cfg = settings.webhook()
     secrets = eventsub.check_secrets([s.reveal() for s in cfg.eventsub_secrets])
@@ -48,6 +58,8 @@ def webhook() -> WebhookService:
 
 @functools.cache
 def persist() -> PersistService:
+    from controlroom.emitter import SocketIOPublisher
+
     cfg = settings.persist()
     return PersistService(
         pool=db.Pool(cfg.database), publisher=SocketIOPublisher(cfg.redis_url.reveal())
