@@ -1,12 +1,10 @@
 import { useCallback, useEffect, useState } from "react";
 import { api, ApiError } from "./api";
-import type { Me } from "./types";
+import type {
+  AuditPage, Chain, CompanyPatch, Creator, CreatorIn, CreatorPatch, LogoConfirmIn, LogoUpload, LogoUploadIn, Me, Member,
+  MemberPatch, Role,
+} from "./types";
 import { atLeast, ROLES } from "./types";
-
-interface CreatorRow { id: string; twitch_login: string; twitch_user_id: string; display_name: string; labels: string[] }
-interface MemberRow { user_id: string; subject: string; email: string | null; role: string }
-interface AuditRow { id: number; occurred_at: string; actor_subject: string; action: string; target_type: string; target_id: string | null }
-interface Chain { intact: boolean; checked: number; first_bad_id: number | null; reason: string | null }
 
 function useLoad<T>(load: () => Promise<T>): [T | null, () => void] {
   const [value, setValue] = useState<T | null>(null);
@@ -23,17 +21,17 @@ function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: 
   const [message, setMessage] = useState("");
   async function save(e: React.FormEvent) {
     e.preventDefault();
-    await api(token, "PATCH", "/company", { name, primary_color: primary, accent_color: accent });
+    await api(token, "PATCH", "/company", { name, primary_color: primary, accent_color: accent } satisfies CompanyPatch);
     setMessage("Saved");
     onChanged();
   }
   async function upload(file: File) {
     try {
-      const grant = await api<{ key: string; upload_url: string; headers: Record<string, string> }>(
-        token, "POST", "/company/logo-uploads", { content_type: file.type, content_length: file.size });
+      const grant = await api<LogoUpload>(
+        token, "POST", "/company/logo-uploads", { content_type: file.type, content_length: file.size } satisfies LogoUploadIn);
       const put = await fetch(grant.upload_url, { method: "PUT", headers: grant.headers, body: file });
       if (!put.ok) throw new Error(`upload failed (${put.status})`);
-      await api(token, "POST", "/company/logo-uploads/confirm", { key: grant.key });
+      await api(token, "POST", "/company/logo-uploads/confirm", { key: grant.key } satisfies LogoConfirmIn);
       setMessage("Logo updated");
       onChanged();
     } catch (err) {
@@ -59,7 +57,7 @@ function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: 
 }
 
 function Creators({ token }: { token: string }) {
-  const [rows, reload] = useLoad(useCallback(() => api<CreatorRow[]>(token, "GET", "/creators"), [token]));
+  const [rows, reload] = useLoad(useCallback(() => api<Creator[]>(token, "GET", "/creators"), [token]));
   const [login, setLogin] = useState("");
   const [twitchId, setTwitchId] = useState("");
   const [error, setError] = useState("");
@@ -67,12 +65,12 @@ function Creators({ token }: { token: string }) {
     e.preventDefault();
     setError("");
     try {
-      await api(token, "POST", "/creators", { login, ...(twitchId ? { twitch_user_id: twitchId } : {}) });
+      await api(token, "POST", "/creators", { login, ...(twitchId ? { twitch_user_id: twitchId } : {}) } satisfies CreatorIn);
       setLogin(""); setTwitchId(""); reload();
     } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
   }
-  async function labels(row: CreatorRow, value: string) {
-    await api(token, "PATCH", `/creators/${row.id}`, { labels: value.split(",").map((l) => l.trim()).filter(Boolean) });
+  async function labels(row: Creator, value: string) {
+    await api(token, "PATCH", `/creators/${row.id}`, { labels: value.split(",").map((l) => l.trim()).filter(Boolean) } satisfies CreatorPatch);
     reload();
   }
   return (
@@ -98,12 +96,12 @@ function Creators({ token }: { token: string }) {
 }
 
 function Members({ token, me }: { token: string; me: Me }) {
-  const [rows, reload] = useLoad(useCallback(() => api<MemberRow[]>(token, "GET", "/members"), [token]));
+  const [rows, reload] = useLoad(useCallback(() => api<Member[]>(token, "GET", "/members"), [token]));
   const [error, setError] = useState("");
   const assignable = ROLES.filter((r) => me.role === "owner" || !atLeast(r, "admin"));
-  async function change(row: MemberRow, role: string) {
+  async function change(row: Member, role: Role) {
     setError("");
-    try { await api(token, "PATCH", `/members/${row.user_id}`, { role }); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+    try { await api(token, "PATCH", `/members/${row.user_id}`, { role } satisfies MemberPatch); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
     reload();
   }
   return (
@@ -117,7 +115,7 @@ function Members({ token, me }: { token: string; me: Me }) {
             <tr key={r.user_id}>
               <td>{r.subject}</td><td>{r.email}</td>
               <td>{manageable ? (
-                <select value={r.role} onChange={(e) => void change(r, e.target.value)} aria-label={`role of ${r.subject}`}>
+                <select value={r.role} onChange={(e) => void change(r, e.target.value as Role)} aria-label={`role of ${r.subject}`}>
                   {assignable.map((x) => <option key={x}>{x}</option>)}
                 </select>) : r.role}</td>
             </tr>);
@@ -128,7 +126,7 @@ function Members({ token, me }: { token: string; me: Me }) {
 }
 
 function AuditLog({ token }: { token: string }) {
-  const [page] = useLoad(useCallback(() => api<{ items: AuditRow[] }>(token, "GET", "/audit?limit=50"), [token]));
+  const [page] = useLoad(useCallback(() => api<AuditPage>(token, "GET", "/audit?limit=50"), [token]));
   const [chain] = useLoad(useCallback(() => api<Chain>(token, "GET", "/audit/verify"), [token]));
   return (
     <section className="card">

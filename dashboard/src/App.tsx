@@ -5,16 +5,11 @@ import { LiveFeed } from "./livefeed";
 import { Wall } from "./Wall";
 import { Feed } from "./Feed";
 import { Admin } from "./Admin";
-import type { Connection, CreatorState, FeedEvent, Me } from "./types";
+import type { Connection, Creator, CreatorState, EventsPage, FeedEvent, Me, SubscriptionHealth } from "./types";
 import { atLeast } from "./types";
 
 const TOKEN_KEY = "controlroom.token";
 
-interface RosterRow {
-  id: string; twitch_user_id: string; twitch_login: string; display_name: string; status: string;
-  title: string | null; category_name: string | null; live_since: string | null;
-  last_event_at: string | null; authorization_revoked: boolean; labels: string[];
-}
 const MAX_FEED = 5000;
 
 function initialToken(): string | null {
@@ -76,7 +71,7 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
   const [health, setHealth] = useState<Map<string, string[]>>(new Map());
   const loadRoster = useCallback(async () => {
     // labels come from the REST API; live state from the socket's snapshot
-    const rows = await api<RosterRow[]>(token, "GET", "/creators");
+    const rows = await api<Creator[]>(token, "GET", "/creators");
     setCreators((old) => {
       const next = new Map<string, CreatorState>();
       for (const r of rows) {
@@ -89,14 +84,14 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
       }
       return next; // removed creators leave the wall
     });
-    const bad = await api<{ creator_id: string; type: string; status: string }[]>(token, "GET", "/subscriptions/unhealthy");
+    const bad = await api<SubscriptionHealth[]>(token, "GET", "/subscriptions/unhealthy");
     const byCreator = new Map<string, string[]>();
     for (const b of bad) byCreator.set(b.creator_id, [...(byCreator.get(b.creator_id) ?? []), `${b.type.replace("channel.", "")} events: ${b.status.replaceAll("_", " ")}`]);
     setHealth(byCreator);
   }, [token]);
 
   const loadHistory = useCallback(async () => {
-    const page = await api<{ items: FeedEvent[] }>(token, "GET", "/events?limit=200");
+    const page = await api<EventsPage>(token, "GET", "/events?limit=200");
     setEvents(page.items.slice().reverse());
   }, [token]);
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { api } from "./api";
-import type { CreatorState, FeedEvent } from "./types";
+import type { AckIn, CreatorState, EventsPage, FeedEvent } from "./types";
 import { atLeast, TOPICS } from "./types";
 
 const ROW_H = 44;
@@ -47,13 +47,13 @@ export function Feed({ token, events, creators, role }: {
   async function loadOlder() {
     const oldest = all.length ? all[0].seq : undefined;
     if (oldest === undefined || oldest <= 1) { setDone(true); return; }
-    const page = await api<{ items: FeedEvent[]; next_before_seq: number | null }>(token, "GET", `/events?limit=200&before_seq=${oldest}`);
+    const page = await api<EventsPage>(token, "GET", `/events?limit=200&before_seq=${oldest}`);
     setOlder((o) => [...page.items.slice().reverse(), ...o]);
     if (page.next_before_seq === null) setDone(true);
   }
 
   async function ack(seq: number) {
-    await api(token, "POST", `/events/${seq}/ack`, { note: "" });
+    await api(token, "POST", `/events/${seq}/ack`, { note: "" } satisfies AckIn);
     setAcked((a) => new Set(a).add(seq));
   }
 

@@ -1,4 +1,28 @@
 // The shapes the relay and the REST API send (docs/realtime.md, docs/api.md).
+import type { components } from "./schema";
+
+// The REST API's payloads are generated from /api/openapi.json into schema.ts
+// (`python tools/api_types.py`; `make check` fails when it is stale): name them here, never retype them.
+type Schemas = components["schemas"];
+export type Branding = Schemas["Branding"];
+export type Company = Schemas["CompanyOut"];
+export type Me = Schemas["MeOut"];
+export type Role = Me["role"];
+export type Creator = Schemas["CreatorOut"];
+export type CreatorIn = Schemas["CreatorIn"];
+export type CreatorPatch = Schemas["CreatorPatch"];
+export type CompanyPatch = Schemas["CompanyPatch"];
+export type LogoUploadIn = Schemas["LogoUploadIn"];
+export type LogoUpload = Schemas["LogoUploadOut"];
+export type LogoConfirmIn = Schemas["LogoConfirmIn"];
+export type Member = Schemas["MemberOut"];
+export type MemberPatch = Schemas["MemberPatch"];
+export type SubscriptionHealth = Schemas["SubscriptionHealth"];
+export type AckIn = Schemas["AckIn"];
+export type AuditPage = Schemas["AuditPage"];
+export type Chain = Schemas["ChainOut"];
+
+// What a summary may hold, by event type (the API declares it an open object).
 export type Summary = Partial<{
   actor_login: string;
   actor_name: string;
@@ -13,17 +37,11 @@ export type Summary = Partial<{
   level: number;
 }>;
 
-export interface FeedEvent {
-  seq: number;
-  type: string;
-  version: string;
-  topic: string;
-  creator_id: string | null;
-  broadcaster_user_id: string;
-  occurred_at: string;
-  summary: Summary;
-}
+// An event as the relay sends it and as GET /api/events lists it.
+export type FeedEvent = Omit<Schemas["EventOut"], "summary"> & { summary: Summary };
+export type EventsPage = Omit<Schemas["EventsPage"], "items"> & { items: FeedEvent[] };
 
+// A creator's live state as the relay sends it (not part of the REST API).
 export interface CreatorState {
   creator_id: string;
   twitch_user_id: string;
@@ -38,31 +56,10 @@ export interface CreatorState {
   labels?: string[];
 }
 
-export interface Branding {
-  primary_color?: string | null;
-  accent_color?: string | null;
-  logo_key?: string | null;
-  logo_url?: string | null;
-}
-
-export interface Company {
-  id: string;
-  name: string;
-  slug: string;
-  branding: Branding;
-}
-
-export interface Me {
-  user_id: string;
-  subject: string;
-  role: "viewer" | "operator" | "admin" | "owner";
-  company: Company;
-}
-
 export type Connection = "connecting" | "live" | "reconnecting" | "catching up" | "resynced" | "refused";
 
 export const TOPICS = ["stream", "audience", "monetization", "moderation", "engagement", "platform"] as const;
-export const ROLES = ["viewer", "operator", "admin", "owner"] as const;
+export const ROLES = ["viewer", "operator", "admin", "owner"] as const satisfies readonly Role[];
 
 export function atLeast(role: string, minimum: string): boolean {
   return ROLES.indexOf(role as never) >= ROLES.indexOf(minimum as never);
