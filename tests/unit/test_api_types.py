@@ -22,9 +22,6 @@ def _load() -> ModuleType:
 
 
 api_types = _load()
-pytestmark = pytest.mark.skipif(
-    not api_types.GENERATOR.exists(), reason="the dashboard's node_modules: run `make install`"
-)
 
 
 @pytest.fixture(scope="module")
