@@ -39,6 +39,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlroom.db import tenant_id, tenant_transaction
+from controlroom.errors import ArchiveError
 from controlroom.logs import fields
 
 log = logging.getLogger(__name__)
@@ -83,10 +84,6 @@ COLUMNS = [f.name for f in PARQUET_SCHEMA]
 
 
 Conn = psycopg.Connection[dict[str, Any]]  # a runtime-role connection with dict rows
-
-
-class ArchiveError(Exception):
-    """A company-day could not be exported or verified; it is retried on the next run."""
 
 
 @dataclass

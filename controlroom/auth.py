@@ -9,12 +9,10 @@ from typing import Any
 
 import jwt
 
+from controlroom.errors import AuthError, ForbiddenError
+
 ROLES = ("viewer", "operator", "admin", "owner")  # each role can do what those before it can
 ALGORITHM = "RS256"
-
-
-class AuthError(Exception):
-    """A token we refuse; the message is a short reason safe to show the client."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,5 @@ class Caller:
     role: str
 
     def require(self, minimum: str) -> None:
-        from controlroom.apierrors import ForbiddenError
-
         if not role_at_least(self.role, minimum):
             raise ForbiddenError(f"needs the {minimum} role")

@@ -12,15 +12,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
 from controlroom import audit
-from controlroom.apierrors import (
+from controlroom.auth import Caller
+from controlroom.db import tenant_transaction_async
+from controlroom.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
     TooLargeError,
     UnavailableError,
 )
-from controlroom.auth import Caller
-from controlroom.db import tenant_transaction_async
 
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 LOGO_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/svg+xml": "svg"}

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
-from controlroom import audit, db, dbadmin, devkeys, logs, settings, twitchsim
+from controlroom import audit, db, dbadmin, devkeys, errors, logs, settings, twitchsim
 
 
 def _stop_on_sigterm() -> threading.Event:
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except settings.SettingsError as exc:
+    except errors.SettingsError as exc:
         print(f"controlroom: {exc}", file=sys.stderr)
         return 2
 

@@ -14,13 +14,10 @@ import psycopg_pool
 from psycopg.rows import dict_row
 
 from controlroom import settings
+from controlroom.errors import TenantError
 
 # A bind parameter, never string formatting: the tenant id cannot inject SQL.
 _SET_TENANT = "SELECT set_config('app.company_id', %s, true)"
-
-
-class TenantError(ValueError):
-    """The company id given for a tenant transaction is not a UUID."""
 
 
 def tenant_id(company_id: uuid.UUID | str) -> str:

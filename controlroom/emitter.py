@@ -8,10 +8,7 @@ from typing import Any, Protocol
 import socketio
 
 from controlroom import rooms
-
-
-class PublishError(Exception):
-    """Redis did not take the message (the manager logs the cause)."""
+from controlroom.errors import PublishError
 
 
 class Publisher(Protocol):

@@ -1,51 +1,123 @@
-"""The one table from controlroom's errors to HTTP answers; nothing else leaks out."""
+"""Every error controlroom raises on purpose, and nothing of HTTP: `controlroom.edge` holds
+the one table that turns them into answers. A new error is one class here and one row there.
+
+`detail` is written for the caller: safe to show, never a secret or another tenant's data.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 
-import psycopg
+class ControlRoomError(Exception):
+    """An expected failure, with a short reason for the caller."""
 
-from controlroom import eventsub
-from controlroom.ingest import StoreUnavailableError
-from controlroom.ledger import LedgerUnavailableError
-from controlroom.settings import SettingsError
-from controlroom.taskqueue import QueueUnavailableError
-
-# error type -> (status, code); the first match in order wins
-_TABLE: tuple[tuple[type[BaseException], int, str], ...] = (
-    (eventsub.ForgedDeliveryError, 403, "forbidden"),
-    (eventsub.DeliveryTooLargeError, 413, "payload_too_large"),
-    (eventsub.MalformedDeliveryError, 400, "bad_request"),
-    (LedgerUnavailableError, 503, "unavailable"),
-    (QueueUnavailableError, 503, "unavailable"),
-    (StoreUnavailableError, 503, "unavailable"),
-    (psycopg.OperationalError, 503, "unavailable"),
-)
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
-def to_http(exc: BaseException, log: logging.Logger) -> tuple[int, bytes]:
-    """Status and JSON body for an error; unexpected ones are logged with a traceback once."""
-    for kind, status, code in _TABLE:
-        if isinstance(exc, kind):
-            # `cause` is the table's entry (the dependency or check that refused): what an
-            # alert groups by; `exception` the precise type (PoolTimeout is an OperationalError)
-            cause, exception = kind.__name__, type(exc).__name__
-            log.warning(
-                "request refused",
-                extra={
-                    "fields": {
-                        "status": status,
-                        "error": code,
-                        "cause": cause,
-                        "exception": exception,
-                    }
-                },
-            )
-            return status, json.dumps({"error": code}).encode()
-    if isinstance(exc, SettingsError):
-        log.error("misconfigured: %s", exc)
-    else:
-        log.error("unexpected error", exc_info=exc)
-    return 500, json.dumps({"error": "internal"}).encode()
+# --- what a caller asked for cannot be done as asked -------------------------------------
+class BadRequestError(ControlRoomError):
+    """The request contradicts itself (two cursors at once, say)."""
+
+
+class InvalidError(ControlRoomError):
+    """A value is out of range, malformed, or cannot be stored."""
+
+
+class UnauthorizedError(ControlRoomError):
+    """No usable credentials."""
+
+
+class ForbiddenError(ControlRoomError):
+    """The caller's role does not allow it."""
+
+
+class NotFoundError(ControlRoomError):
+    """No such thing; also for rows of another company, whose existence must not leak."""
+
+
+class ConflictError(ControlRoomError):
+    """The request clashes with what is stored (a duplicate, the last owner, ...)."""
+
+
+class TooLargeError(ControlRoomError):
+    """A request body or an upload is over its limit."""
+
+
+class UnavailableError(ControlRoomError):
+    """A dependency refused or timed out: the same request may succeed later."""
+
+
+# --- tokens and tenants ------------------------------------------------------------------
+class AuthError(ControlRoomError):
+    """A token we refuse; the message is a short reason safe to show the client."""
+
+
+class TenantError(ControlRoomError, ValueError):
+    """The company id given for a tenant transaction is not a UUID."""
+
+
+# --- Twitch's EventSub edge and the ingest path ------------------------------------------
+class DeliveryError(ControlRoomError):
+    """A delivery we refuse; subclasses say how the edge answers it."""
+
+
+class ForgedDeliveryError(DeliveryError):
+    """Missing or garbled headers, a bad signature, or a timestamp outside the window."""
+
+
+class MalformedDeliveryError(DeliveryError):
+    """Authentic but unusable: not JSON, or an unknown message type."""
+
+
+class DeliveryTooLargeError(DeliveryError):
+    """The body exceeds the webhook's size limit."""
+
+
+class HandoffError(ControlRoomError, ValueError):
+    """A task body that is not a persist task of this schema."""
+
+
+class NormalizationError(ControlRoomError, ValueError):
+    """The notification names no broadcaster we could route it by."""
+
+
+# --- dependencies ------------------------------------------------------------------------
+class LedgerUnavailableError(UnavailableError):
+    """Firestore could not be reached or refused the call."""
+
+
+class QueueUnavailableError(UnavailableError):
+    """Cloud Tasks could not take the task, so Twitch must redeliver."""
+
+
+class StoreUnavailableError(UnavailableError):
+    """PostgreSQL could not be reached or failed mid-way: retry the task later."""
+
+
+class PublishError(ControlRoomError):
+    """Redis did not take the message (the manager logs the cause)."""
+
+
+class HelixError(ControlRoomError):
+    """Twitch answered with an error we do not handle here."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"Helix {status}: {message}")
+        self.status = status
+
+
+class RetryLaterError(HelixError):
+    """Rate limited (429) or Twitch unavailable (5xx, network): try the whole run again later."""
+
+
+class SubscriptionExistsError(HelixError):
+    """409: the subscription exists already."""
+
+
+class ArchiveError(ControlRoomError):
+    """A company-day could not be exported or verified; it is retried on the next run."""
+
+
+class SettingsError(ControlRoomError):
+    """A required variable is missing or malformed; the message names the variable."""

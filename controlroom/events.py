@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from controlroom.errors import NormalizationError
 from controlroom.eventstore import COLUMN_TYPES, SUMMARY_COLUMNS
 from controlroom.eventsub import parse_timestamp
 
@@ -28,10 +29,6 @@ STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM = (
 )
 TOPICS = (STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM)
 REVOCATION_TYPE = "subscription.revoked"
-
-
-class NormalizationError(ValueError):
-    """The notification names no broadcaster we could route it by."""
 
 
 @dataclass(frozen=True)

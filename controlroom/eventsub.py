@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controlroom.errors import (
+    DeliveryTooLargeError,
+    ForgedDeliveryError,
+    MalformedDeliveryError,
+)
+
 # Header names as Twitch sends them; lookups are case-insensitive (see _header).
 MESSAGE_ID = "Twitch-Eventsub-Message-Id"
 MESSAGE_RETRY = "Twitch-Eventsub-Message-Retry"
@@ -37,22 +43,6 @@ _TIMESTAMP = re.compile(
 )
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _RETRY = re.compile(r"\d{1,9}", re.ASCII)  # str.isdigit() also says yes to "²", int() does not
-
-
-class DeliveryError(Exception):
-    """A delivery we refuse; subclasses say how the edge answers it."""
-
-
-class ForgedDeliveryError(DeliveryError):
-    """Missing or garbled headers, a bad signature, or a timestamp outside the window: 403."""
-
-
-class MalformedDeliveryError(DeliveryError):
-    """Authentic but unusable: not JSON, or an unknown message type: 400."""
-
-
-class DeliveryTooLargeError(DeliveryError):
-    """The body exceeds MAX_BODY_BYTES: 413."""
 
 
 @dataclass(frozen=True)

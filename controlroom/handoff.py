@@ -9,13 +9,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from controlroom.errors import HandoffError
 from controlroom.eventsub import Delivery, parse_timestamp
 
 SCHEMA = 1
-
-
-class HandoffError(ValueError):
-    """A task body that is not a persist task of this schema."""
 
 
 @dataclass(frozen=True)

@@ -12,23 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from controlroom.errors import HelixError, RetryLaterError, SubscriptionExistsError
 from controlroom.settings import Secret
-
-
-class HelixError(Exception):
-    """Twitch answered with an error we do not handle here."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Helix {status}: {message}")
-        self.status = status
-
-
-class RetryLaterError(HelixError):
-    """Rate limited (429) or Twitch unavailable (5xx, network): try the whole run again later."""
-
-
-class ConflictError(HelixError):
-    """409: the subscription exists already."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +123,7 @@ class Helix:
         }
         status, body = self._call("POST", "/eventsub/subscriptions", payload=payload)
         if status == 409:
-            raise ConflictError(409, "subscription already exists")
+            raise SubscriptionExistsError(409, "subscription already exists")
         if status not in (200, 202):
             raise HelixError(status, str(body.get("message", "could not create a subscription")))
         data = body.get("data") or [{}]

@@ -15,21 +15,12 @@ from psycopg.types.json import Jsonb
 from controlroom import eventstore, eventsub
 from controlroom.db import tenant_transaction
 from controlroom.emitter import Publisher
-from controlroom.events import (
-    NormalizationError,
-    Normalized,
-    compact,
-    normalize_notification,
-    normalize_revocation,
-)
-from controlroom.handoff import HandoffError, PersistTask
+from controlroom.errors import HandoffError, NormalizationError, StoreUnavailableError
+from controlroom.events import Normalized, compact, normalize_notification, normalize_revocation
+from controlroom.handoff import PersistTask
 from controlroom.logs import fields
 
 log = logging.getLogger(__name__)
-
-
-class StoreUnavailableError(Exception):
-    """PostgreSQL could not be reached or failed mid-way: retry the task later (503)."""
 
 
 @dataclass

@@ -9,6 +9,8 @@ from typing import Any, Protocol
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 
+from controlroom.errors import LedgerUnavailableError
+
 RECEIVED = "received"
 ENQUEUED = "enqueued"
 # Twitch redelivers for a while; after this the entry may go (Firestore TTL on `expires_at`).
@@ -18,10 +20,6 @@ RETENTION = timedelta(days=3)
 # The edge must answer within seconds: retry briefly, then let Twitch redeliver.
 _RETRY = Retry(initial=0.05, maximum=0.5, multiplier=2.0, timeout=2.0)
 _TIMEOUT = 2.0
-
-
-class LedgerUnavailableError(Exception):
-    """Firestore could not be reached or refused the call: the edge answers 503."""
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Any
 import psycopg
 
 from controlroom import audit
-from controlroom.apierrors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 from controlroom.auth import ROLES, Caller, role_at_least
 from controlroom.db import tenant_transaction_async
+from controlroom.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
 
 _SELECT = (
     "SELECT u.id AS user_id, u.subject, u.email, u.display_name, m.role, m.created_at "

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 
 from controlroom import audit
-from controlroom.apierrors import ConflictError, InvalidError, NotFoundError
 from controlroom.auth import Caller
 from controlroom.db import tenant_transaction_async
+from controlroom.errors import ConflictError, InvalidError, NotFoundError
 
 LOGIN = re.compile(r"[a-z0-9_]{1,25}")
 _COLUMNS = (

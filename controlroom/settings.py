@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class SettingsError(Exception):
-    """A required variable is missing or malformed; the message names the variable."""
+from controlroom.errors import SettingsError
 
 
 @dataclass(frozen=True)

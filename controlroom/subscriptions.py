@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controlroom.helix import ConflictError, HelixError
+from controlroom.errors import HelixError, SubscriptionExistsError
 from controlroom.logs import fields
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def reconcile(
         try:
             created = helix.create_subscription(sub_type, version, condition, callback, secret)
             report.created += 1
-        except ConflictError:
+        except SubscriptionExistsError:
             report.already_existed += 1
             continue
         except HelixError as exc:

@@ -10,14 +10,11 @@ from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.cloud import tasks_v2
 
+from controlroom.errors import QueueUnavailableError
 from controlroom.handoff import PersistTask
 
 _RETRY = Retry(initial=0.05, maximum=0.5, multiplier=2.0, timeout=2.0)
 _TIMEOUT = 2.0
-
-
-class QueueUnavailableError(Exception):
-    """Cloud Tasks could not take the task: the edge answers 503 so Twitch redelivers."""
 
 
 class Queue(Protocol):

@@ -18,18 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controlroom import audit, branding, helix, history, members, roster
-from controlroom.apierrors import (
-    ApiError,
+from controlroom import audit, branding, edge, errors, helix, history, members, roster
+from controlroom.auth import Caller, TokenVerifier
+from controlroom.db import tenant_transaction_async
+from controlroom.errors import (
+    AuthError,
+    BadRequestError,
     InvalidError,
     NotFoundError,
+    QueueUnavailableError,
     UnauthorizedError,
     UnavailableError,
 )
-from controlroom.auth import AuthError, Caller, TokenVerifier
-from controlroom.db import tenant_transaction_async
 from controlroom.events import TOPICS
-from controlroom.taskqueue import QueueUnavailableError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
@@ -276,9 +277,13 @@ def build_api(
 
     api.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
-    @api.exception_handler(ApiError)
-    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.detail)
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        found = edge.answer(exc, log)  # the one table, as for the functions
+        return _error(found.status, found.code, found.detail)
+
+    # Exception last: Starlette gives that one to its outermost middleware (a generic 500)
+    for kind in (errors.ControlRoomError, psycopg.Error, Exception):
+        api.add_exception_handler(kind, refused)
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -289,21 +294,6 @@ def build_api(
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         return _error(exc.status_code, code, None)
-
-    @api.exception_handler(psycopg.DataError)
-    async def unstorable(_request: Request, _exc: Exception) -> JSONResponse:
-        return _error(422, "invalid", "a value cannot be stored")
-
-    @api.exception_handler(psycopg.OperationalError)
-    @api.exception_handler(psycopg_pool.PoolTimeout)
-    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable", extra={"fields": {"error": type(exc).__name__}})
-        return _error(503, "unavailable", "try again shortly")
-
-    @api.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error", exc_info=exc)
-        return _error(500, "internal", None)
 
     api.state.pool = pool
     api.state.verifier = verifier
@@ -376,7 +366,7 @@ def build_api(
                 raise TwitchNotConfiguredError()
             try:
                 user = await asyncio.to_thread(twitch.user_by_login, body.login)
-            except helix.HelixError:
+            except errors.HelixError:
                 raise UnavailableError("Twitch could not be asked; try again") from None
             if user is None:
                 raise NotFoundError("no Twitch user with that login")
@@ -572,15 +562,11 @@ class BodyLimit:
                 await too_large(scope, receive, send)
 
 
-class TwitchNotConfiguredError(ApiError):
-    status, code = 422, "invalid"
-
+class TwitchNotConfiguredError(InvalidError):
     def __init__(self) -> None:
         super().__init__("twitch_user_id is required while Twitch is not configured")
 
 
-class CursorConflictError(ApiError):
-    status, code = 400, "bad_request"
-
+class CursorConflictError(BadRequestError):
     def __init__(self) -> None:
         super().__init__("use before_seq or after_seq, not both")

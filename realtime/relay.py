@@ -41,7 +41,8 @@ import psycopg_pool
 import socketio
 
 from controlroom import history, rooms
-from controlroom.auth import AuthError, Claims, TokenVerifier
+from controlroom.auth import Claims, TokenVerifier
+from controlroom.errors import AuthError
 from controlroom.logs import fields
 from controlroom.settings import RealtimeSettings
 

@@ -9,25 +9,20 @@ import flask
 import functions_framework
 
 from controlroom import archive as archiver
-from controlroom import db, errors, logs, s3, settings
+from controlroom import db, entrypoint, logs, s3, settings
 
 logs.configure()
 log = logging.getLogger("archive")
 
 
 @functions_framework.http
+@entrypoint.http(log)
 def archive(request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return flask.Response(status=405, headers={"Allow": "POST"})
-    try:
-        cfg = settings.archive()
-        with db.connect(cfg.database, autocommit=True) as conn:
-            summary = archiver.run(
-                conn, s3.client(cfg.s3_endpoint_url), cfg.bucket, retention_days=cfg.retention_days
-            )
-    except Exception as exc:  # noqa: BLE001 - mapped by the one table; the rest is logged
-        status, body = errors.to_http(exc, log)
-        return flask.Response(body, status=status, mimetype="application/json")
+    cfg = settings.archive()
+    with db.connect(cfg.database, autocommit=True) as conn:
+        summary = archiver.run(
+            conn, s3.client(cfg.s3_endpoint_url), cfg.bucket, retention_days=cfg.retention_days
+        )
     report = {
         "exported": len(summary.exported),
         "rows": summary.rows,

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import flask
 import functions_framework
 
-from controlroom import errors, helix, logs, services
+from controlroom import entrypoint, logs, services
 from controlroom import subscriptions as reconciler
 
 logs.configure()
@@ -20,34 +20,24 @@ log = logging.getLogger("subscriptions")
 
 
 @functions_framework.http
+@entrypoint.http(log)
 def subscriptions(request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return flask.Response(status=405, headers={"Allow": "POST"})
-    try:
-        service = services.subscriptions()
-        if service.helix is None:
-            log.info("subscriptions: Twitch is not configured; nothing to do")
-            body = {"status": "not configured"}
-            return flask.Response(json.dumps(body), status=200, mimetype="application/json")
-        cfg = service.cfg
-        assert cfg.client_id and cfg.callback_url and cfg.eventsub_secret
-        with service.pool.connection() as conn:
-            report = reconciler.run(
-                conn,
-                service.helix,
-                client_id=cfg.client_id,
-                callback=cfg.callback_url,
-                secret=cfg.eventsub_secret.reveal(),
-                chat_user_id=cfg.chat_user_id,
-            )
-    except helix.RetryLaterError:
-        log.warning("subscriptions: Twitch asked us to come back later")
-        return flask.Response(
-            json.dumps({"error": "unavailable"}), status=503, mimetype="application/json"
+    service = services.subscriptions()
+    if service.helix is None:
+        log.info("subscriptions: Twitch is not configured; nothing to do")
+        body = {"status": "not configured"}
+        return flask.Response(json.dumps(body), status=200, mimetype="application/json")
+    cfg = service.cfg
+    assert cfg.client_id and cfg.callback_url and cfg.eventsub_secret
+    with service.pool.connection() as conn:
+        report = reconciler.run(
+            conn,
+            service.helix,
+            client_id=cfg.client_id,
+            callback=cfg.callback_url,
+            secret=cfg.eventsub_secret.reveal(),
+            chat_user_id=cfg.chat_user_id,
         )
-    except Exception as exc:  # noqa: BLE001 - mapped by the one table; the rest is logged
-        status, body_bytes = errors.to_http(exc, log)
-        return flask.Response(body_bytes, status=status, mimetype="application/json")
     return flask.Response(
         json.dumps({"status": "reconciled", **asdict(report)}),
         status=200,

@@ -7,7 +7,7 @@ import logging
 import flask
 import functions_framework
 
-from controlroom import errors, eventsub, logs, receiver, services
+from controlroom import entrypoint, errors, eventsub, logs, receiver, services
 
 logs.configure()
 log = logging.getLogger("webhook")
@@ -18,27 +18,22 @@ services.webhook()
 
 def _read_body(request: flask.Request) -> bytes:
     if (request.content_length or 0) > eventsub.MAX_BODY_BYTES:
-        raise eventsub.DeliveryTooLargeError("body too large")
+        raise errors.DeliveryTooLargeError("body too large")
     body: bytes = request.stream.read(eventsub.MAX_BODY_BYTES + 1)
     if len(body) > eventsub.MAX_BODY_BYTES:
-        raise eventsub.DeliveryTooLargeError("body too large")
+        raise errors.DeliveryTooLargeError("body too large")
     return body
 
 
 @functions_framework.http
+@entrypoint.http(log)
 def webhook(request: flask.Request) -> flask.Response:
-    if request.method != "POST":
-        return flask.Response(status=405, headers={"Allow": "POST"})
-    try:
-        service = services.webhook()
-        reply = receiver.receive(
-            dict(request.headers),
-            _read_body(request),
-            secrets=service.secrets,
-            ledger=service.ledger,
-            queue=service.queue,
-        )
-    except Exception as exc:  # noqa: BLE001 - mapped by the one table; the rest is logged
-        status, body = errors.to_http(exc, log)
-        return flask.Response(body, status=status, mimetype="application/json")
+    service = services.webhook()
+    reply = receiver.receive(
+        dict(request.headers),
+        _read_body(request),
+        secrets=service.secrets,
+        ledger=service.ledger,
+        queue=service.queue,
+    )
     return flask.Response(reply.body, status=reply.status, content_type=reply.content_type)

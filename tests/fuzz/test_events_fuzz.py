@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlroom import events, eventstore
+from controlroom import errors, events, eventstore
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import MESSAGES, NOW, json_values, mutated_envelopes
 
@@ -41,7 +41,7 @@ def test_mutated_notifications_normalize_or_are_refused() -> None:
         seen()
         try:
             normalized = events.normalize_notification(body, sent_at)
-        except events.NormalizationError:
+        except errors.NormalizationError:
             return
         for event in normalized:
             _check(event)
@@ -68,7 +68,7 @@ def test_mutated_revocations_normalize_or_are_refused() -> None:
         seen()
         try:
             event = events.normalize_revocation(body, sent_at)
-        except events.NormalizationError:
+        except errors.NormalizationError:
             return
         _check(event)
 

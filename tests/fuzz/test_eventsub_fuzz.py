@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlroom import eventsub
+from controlroom import errors, eventsub
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import (
     NOW,
@@ -28,9 +28,9 @@ from tests.fuzz.strategies import (
 pytestmark = pytest.mark.budgeted
 SECRETS = [SECRET, OLD_SECRET]
 DOCUMENTED = (
-    eventsub.ForgedDeliveryError,
-    eventsub.MalformedDeliveryError,
-    eventsub.DeliveryTooLargeError,
+    errors.ForgedDeliveryError,
+    errors.MalformedDeliveryError,
+    errors.DeliveryTooLargeError,
 )
 
 
@@ -53,7 +53,7 @@ def _check_accepted(delivery: eventsub.Delivery, headers: dict[str, str], body: 
         assert isinstance(delivery.json(), dict)
         if delivery.message_type == eventsub.VERIFICATION:
             assert eventsub.challenge(delivery)
-    except eventsub.MalformedDeliveryError:
+    except errors.MalformedDeliveryError:
         pass
 
 
@@ -211,6 +211,6 @@ def test_mutated_genuine_deliveries_are_refused() -> None:
             return  # the mutation had nothing to change (an empty body)
         with pytest.raises(DOCUMENTED) as refused:
             eventsub.verify_delivery(forged, fbody, SECRETS, NOW)
-        assert not isinstance(refused.value, eventsub.MalformedDeliveryError), how
+        assert not isinstance(refused.value, errors.MalformedDeliveryError), how
 
     run_for_budget("verify_delivery: mutated genuine deliveries", prop, seen)

@@ -7,7 +7,7 @@ import logging
 import pytest
 from hypothesis import given
 
-from controlroom import errors, eventsub, receiver
+from controlroom import edge, eventsub, receiver
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import (
     NOW,
@@ -38,7 +38,7 @@ def _answer(headers: dict[str, str], body: bytes) -> tuple[int, bytes, FakeLedge
             clock=lambda: NOW,
         )
     except Exception as exc:  # noqa: BLE001 - the entrypoint's catch-all, mapped by the table
-        status, answer = errors.to_http(exc, log)
+        status, answer = edge.to_http(exc, log)
         return status, answer, ledger, queue
     return reply.status, reply.body, ledger, queue
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from controlroom import db, helix, settings, subscriptions
+from controlroom import db, errors, helix, settings, subscriptions
 from tests.integration.conftest import new_company
 from tests.integration.fake_helix import FakeTwitch
 
@@ -120,7 +120,7 @@ def test_rate_limits_and_outages_retry_later(
     run(db_settings, twitch)  # warm: the token is cached now
     twitch.subs.clear()
     twitch.fail_next = [fault]
-    with pytest.raises(helix.RetryLaterError):
+    with pytest.raises(errors.RetryLaterError):
         run(db_settings, twitch)
     report = run(db_settings, twitch)  # the next scheduled run completes
     assert report.created >= 3 * PER_BROADCASTER

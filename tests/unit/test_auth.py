@@ -7,7 +7,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from controlroom import auth, devkeys, rooms
+from controlroom import auth, devkeys, errors, rooms
 
 COMPANY = uuid.uuid4()
 
@@ -54,13 +54,13 @@ def test_a_good_token_gives_its_claims(keys: devkeys.DevKeys, verifier: auth.Tok
 def test_bad_tokens(
     keys: devkeys.DevKeys, verifier: auth.TokenVerifier, make: object, reason: str
 ) -> None:
-    with pytest.raises(auth.AuthError, match=f"^{reason}$"):
+    with pytest.raises(errors.AuthError, match=f"^{reason}$"):
         verifier.verify(make(keys))  # type: ignore[operator]
 
 
 def test_a_token_from_another_key_is_invalid(verifier: auth.TokenVerifier, tmp_path: Path) -> None:
     other = devkeys.DevKeys.create(tmp_path)
-    with pytest.raises(auth.AuthError, match="invalid token"):
+    with pytest.raises(errors.AuthError, match="invalid token"):
         verifier.verify(other.token("a", COMPANY, "viewer"))
 
 

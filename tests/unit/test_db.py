@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controlroom import db, eventstore
+from controlroom import db, errors, eventstore
 
 
 @pytest.mark.parametrize("bad", ["", "not-a-uuid", "1; DROP TABLE events", None, 42])
 def test_tenant_id_rejects_anything_but_a_uuid(bad: object) -> None:
-    with pytest.raises(db.TenantError):
+    with pytest.raises(errors.TenantError):
         db.tenant_id(bad)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from controlroom import events, twitchsim
+from controlroom import errors, events, twitchsim
 from tests.samples import load, message, sample_names
 
 SENT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -187,7 +187,7 @@ def test_batched_events_form() -> None:
     ],
 )
 def test_unroutable_notifications_are_refused(body: dict[str, Any]) -> None:
-    with pytest.raises(events.NormalizationError):
+    with pytest.raises(errors.NormalizationError):
         events.normalize_notification(body, SENT)
 
 

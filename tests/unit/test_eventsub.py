@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controlroom import eventsub
+from controlroom import errors, eventsub
 
 SECRET = b"s3cret-for-tests-only"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -66,18 +66,18 @@ def test_previous_secret_still_verifies_during_rotation() -> None:
 )
 def test_anything_not_provably_from_twitch_is_forged(tamper: object) -> None:
     h, b = tamper(headers(), BODY)  # type: ignore[operator]
-    with pytest.raises(eventsub.ForgedDeliveryError):
+    with pytest.raises(errors.ForgedDeliveryError):
         eventsub.verify_delivery(h, b, [SECRET], NOW)
 
 
 def test_wrong_secret_is_forged() -> None:
-    with pytest.raises(eventsub.ForgedDeliveryError, match="bad signature"):
+    with pytest.raises(errors.ForgedDeliveryError, match="bad signature"):
         eventsub.verify_delivery(headers(secret=b"some-other-secret"), BODY, [SECRET], NOW)
 
 
 @pytest.mark.parametrize("offset", [timedelta(minutes=-11), timedelta(minutes=5)])
 def test_timestamps_outside_the_window_are_refused(offset: timedelta) -> None:
-    with pytest.raises(eventsub.ForgedDeliveryError, match="replay window"):
+    with pytest.raises(errors.ForgedDeliveryError, match="replay window"):
         eventsub.verify_delivery(headers(), BODY, [SECRET], NOW - offset - timedelta(seconds=2))
 
 
@@ -85,25 +85,25 @@ def test_signature_is_checked_before_the_message_type() -> None:
     forged = headers(
         **{eventsub.MESSAGE_TYPE: "nonsense", eventsub.MESSAGE_SIGNATURE: "sha256=" + "1" * 64}
     )
-    with pytest.raises(eventsub.ForgedDeliveryError):
+    with pytest.raises(errors.ForgedDeliveryError):
         eventsub.verify_delivery(forged, BODY, [SECRET], NOW)
 
 
 def test_unknown_message_type_is_malformed() -> None:
-    with pytest.raises(eventsub.MalformedDeliveryError):
+    with pytest.raises(errors.MalformedDeliveryError):
         eventsub.verify_delivery(headers(**{eventsub.MESSAGE_TYPE: "party"}), BODY, [SECRET], NOW)
 
 
 def test_oversized_body_is_refused_first() -> None:
     big = b"x" * (eventsub.MAX_BODY_BYTES + 1)
-    with pytest.raises(eventsub.DeliveryTooLargeError):
+    with pytest.raises(errors.DeliveryTooLargeError):
         eventsub.verify_delivery({}, big, [SECRET], NOW)
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1,2]", b"\xff\xfe", b"[" * 100_000])
 def test_bodies_that_are_not_json_objects_are_malformed(body: bytes) -> None:
     delivery = eventsub.verify_delivery(headers(body=body), body, [SECRET], NOW)
-    with pytest.raises(eventsub.MalformedDeliveryError):
+    with pytest.raises(errors.MalformedDeliveryError):
         delivery.json()
 
 
@@ -137,7 +137,7 @@ def test_timestamps_that_leave_the_calendar_once_zoned_are_value_errors(stamp: s
     with pytest.raises(ValueError, match="out of range"):
         eventsub.parse_timestamp(stamp)
     h = headers(**{eventsub.MESSAGE_TIMESTAMP: stamp})
-    with pytest.raises(eventsub.ForgedDeliveryError, match="garbled timestamp"):
+    with pytest.raises(errors.ForgedDeliveryError, match="garbled timestamp"):
         eventsub.verify_delivery(h, BODY, [SECRET], NOW)
 
 
@@ -158,5 +158,5 @@ def test_a_retry_header_int_cannot_read_counts_as_zero(retry: str) -> None:
 def test_an_integer_past_pythons_digit_limit_is_malformed_not_a_crash() -> None:
     body = b'{"event": {"bits": ' + b"9" * 5_000 + b"}}"
     delivery = eventsub.verify_delivery(headers(body=body), body, [SECRET], NOW)
-    with pytest.raises(eventsub.MalformedDeliveryError):
+    with pytest.raises(errors.MalformedDeliveryError):
         delivery.json()

@@ -12,9 +12,9 @@ import psycopg_pool
 import pytest
 from functions_framework import create_app
 
-from controlroom import errors, eventsub, services
-from controlroom.handoff import HandoffError, PersistTask
-from controlroom.ledger import LedgerUnavailableError
+from controlroom import edge, eventsub, services
+from controlroom.errors import HandoffError, LedgerUnavailableError
+from controlroom.handoff import PersistTask
 from controlroom.twitchsim import sign_delivery
 from tests.samples import load
 from tests.unit.test_receiver import SECRET, FakeLedger, FakeQueue
@@ -60,7 +60,7 @@ def test_webhook_refusals_are_honest_and_terse(
 
 def test_unexpected_errors_become_a_generic_500(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.ERROR):
-        status, body = errors.to_http(
+        status, body = edge.to_http(
             RuntimeError("secret detail /etc/passwd"), logging.getLogger("t")
         )
     assert status == 500
@@ -115,7 +115,7 @@ def test_the_webhook_refuses_to_start_with_a_bad_secret(monkeypatch: pytest.Monk
 def test_refusals_name_their_cause_for_alerts(caplog: pytest.LogCaptureFixture) -> None:
     # docs/operations.md groups 503s by `cause`: Firestore, Cloud Tasks or PostgreSQL
     with caplog.at_level(logging.WARNING):
-        status, body = errors.to_http(
+        status, body = edge.to_http(
             LedgerUnavailableError("ServiceUnavailable"), logging.getLogger("t")
         )
     assert status == 503
@@ -128,6 +128,6 @@ def test_refusals_name_their_cause_for_alerts(caplog: pytest.LogCaptureFixture) 
         "cause": "LedgerUnavailableError",
         "exception": "LedgerUnavailableError",
     }
-    errors.to_http(psycopg_pool.PoolTimeout("no connection"), logging.getLogger("t"))
+    edge.to_http(psycopg_pool.PoolTimeout("no connection"), logging.getLogger("t"))
     pool_down = caplog.records[-1].fields  # type: ignore[attr-defined]
     assert (pool_down["cause"], pool_down["exception"]) == ("OperationalError", "PoolTimeout")

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controlroom import eventsub, receiver
+from controlroom import errors, eventsub, receiver
+from controlroom.errors import LedgerUnavailableError, QueueUnavailableError
 from controlroom.handoff import PersistTask
-from controlroom.ledger import ENQUEUED, RECEIVED, Entry, LedgerUnavailableError
-from controlroom.taskqueue import QueueUnavailableError
+from controlroom.ledger import ENQUEUED, RECEIVED, Entry
 from controlroom.twitchsim import sign_delivery
 from tests.samples import load, message
 
@@ -97,7 +97,7 @@ def test_revocation_is_enqueued_like_a_notification() -> None:
 def test_forged_delivery_records_nothing() -> None:
     d = sign_delivery(load("channel.ban"), "a-different-secret")
     ledger, queue = FakeLedger(), FakeQueue()
-    with pytest.raises(eventsub.ForgedDeliveryError):
+    with pytest.raises(errors.ForgedDeliveryError):
         call(d.headers, d.body, ledger, queue)
     assert ledger.entries == {} and queue.tasks == []
 
@@ -109,7 +109,7 @@ def test_malformed_json_records_nothing() -> None:
         SECRET.encode(), headers[eventsub.MESSAGE_ID], headers[eventsub.MESSAGE_TIMESTAMP], body
     )
     ledger, queue = FakeLedger(), FakeQueue()
-    with pytest.raises(eventsub.MalformedDeliveryError):
+    with pytest.raises(errors.MalformedDeliveryError):
         call(headers, body, ledger, queue)
     assert ledger.entries == {} and queue.tasks == []
 
@@ -132,6 +132,6 @@ def test_signed_body_with_an_unconvertible_integer_is_a_400_that_records_nothing
         SECRET.encode(), headers[eventsub.MESSAGE_ID], headers[eventsub.MESSAGE_TIMESTAMP], body
     )
     ledger, queue = FakeLedger(), FakeQueue()
-    with pytest.raises(eventsub.MalformedDeliveryError):
+    with pytest.raises(errors.MalformedDeliveryError):
         call(headers, body, ledger, queue)
     assert ledger.entries == {} and queue.tasks == []

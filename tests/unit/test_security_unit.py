@@ -20,7 +20,7 @@ import jwt
 import pytest
 from fastapi import FastAPI, Request
 
-from controlroom import auth, devkeys, settings
+from controlroom import auth, devkeys, errors, settings
 from realtime.api import MAX_BODY_BYTES, BodyLimit
 from realtime.relay import _aborter
 
@@ -92,7 +92,7 @@ def _hs256(secret: bytes, header: dict[str, Any]) -> str:
 def test_only_rs256_is_accepted_whatever_the_key_source(
     keys: devkeys.DevKeys, pem_verifier: auth.TokenVerifier, make: Any
 ) -> None:
-    with pytest.raises(auth.AuthError, match=r"^algorithm not allowed$"):
+    with pytest.raises(errors.AuthError, match=r"^algorithm not allowed$"):
         pem_verifier.verify(make(keys))
 
 
@@ -101,7 +101,7 @@ def test_a_signature_moved_onto_other_claims_is_invalid(
 ) -> None:
     head, _, signature = keys.token("alice", COMPANY, "viewer").split(".")
     promoted = _b64(json.dumps({**_claims(), "role": "owner"}).encode())
-    with pytest.raises(auth.AuthError, match=r"^invalid token$"):
+    with pytest.raises(errors.AuthError, match=r"^invalid token$"):
         pem_verifier.verify(f"{head}.{promoted}.{signature}")
 
 
@@ -178,7 +178,7 @@ def test_the_send_queue_limit_has_a_default_and_must_be_positive() -> None:
     tight = settings.RealtimeSettings.from_env(_realtime_env(RELAY_SEND_QUEUE_LIMIT="20"))
     assert tight.send_queue_limit == 20
     for bad in ("0", "-5"):
-        with pytest.raises(settings.SettingsError, match=r"^RELAY_SEND_QUEUE_LIMIT must be"):
+        with pytest.raises(errors.SettingsError, match=r"^RELAY_SEND_QUEUE_LIMIT must be"):
             settings.RealtimeSettings.from_env(_realtime_env(RELAY_SEND_QUEUE_LIMIT=bad))
 
 

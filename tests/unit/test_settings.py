@@ -2,16 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from controlroom import settings
+from controlroom import errors, settings
 
 
 def test_missing_variable_is_named() -> None:
-    with pytest.raises(settings.SettingsError, match=r"^DATABASE_URL is not set$"):
+    with pytest.raises(errors.SettingsError, match=r"^DATABASE_URL is not set$"):
         settings.DatabaseSettings.from_env({})
 
 
 def test_blank_counts_as_missing() -> None:
-    with pytest.raises(settings.SettingsError, match="DATABASE_URL"):
+    with pytest.raises(errors.SettingsError, match="DATABASE_URL"):
         settings.DatabaseSettings.from_env({"DATABASE_URL": "   "})
 
 
@@ -25,7 +25,7 @@ def test_url_settings_hide_the_secret() -> None:
 
 def test_cloud_sql_settings_need_user_password_and_name() -> None:
     env = {"CLOUD_SQL_INSTANCE": "proj:region:inst", "DATABASE_USER": "app"}
-    with pytest.raises(settings.SettingsError, match="DATABASE_PASSWORD"):
+    with pytest.raises(errors.SettingsError, match="DATABASE_PASSWORD"):
         settings.DatabaseSettings.from_env(env)
     env |= {"DATABASE_PASSWORD": "s3cret-pw", "DATABASE_NAME": "controlroom"}
     cfg = settings.DatabaseSettings.from_env(env)
@@ -36,7 +36,7 @@ def test_cloud_sql_settings_need_user_password_and_name() -> None:
 
 def test_integers_are_checked() -> None:
     env = {"DATABASE_URL": "postgresql://x", "DATABASE_CONNECT_TIMEOUT": "soon"}
-    with pytest.raises(settings.SettingsError, match="DATABASE_CONNECT_TIMEOUT must be an integer"):
+    with pytest.raises(errors.SettingsError, match="DATABASE_CONNECT_TIMEOUT must be an integer"):
         settings.DatabaseSettings.from_env(env)
     assert settings.read_int("N", 3, {"N": "7"}) == 7
 
