@@ -1,50 +1,77 @@
 """`make build`: each deployable's folder under build/, as Cloud Functions and the image want it.
 
 Cloud Functions take a folder with main.py and requirements.txt and accept local packages
-only inside it, so controlroom/ is copied into each; requirements.txt is written from
-pyproject.toml's dependencies (one list, never kept twice by hand).
+only inside it, so controlroom/ is copied into each, without the development tooling
+(`DEV_MODULES`). Each requirements.txt is the deployable's lock, requirements/<name>.txt:
+only the packages its code imports, every version pinned and every file hashed, written by
+`make lock` from pyproject.toml's extra of the same name.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCKS = ROOT / "requirements"
 FUNCTIONS = ("webhook", "persist", "subscriptions", "archive")
+DEPLOYABLES = (*FUNCTIONS, "realtime")
+# controlroom's modules and packages that only development uses: never shipped. The one list
+# to change when they move (into controlroom/dev/, it will read ("dev",)).
+DEV_MODULES = ("stack", "cli", "twitchsim", "seed", "devkeys", "dbadmin", "build")
+_CACHES = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def requirements() -> str:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return "\n".join(project["dependencies"]) + "\n"
+def requirements(deployable: str) -> str:
+    """The deployable's pinned and hashed requirements, as its bundle installs them."""
+    return (LOCKS / f"{deployable}.txt").read_text()
+
+
+def _product_only(package: Path) -> Callable[[str, list[str]], set[str]]:
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n == "__pycache__" or n.endswith(".pyc")}
+        if Path(directory) == package:
+            skipped |= {n for n in names if n.removesuffix(".py") in DEV_MODULES}
+        return skipped
+
+    return ignore
+
+
+def _copy_package(name: str, target: Path) -> None:
+    source = ROOT / name
+    shutil.copytree(source, target / name, ignore=_product_only(source))
 
 
 def build(out: Path = ROOT / "build") -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "stack")
     made = []
     for name in FUNCTIONS:
         target = out / name
-        shutil.copytree(ROOT / "functions" / name, target, ignore=ignore)
-        shutil.copytree(ROOT / "controlroom", target / "controlroom", ignore=ignore)
-        (target / "requirements.txt").write_text(requirements())
+        shutil.copytree(ROOT / "functions" / name, target, ignore=_CACHES)
+        _copy_package("controlroom", target)
+        (target / "requirements.txt").write_text(requirements(name))
         made.append(target)
     image = out / "realtime"
-    shutil.copytree(ROOT / "controlroom", image / "controlroom", ignore=ignore)
+    _copy_package("controlroom", image)
     shutil.copytree(
         ROOT / "realtime",
         image / "realtime",
-        ignore=shutil.ignore_patterns("__pycache__", "Dockerfile"),
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "Dockerfile"),
     )
-    (image / "requirements.txt").write_text(requirements())
+    (image / "requirements.txt").write_text(requirements("realtime"))
     made.append(image)
     return made
 
 
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 if __name__ == "__main__":
     for path in build():
-        print(f"built {path.relative_to(ROOT)}")
+        packages = sum(1 for line in requirements(path.name).splitlines() if line[:1].isalnum())
+        print(f"built {path.relative_to(ROOT)} ({_size(path) // 1024} KiB, {packages} packages)")
     sys.exit(0)
