@@ -124,3 +124,107 @@ def test_build_lays_out_every_deployable(tmp_path: Path) -> None:
         assert not (folder / "controlroom" / "stack").exists()  # the local stack stays local
         assert "psycopg" in (folder / "requirements.txt").read_text()
     assert (tmp_path / "build" / "realtime" / "realtime" / "app.py").is_file()
+
+
+# --- the locks and the image context -------------------------------------------------------
+
+
+def _pins(lock: Path) -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of a requirements lock."""
+    pins: dict[str, tuple[str, int]] = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", lock.read_text()):
+        match = re.match(r"([A-Za-z0-9_.-]+)==([^\s;\\]+)", entry)
+        if match:
+            name = re.sub(r"[-_.]+", "-", match[1]).lower()
+            pins[name] = (match[2], entry.count("--hash=sha256:"))
+    return pins
+
+
+def test_every_lock_pins_and_hashes_what_pyproject_declares_at_the_same_versions() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+    dev = _pins(build.LOCKS / "dev.txt")
+    assert set(extras) >= set(build.DEPLOYABLES)
+    locks = {name: (build.LOCKS / f"{name}.txt") for name in build.DEPLOYABLES}
+    for name, lock in {"dev": build.LOCKS / "dev.txt", **locks}.items():
+        pins = _pins(lock)
+        declared = project["dependencies"] + (
+            [r for e in extras.values() for r in e] if name == "dev" else extras[name]
+        )
+        for line in declared:
+            requirement = Requirement(line)
+            key = re.sub(r"[-_.]+", "-", requirement.name).lower()
+            assert key in pins, f"{lock.name} lacks {key}: run make lock"
+            assert requirement.specifier.contains(pins[key][0]), f"{lock.name}: {line}: make lock"
+        for key, (version, hashes) in pins.items():
+            assert hashes >= 1, f"{lock.name}: {key} has no hash"
+            assert dev.get(key, (version,))[0] == version, f"{lock.name}: {key} differs from dev"
+            assert name == "dev" or key in dev, f"{lock.name}: {key} is not in dev.txt"
+
+
+def test_the_webhook_lock_carries_none_of_the_heavy_packages() -> None:
+    pins = _pins(build.LOCKS / "webhook.txt")
+    assert not {"pyarrow", "fastapi", "python-socketio", "boto3", "redis"} & set(pins)
+    assert "pyarrow" not in _pins(build.LOCKS / "realtime.txt")
+
+
+def _docker_context(paths: list[str]) -> set[str]:
+    """Which paths `docker build .` sends, by .dockerignore's rules (the last match wins)."""
+    import fnmatch
+
+    rules = [
+        (line.startswith("!"), line.removeprefix("!"))
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def matches(path: str, pattern: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if pattern.startswith("**/"):
+            tail = pattern.removeprefix("**/")
+            return any(fnmatch.fnmatch(p, tail) for p in parts)
+        return any(fnmatch.fnmatchcase(p, pattern) for p in prefixes)
+
+    sent = set()
+    for path in paths:
+        included = True
+        for negated, pattern in rules:
+            if matches(path, pattern):
+                included = negated
+        if included:
+            sent.add(path)
+    return sent
+
+
+def test_the_image_context_is_the_build_folder_and_the_dashboard_sources_only() -> None:
+    wanted = [
+        "build/realtime/requirements.txt",
+        "build/realtime/realtime/app.py",
+        "build/realtime/controlroom/db.py",
+        "dashboard/package.json",
+        "dashboard/src/App.tsx",
+    ]
+    unwanted = [
+        "dashboard/node_modules/vite/package.json",
+        "dashboard/dist/index.html",
+        "build/webhook/main.py",
+        "build/realtime/controlroom/__pycache__/db.cpython-311.pyc",
+        ".venv/bin/python",
+        "controlroom/stack/local.py",
+        "tests/js/node_modules/socket.io-client/package.json",
+        ".local/stack.env",
+        ".git/config",
+    ]
+    assert _docker_context(wanted + unwanted) == set(wanted)
+    dockerfile = (ROOT / "realtime" / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.MULTILINE)
+    assert copied
+    for source in copied:  # everything the Dockerfile copies is in the context
+        path = source + "x" if source.endswith("/") else source
+        assert _docker_context([path]) == {path}, source
+    assert "--require-hashes" in dockerfile
