@@ -73,7 +73,7 @@ dashboard/dist/index.html: dashboard/node_modules/.installed $(wildcard dashboar
 install: dashboard/dist/index.html $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
 
 build: install
-	$(BIN)/python -m controlroom.build
+	$(BIN)/python -m controlroom.dev.build
 
 # --- the two commands ----------------------------------------------------------------------
 run: install

@@ -25,8 +25,10 @@ from typing import Any
 import duckdb
 import psycopg
 
-from controlroom import archive, db, s3, settings
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db, s3
+from controlroom.dev.stack import LocalStack
+from controlroom.usecases import archive
 
 DAY = date(2026, 1, 15)
 

@@ -21,10 +21,11 @@ from typing import Any
 
 from playwright.sync_api import sync_playwright
 
-from controlroom import db, eventstore, settings
-from controlroom.emitter import SocketIOPublisher
-from controlroom.events import compact
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db, eventstore
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.core.events import compact
+from controlroom.dev.stack import LocalStack
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -48,9 +48,12 @@ from bench.soak import (
     soak_stack,
     wait_stored,
 )
-from controlroom import archive, dbadmin, s3, settings, twitchsim
-from controlroom.stack import LocalStack
-from controlroom.stack.local import DATABASE
+from controlroom import settings
+from controlroom.adapters import s3
+from controlroom.dev import dbadmin, twitchsim
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.local import DATABASE
+from controlroom.usecases import archive
 
 
 @dataclass

@@ -20,8 +20,9 @@ from typing import Any
 
 import psycopg
 
-from controlroom import db, eventstore, settings
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db, eventstore
+from controlroom.dev.stack import LocalStack
 
 PLAIN_TABLE = "bench_plain_events"
 
@@ -48,9 +49,7 @@ def _plain_insert(
     conn: psycopg.Connection[Any], company: uuid.UUID, events: list[eventstore.NewEvent]
 ) -> None:
     columns = ", ".join(eventstore.COLUMNS)
-    arrays = ", ".join(
-        f"%s::{eventstore.COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS
-    )
+    arrays = ", ".join(f"%s::{events.COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS)
     sql = (
         f"INSERT INTO {PLAIN_TABLE} (company_id, seq, {columns}, payload) "
         f"SELECT %s, nextval('bench_plain_seq'), {columns}, payload::jsonb "

@@ -16,12 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import load
-from controlroom import db, eventsub, ingest, seed, settings, twitchsim
-from controlroom.emitter import SocketIOPublisher
-from controlroom.handoff import PersistTask
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import FunctionServer
-from controlroom.stack.process import free_port
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.core import eventsub
+from controlroom.core.handoff import PersistTask
+from controlroom.dev import seed, twitchsim
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import FunctionServer
+from controlroom.dev.stack.process import free_port
+from controlroom.usecases import ingest
 
 
 def _tasks(count: int, secret: str) -> list[bytes]:

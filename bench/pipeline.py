@@ -19,9 +19,12 @@ from pathlib import Path
 
 import redis
 
-from controlroom import db, eventsub, seed, settings, twitchsim
-from controlroom.handoff import PersistTask
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.core import eventsub
+from controlroom.core.handoff import PersistTask
+from controlroom.dev import seed, twitchsim
+from controlroom.dev.stack import LocalStack
 
 
 class _Watcher:

@@ -24,12 +24,13 @@ from typing import Any
 
 import psutil
 
-from controlroom import db, eventstore, settings
-from controlroom.emitter import SocketIOPublisher
-from controlroom.events import compact
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import RelayServer
-from controlroom.stack.process import free_port, tcp_answers
+from controlroom import settings
+from controlroom.adapters import db, eventstore
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.core.events import compact
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import RelayServer
+from controlroom.dev.stack.process import free_port, tcp_answers
 
 NODE = Path(__file__).resolve().parent / "node"
 CLIENTS = 1000

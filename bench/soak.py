@@ -38,11 +38,12 @@ import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
-from controlroom import cloudtasks, dbadmin, twitchsim
-from controlroom.db import tenant_transaction
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import FunctionServer, RelayServer
-from controlroom.stack.local import DATABASE, LOCATION, PROJECT
+from controlroom.adapters import cloudtasks
+from controlroom.adapters.db import tenant_transaction
+from controlroom.dev import dbadmin, twitchsim
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import FunctionServer, RelayServer
+from controlroom.dev.stack.local import DATABASE, LOCATION, PROJECT
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 # gunicorn (functions-framework) closes a keep-alive connection idle for 2 s

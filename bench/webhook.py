@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 
 from bench import load
-from controlroom import seed, twitchsim
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import FunctionServer
-from controlroom.stack.process import free_port
+from controlroom.dev import seed, twitchsim
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import FunctionServer
+from controlroom.dev.stack.process import free_port
 
 BARE_SOURCE = Path(__file__).resolve().parent / "bare_function" / "main.py"
 

@@ -6,13 +6,15 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from controlroom import db, eventsub, settings
-from controlroom.helix import Helix, HelixConfig
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.adapters.helix import Helix, HelixConfig
+from controlroom.core import eventsub
 
 if TYPE_CHECKING:
-    from controlroom.emitter import SocketIOPublisher
-    from controlroom.ledger import FirestoreLedger
-    from controlroom.taskqueue import CloudTasksQueue
+    from controlroom.adapters.emitter import SocketIOPublisher
+    from controlroom.adapters.ledger import FirestoreLedger
+    from controlroom.adapters.taskqueue import CloudTasksQueue
 
 # Each builder imports its own adapters, so a function bundle carries only the packages its
 # deployable uses (python-socketio for persist alone, the Google clients for the webhook alone).
@@ -35,9 +37,9 @@ class PersistService:
 def webhook() -> WebhookService:
     from google.cloud import firestore
 
-    from controlroom import cloudtasks
-    from controlroom.ledger import FirestoreLedger
-    from controlroom.taskqueue import CloudTasksQueue, Target
+    from controlroom.adapters import cloudtasks
+    from controlroom.adapters.ledger import FirestoreLedger
+    from controlroom.adapters.taskqueue import CloudTasksQueue, Target
 
     cfg = settings.webhook()
     secrets = eventsub.check_secrets([s.reveal() for s in cfg.eventsub_secrets])
@@ -58,7 +60,7 @@ def webhook() -> WebhookService:
 
 @functools.cache
 def persist() -> PersistService:
-    from controlroom.emitter import SocketIOPublisher
+    from controlroom.adapters.emitter import SocketIOPublisher
 
     cfg = settings.persist()
     return PersistService(

@@ -18,9 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controlroom import audit, branding, edge, errors, helix, history, members, roster
-from controlroom.auth import Caller, TokenVerifier
-from controlroom.db import tenant_transaction_async
+from controlroom import edge, errors
+from controlroom.adapters import helix
+from controlroom.adapters.db import tenant_transaction_async
+from controlroom.adapters.tokens import TokenVerifier
+from controlroom.core.events import TOPICS
+from controlroom.core.roles import Caller
 from controlroom.errors import (
     AuthError,
     BadRequestError,
@@ -30,7 +33,7 @@ from controlroom.errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from controlroom.events import TOPICS
+from controlroom.usecases import audit, branding, history, members, roster
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from controlroom import cloudtasks, db, helix, logs, s3, settings, taskqueue
-from controlroom.auth import TokenVerifier
+from controlroom import logs, settings
+from controlroom.adapters import cloudtasks, db, helix, s3, taskqueue
+from controlroom.adapters.tokens import TokenVerifier
 from realtime.api import build_api
 from realtime.relay import Relay, RelayRedisManager
 

@@ -40,11 +40,13 @@ import psycopg
 import psycopg_pool
 import socketio
 
-from controlroom import history, rooms
-from controlroom.auth import Claims, TokenVerifier
+from controlroom.adapters.tokens import TokenVerifier
+from controlroom.core import rooms
+from controlroom.core.roles import Claims
 from controlroom.errors import AuthError
 from controlroom.logs import fields
 from controlroom.settings import RealtimeSettings
+from controlroom.usecases import history
 
 log = logging.getLogger(__name__)
 

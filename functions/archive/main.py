@@ -8,8 +8,9 @@ import logging
 import flask
 import functions_framework
 
-from controlroom import archive as archiver
-from controlroom import db, entrypoint, logs, s3, settings
+from controlroom import entrypoint, logs, settings
+from controlroom.adapters import db, s3
+from controlroom.usecases import archive as archiver
 
 logs.configure()
 log = logging.getLogger("archive")

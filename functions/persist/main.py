@@ -7,7 +7,8 @@ import logging
 import flask
 import functions_framework
 
-from controlroom import entrypoint, ingest, logs, services
+from controlroom import entrypoint, logs, services
+from controlroom.usecases import ingest
 
 logs.configure()
 log = logging.getLogger("persist")

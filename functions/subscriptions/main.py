@@ -13,7 +13,7 @@ import flask
 import functions_framework
 
 from controlroom import entrypoint, logs, services
-from controlroom import subscriptions as reconciler
+from controlroom.usecases import subscriptions as reconciler
 
 logs.configure()
 log = logging.getLogger("subscriptions")

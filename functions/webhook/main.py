@@ -7,7 +7,9 @@ import logging
 import flask
 import functions_framework
 
-from controlroom import entrypoint, errors, eventsub, logs, receiver, services
+from controlroom import entrypoint, errors, logs, services
+from controlroom.core import eventsub
+from controlroom.usecases import receiver
 
 logs.configure()
 log = logging.getLogger("webhook")

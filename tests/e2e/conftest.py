@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from controlroom import db, seed, settings, twitchsim
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.dev import seed, twitchsim
+from controlroom.dev.stack import LocalStack
 from tests.integration.conftest import services_stack, stack_env
 
 CHROMIUM = (

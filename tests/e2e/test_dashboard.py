@@ -7,8 +7,10 @@ import uuid
 
 from playwright.sync_api import Browser, expect
 
-from controlroom import db, seed, settings
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.dev import seed
+from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, open_dashboard, send
 
 LOGO_SVG = (

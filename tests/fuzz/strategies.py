@@ -12,7 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from controlroom import events, eventsub, twitchsim
+from controlroom.core import events, eventsub
+from controlroom.dev import twitchsim
 from tests.samples import load, message, sample_names
 
 # digits that str.isdigit() and \d accept but RFC 3339 and int() may not

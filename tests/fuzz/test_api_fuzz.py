@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from controlroom import settings as cr_settings
-from controlroom.stack import LocalStack
+from controlroom.dev.stack import LocalStack
 from tests.fuzz import budget
 from tests.integration.conftest import services_stack
 from tests.integration.test_api import Agency, Api, make_agency

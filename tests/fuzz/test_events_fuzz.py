@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlroom import errors, events, eventstore
+from controlroom import errors
+from controlroom.core import events
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import MESSAGES, NOW, json_values, mutated_envelopes
 
@@ -23,9 +24,9 @@ def _check(event: events.Normalized) -> None:
     assert isinstance(event.broadcaster_user_id, str) and event.broadcaster_user_id
     assert isinstance(event.occurred_at, datetime) and event.occurred_at.tzinfo is not None
     assert event.topic in {*events.TOPICS, "other"}
-    assert set(event.summary) <= set(eventstore.SUMMARY_COLUMNS)
+    assert set(event.summary) <= set(events.SUMMARY_COLUMNS)
     for column, value in event.summary.items():
-        kind = eventstore.COLUMN_TYPES.get(column)
+        kind = events.COLUMN_TYPES.get(column)
         if kind in _INT_BOUNDS:
             assert type(value) is int, (column, value)
             assert -_INT_BOUNDS[kind] <= value < _INT_BOUNDS[kind], (column, value)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlroom import errors, eventsub
+from controlroom import errors
+from controlroom.core import eventsub
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import (
     NOW,

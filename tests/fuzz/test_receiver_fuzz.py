@@ -7,7 +7,9 @@ import logging
 import pytest
 from hypothesis import given
 
-from controlroom import edge, eventsub, receiver
+from controlroom import edge
+from controlroom.core import eventsub
+from controlroom.usecases import receiver
 from tests.fuzz.budget import Counter, run_for_budget
 from tests.fuzz.strategies import (
     NOW,

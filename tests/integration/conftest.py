@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from controlroom import db, settings
-from controlroom.stack import Endpoints, LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.dev.stack import Endpoints, LocalStack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import socketio
 import uvicorn
 
-from controlroom import rooms
-from controlroom.stack.process import free_port
+from controlroom.core import rooms
+from controlroom.dev.stack.process import free_port
 
 
 class Listener:

@@ -9,7 +9,8 @@ from typing import Any
 
 import psycopg
 
-from controlroom import audit, db, eventstore
+from controlroom.adapters import db, eventstore
+from controlroom.usecases import audit
 from tests.integration.conftest import new_company
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from controlroom import db, eventstore, settings
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db, eventstore
+from controlroom.dev.stack import LocalStack
 from tests.integration.conftest import new_company, services_stack
 from tests.integration.fake_helix import FakeTwitch
 from tests.integration.listener import Recorder, wait_for

@@ -16,8 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg.types.json import Jsonb
 
-from controlroom import archive, db, eventstore, s3, settings
-from controlroom.stack import Endpoints
+from controlroom import settings
+from controlroom.adapters import db, eventstore, s3
+from controlroom.dev.stack import Endpoints
+from controlroom.usecases import archive
 from tests.integration.conftest import new_company
 from tests.integration.tenant_data import sample_event
 
@@ -240,7 +242,7 @@ def test_archive_command_and_function(
 ) -> None:
     from functions_framework import create_app
 
-    from controlroom import cli
+    from controlroom.dev import cli
 
     company_with_events(db_settings, 3)
     _, name = bucket

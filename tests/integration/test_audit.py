@@ -8,8 +8,11 @@ from typing import Any
 
 import psycopg
 
-from controlroom import audit, cli, db, dbadmin, seed, settings
-from controlroom.stack import Endpoints, LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.dev import cli, dbadmin, seed
+from controlroom.dev.stack import Endpoints, LocalStack
+from controlroom.usecases import audit
 from tests.integration.conftest import new_company
 
 ACTOR = audit.Actor("user-1")

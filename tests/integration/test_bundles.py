@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from controlroom import build, eventsub, handoff, s3, twitchsim
-from controlroom.stack import Endpoints
-from controlroom.stack.process import free_port
+from controlroom.adapters import s3
+from controlroom.core import eventsub, handoff
+from controlroom.dev import build, twitchsim
+from controlroom.dev.stack import Endpoints
+from controlroom.dev.stack.process import free_port
 from tests.samples import load, message
 
 # packages a bundle must not carry: the heavy ones of the other deployables

@@ -10,7 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from controlroom import db, eventstore, settings
+from controlroom import settings
+from controlroom.adapters import db, eventstore
 from tests.integration.conftest import new_company
 from tests.integration.tenant_data import sample_event
 

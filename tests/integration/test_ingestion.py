@@ -13,8 +13,11 @@ import psycopg
 import pytest
 from google.cloud import firestore
 
-from controlroom import db, eventsub, settings, twitchsim
-from controlroom.stack import LocalStack, local
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.core import eventsub
+from controlroom.dev import twitchsim
+from controlroom.dev.stack import LocalStack, local
 from tests.integration.conftest import new_company, services_stack, stack_env
 from tests.integration.listener import Listener, wait_for
 from tests.samples import load, message, sample_names
@@ -320,7 +323,7 @@ def test_trigger_and_simulate_commands(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from controlroom import cli
+    from controlroom.dev import cli
 
     company = watch(cfg, "Simulated", ["8400", "8401"])
     monkeypatch.setenv("WEBHOOK_URL", env["WEBHOOK_URL"])

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from controlroom import db, settings, twitchsim
-from controlroom.stack import LocalStack
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.dev import twitchsim
+from controlroom.dev.stack import LocalStack
 from tests.integration.conftest import services_stack, stack_env
 from tests.integration.listener import wait_for
 from tests.integration.test_ingestion import stored, watch

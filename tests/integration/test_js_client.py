@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from controlroom.stack import LocalStack
+from controlroom.dev.stack import LocalStack
 from tests.integration.test_relay import Producer, agency, cfg, env, relays, stack, token
 
 JS = Path(__file__).resolve().parents[1] / "js"

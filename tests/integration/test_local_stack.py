@@ -14,8 +14,8 @@ import psutil
 import psycopg
 import pytest
 
-from controlroom import dbadmin, seed
-from controlroom.stack import LocalStack, StackError, Tools
+from controlroom.dev import dbadmin, seed
+from controlroom.dev.stack import LocalStack, StackError, Tools
 
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
 
@@ -66,7 +66,7 @@ def _run_stack_until_ready(root: Path, env_file: Path) -> tuple[subprocess.Popen
         [
             sys.executable,
             "-m",
-            "controlroom.cli",
+            "controlroom.dev.cli",
             "stack",
             "--root",
             str(root),

@@ -18,11 +18,13 @@ import jwt
 import psycopg
 import pytest
 
-from controlroom import db, devkeys, eventstore, settings, twitchsim
-from controlroom.emitter import SocketIOPublisher
-from controlroom.events import compact
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import RelayServer
+from controlroom import settings
+from controlroom.adapters import db, eventstore
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.core.events import compact
+from controlroom.dev import devkeys, twitchsim
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import RelayServer
 from tests.integration.conftest import new_company, services_stack, stack_env
 from tests.integration.listener import wait_for
 from tests.integration.relay_client import FeedClient
@@ -401,7 +403,7 @@ def test_token_and_watch_commands(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from controlroom import cli
+    from controlroom.dev import cli
 
     company, _ = agency(cfg, "relay-cli", ["6700"])
     for key in ("JWT_DEV_PRIVATE_KEY", "RELAY_URL"):

@@ -21,8 +21,8 @@ import pytest
 import socketio
 
 from controlroom import settings
-from controlroom.stack import LocalStack
-from controlroom.stack.functions import RelayServer
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.functions import RelayServer
 from tests.integration.conftest import services_stack, stack_env
 from tests.integration.test_relay import Producer, agency, token
 

@@ -10,7 +10,8 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from controlroom import db, eventstore, settings
+from controlroom import settings
+from controlroom.adapters import db, eventstore
 from tests.integration.tenant_data import Tenant, populate, sample_event
 
 # table -> (its tenant column, a harmless SET clause, an INSERT that names a company)

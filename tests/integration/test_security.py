@@ -25,11 +25,15 @@ import pytest
 from google.cloud import firestore
 from psycopg.rows import dict_row
 
-from controlroom import archive, db, dbadmin, devkeys, eventstore, eventsub, s3, settings, twitchsim
-from controlroom.emitter import SocketIOPublisher
-from controlroom.events import compact
-from controlroom.stack import LocalStack, local
-from controlroom.stack.functions import RelayServer
+from controlroom import settings
+from controlroom.adapters import db, eventstore, s3
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.core import eventsub
+from controlroom.core.events import compact
+from controlroom.dev import dbadmin, devkeys, twitchsim
+from controlroom.dev.stack import LocalStack, local
+from controlroom.dev.stack.functions import RelayServer
+from controlroom.usecases import archive
 from tests.integration.conftest import services_stack, stack_env
 from tests.integration.listener import wait_for
 from tests.integration.raw_socketio import StalledClient, exchange, statuses

@@ -14,8 +14,8 @@ import redis
 from google.api_core import exceptions as gexc
 from google.cloud import firestore, tasks_v2
 
-from controlroom import cloudtasks, s3
-from controlroom.stack import Endpoints, local
+from controlroom.adapters import cloudtasks, s3
+from controlroom.dev.stack import Endpoints, local
 from tests.integration.listener import Recorder
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from controlroom import db, errors, helix, settings, subscriptions
+from controlroom import errors, settings
+from controlroom.adapters import db, helix
+from controlroom.usecases import subscriptions
 from tests.integration.conftest import new_company
 from tests.integration.fake_helix import FakeTwitch
 

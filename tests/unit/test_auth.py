@@ -7,7 +7,10 @@ from pathlib import Path
 import jwt
 import pytest
 
-from controlroom import auth, devkeys, errors, rooms
+from controlroom import errors
+from controlroom.adapters import tokens
+from controlroom.core import roles, rooms
+from controlroom.dev import devkeys
 
 COMPANY = uuid.uuid4()
 
@@ -18,13 +21,15 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> devkeys.DevKeys:
 
 
 @pytest.fixture(scope="module")
-def verifier(keys: devkeys.DevKeys) -> auth.TokenVerifier:
-    return auth.TokenVerifier(
+def verifier(keys: devkeys.DevKeys) -> tokens.TokenVerifier:
+    return tokens.TokenVerifier(
         issuer=devkeys.ISSUER, audience=devkeys.AUDIENCE, public_key_pem=keys.public_pem()
     )
 
 
-def test_a_good_token_gives_its_claims(keys: devkeys.DevKeys, verifier: auth.TokenVerifier) -> None:
+def test_a_good_token_gives_its_claims(
+    keys: devkeys.DevKeys, verifier: tokens.TokenVerifier
+) -> None:
     claims = verifier.verify(keys.token("alice", COMPANY, "operator"))
     assert (claims.subject, claims.company_id, claims.role) == ("alice", COMPANY, "operator")
 
@@ -52,13 +57,15 @@ def test_a_good_token_gives_its_claims(keys: devkeys.DevKeys, verifier: auth.Tok
     ],
 )
 def test_bad_tokens(
-    keys: devkeys.DevKeys, verifier: auth.TokenVerifier, make: object, reason: str
+    keys: devkeys.DevKeys, verifier: tokens.TokenVerifier, make: object, reason: str
 ) -> None:
     with pytest.raises(errors.AuthError, match=f"^{reason}$"):
         verifier.verify(make(keys))  # type: ignore[operator]
 
 
-def test_a_token_from_another_key_is_invalid(verifier: auth.TokenVerifier, tmp_path: Path) -> None:
+def test_a_token_from_another_key_is_invalid(
+    verifier: tokens.TokenVerifier, tmp_path: Path
+) -> None:
     other = devkeys.DevKeys.create(tmp_path)
     with pytest.raises(errors.AuthError, match="invalid token"):
         verifier.verify(other.token("a", COMPANY, "viewer"))
@@ -73,9 +80,9 @@ def test_jwks_is_public_only(keys: devkeys.DevKeys, tmp_path: Path) -> None:
 
 
 def test_roles_are_ordered() -> None:
-    assert auth.role_at_least("owner", "admin")
-    assert not auth.role_at_least("viewer", "operator")
-    assert not auth.role_at_least("superuser", "viewer")
+    assert roles.role_at_least("owner", "admin")
+    assert not roles.role_at_least("viewer", "operator")
+    assert not roles.role_at_least("superuser", "viewer")
 
 
 def test_room_names_come_from_one_place() -> None:

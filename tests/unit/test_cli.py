@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlroom import cli
+from controlroom.dev import cli
 
 
 def test_missing_configuration_is_a_clear_error(

@@ -5,19 +5,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controlroom import db, errors, eventstore
+from controlroom import errors
+from controlroom.adapters import eventstore
+from controlroom.core import tenants
 
 
 @pytest.mark.parametrize("bad", ["", "not-a-uuid", "1; DROP TABLE events", None, 42])
 def test_tenant_id_rejects_anything_but_a_uuid(bad: object) -> None:
     with pytest.raises(errors.TenantError):
-        db.tenant_id(bad)  # type: ignore[arg-type]
+        tenants.tenant_id(bad)  # type: ignore[arg-type]
 
 
 def test_tenant_id_is_canonical() -> None:
     value = uuid.uuid4()
-    assert db.tenant_id(value) == str(value)
-    assert db.tenant_id(str(value).upper()) == str(value)
+    assert tenants.tenant_id(value) == str(value)
+    assert tenants.tenant_id(str(value).upper()) == str(value)
 
 
 def test_dedup_key_defaults_to_the_message_id() -> None:

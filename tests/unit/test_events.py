@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from controlroom import errors, events, twitchsim
+from controlroom import errors
+from controlroom.core import events
+from controlroom.dev import twitchsim
 from tests.samples import load, message, sample_names
 
 SENT = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controlroom import errors, eventsub
+from controlroom import errors
+from controlroom.core import eventsub
 
 SECRET = b"s3cret-for-tests-only"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

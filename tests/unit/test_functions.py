@@ -12,10 +12,11 @@ import psycopg_pool
 import pytest
 from functions_framework import create_app
 
-from controlroom import edge, eventsub, services
+from controlroom import edge, services
+from controlroom.core import eventsub
+from controlroom.core.handoff import PersistTask
+from controlroom.dev.twitchsim import sign_delivery
 from controlroom.errors import HandoffError, LedgerUnavailableError
-from controlroom.handoff import PersistTask
-from controlroom.twitchsim import sign_delivery
 from tests.samples import load
 from tests.unit.test_receiver import SECRET, FakeLedger, FakeQueue
 

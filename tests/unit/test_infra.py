@@ -10,7 +10,7 @@ import hcl2
 import pytest
 import yaml
 
-from controlroom import build
+from controlroom.dev import build
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
@@ -121,7 +121,7 @@ def test_build_lays_out_every_deployable(tmp_path: Path) -> None:
         folder = tmp_path / "build" / name
         assert (folder / "main.py").is_file()
         assert (folder / "controlroom" / "__init__.py").is_file()
-        assert not (folder / "controlroom" / "stack").exists()  # the local stack stays local
+        assert not (folder / "controlroom" / "dev").exists()  # the development tooling stays local
         assert "psycopg" in (folder / "requirements.txt").read_text()
     assert (tmp_path / "build" / "realtime" / "realtime" / "app.py").is_file()
 
@@ -205,7 +205,7 @@ def test_the_image_context_is_the_build_folder_and_the_dashboard_sources_only() 
     wanted = [
         "build/realtime/requirements.txt",
         "build/realtime/realtime/app.py",
-        "build/realtime/controlroom/db.py",
+        "build/realtime/controlroom/adapters/db.py",
         "dashboard/package.json",
         "dashboard/src/App.tsx",
     ]
@@ -213,9 +213,9 @@ def test_the_image_context_is_the_build_folder_and_the_dashboard_sources_only() 
         "dashboard/node_modules/vite/package.json",
         "dashboard/dist/index.html",
         "build/webhook/main.py",
-        "build/realtime/controlroom/__pycache__/db.cpython-311.pyc",
+        "build/realtime/controlroom/adapters/__pycache__/db.cpython-311.pyc",
         ".venv/bin/python",
-        "controlroom/stack/local.py",
+        "controlroom/dev/stack/local.py",
         "tests/js/node_modules/socket.io-client/package.json",
         ".local/stack.env",
         ".git/config",

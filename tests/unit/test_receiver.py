@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from controlroom import errors, eventsub, receiver
+from controlroom import errors
+from controlroom.adapters.ledger import ENQUEUED, RECEIVED, Entry
+from controlroom.core import eventsub
+from controlroom.core.handoff import PersistTask
+from controlroom.dev.twitchsim import sign_delivery
 from controlroom.errors import LedgerUnavailableError, QueueUnavailableError
-from controlroom.handoff import PersistTask
-from controlroom.ledger import ENQUEUED, RECEIVED, Entry
-from controlroom.twitchsim import sign_delivery
+from controlroom.usecases import receiver
 from tests.samples import load, message
 
 SECRET = "s3cret-for-tests-only"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from controlroom import history
+from controlroom.usecases import history
 from realtime.relay import Relay
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlroom import s3
+from controlroom.adapters import s3
 
 
 def test_lifecycle_defaults() -> None:

@@ -20,7 +20,9 @@ import jwt
 import pytest
 from fastapi import FastAPI, Request
 
-from controlroom import auth, devkeys, errors, settings
+from controlroom import errors, settings
+from controlroom.adapters import tokens
+from controlroom.dev import devkeys
 from realtime.api import MAX_BODY_BYTES, BodyLimit
 from realtime.relay import _aborter
 
@@ -33,8 +35,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> devkeys.DevKeys:
 
 
 @pytest.fixture(scope="module")
-def pem_verifier(keys: devkeys.DevKeys) -> auth.TokenVerifier:
-    return auth.TokenVerifier(
+def pem_verifier(keys: devkeys.DevKeys) -> tokens.TokenVerifier:
+    return tokens.TokenVerifier(
         issuer=devkeys.ISSUER, audience=devkeys.AUDIENCE, public_key_pem=keys.public_pem()
     )
 
@@ -90,14 +92,14 @@ def _hs256(secret: bytes, header: dict[str, Any]) -> str:
     ],
 )
 def test_only_rs256_is_accepted_whatever_the_key_source(
-    keys: devkeys.DevKeys, pem_verifier: auth.TokenVerifier, make: Any
+    keys: devkeys.DevKeys, pem_verifier: tokens.TokenVerifier, make: Any
 ) -> None:
     with pytest.raises(errors.AuthError, match=r"^algorithm not allowed$"):
         pem_verifier.verify(make(keys))
 
 
 def test_a_signature_moved_onto_other_claims_is_invalid(
-    keys: devkeys.DevKeys, pem_verifier: auth.TokenVerifier
+    keys: devkeys.DevKeys, pem_verifier: tokens.TokenVerifier
 ) -> None:
     head, _, signature = keys.token("alice", COMPANY, "viewer").split(".")
     promoted = _b64(json.dumps({**_claims(), "role": "owner"}).encode())

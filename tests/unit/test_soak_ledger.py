@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from bench.soak import Agency, Sent, check_rows
-from controlroom import twitchsim
+from controlroom.dev import twitchsim
 
 A, B = uuid.uuid4(), uuid.uuid4()
 SOLO, SHARED = twitchsim.Broadcaster("1", "solo"), twitchsim.Broadcaster("2", "shared")

@@ -1,0 +1,319 @@
+"""The local stack: every cloud part's stand-in, started, prepared and stopped together."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+from controlroom.adapters import cloudtasks, s3
+from controlroom.dev import dbadmin, devkeys
+from controlroom.dev.stack.emulators import FirestoreEmulator, MotoS3, TasksEmulator
+from controlroom.dev.stack.functions import FunctionServer, IdentityProvider, RelayServer
+from controlroom.dev.stack.postgres import EmbeddedPostgres
+from controlroom.dev.stack.process import StandIn, free_port, port_is_free
+from controlroom.dev.stack.valkey import EmbeddedValkey
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DATABASE = "controlroom"
+PROJECT = "controlroom-local"
+LOCATION = "local"
+QUEUE = "persist"
+ARCHIVE_BUCKET = "controlroom-archive"
+BRANDING_BUCKET = "controlroom-branding"
+
+# `make run` prefers these ports so links stay the same between runs; a busy one is
+# replaced by a free one (stack.env always says which).
+PREFERRED_PORTS = {
+    "postgres": 55432,
+    "valkey": 56379,
+    "tasks": 58123,
+    "firestore": 58080,
+    "s3": 55000,
+    "webhook": 58081,
+    "persist": 58082,
+    "identity": 58083,
+    "relay": 8080,
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each stand-in answers, and the credentials the stack made for it."""
+
+    admin_url: str
+    owner_url: str
+    database_url: str
+    redis_url: str
+    tasks_emulator_host: str
+    firestore_emulator_host: str
+    s3_endpoint_url: str
+
+    eventsub_secret: str
+    jwks_url: str
+    jwt_private_key: str
+    webhook_url: str | None = None
+    persist_url: str | None = None
+    relay_url: str | None = None
+
+    def env(self) -> dict[str, str]:
+        """The environment the deployables read (see the README's configuration table)."""
+        services = {
+            "WEBHOOK_URL": self.webhook_url or "",
+            "PERSIST_URL": self.persist_url or "",
+            "RELAY_URL": self.relay_url or "",
+        }
+        return {
+            "EVENTSUB_SECRET": self.eventsub_secret,
+            "JWT_ISSUER": devkeys.ISSUER,
+            "JWT_AUDIENCE": devkeys.AUDIENCE,
+            "JWT_JWKS_URL": self.jwks_url,
+            "JWT_DEV_PRIVATE_KEY": self.jwt_private_key,
+            **{k: v for k, v in services.items() if v},
+            "DATABASE_URL": self.database_url,
+            "DATABASE_OWNER_URL": self.owner_url,
+            "DATABASE_ADMIN_URL": self.admin_url,
+            "REDIS_URL": self.redis_url,
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "CLOUD_TASKS_EMULATOR_HOST": self.tasks_emulator_host,
+            "CLOUD_TASKS_LOCATION": LOCATION,
+            "CLOUD_TASKS_QUEUE": QUEUE,
+            "FIRESTORE_EMULATOR_HOST": self.firestore_emulator_host,
+            "AWS_ENDPOINT_URL_S3": self.s3_endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "ARCHIVE_BUCKET": ARCHIVE_BUCKET,
+            "BRANDING_BUCKET": BRANDING_BUCKET,
+        }
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where the stand-ins that do not live in the main virtual environment are installed."""
+
+    tasks_python: Path
+    firestore_modules: Path
+
+    @classmethod
+    def default(cls) -> Tools:
+        return cls(
+            tasks_python=Path(
+                os.environ.get("CONTROLROOM_TASKS_PYTHON", PROJECT_ROOT / ".venv-tasks/bin/python")
+            ),
+            firestore_modules=Path(
+                os.environ.get(
+                    "CONTROLROOM_FIRESTORE_MODULES",
+                    PROJECT_ROOT / "tools/firestore-emulator/node_modules",
+                )
+            ),
+        )
+
+
+@dataclass
+class _State:
+    """Generated once per stack folder and kept, so a persistent cluster stays reachable."""
+
+    superuser_password: str
+    owner_password: str
+    app_password: str
+    eventsub_secret: str
+
+    @classmethod
+    def load(cls, path: Path) -> _State:
+        known = json.loads(path.read_text()) if path.exists() else {}
+        fresh = {name: secrets.token_urlsafe(18) for name in cls.__dataclass_fields__}
+        state = cls(**{**fresh, **known})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(state)))
+        path.chmod(0o600)
+        return state
+
+
+def _port(name: str, preferred: bool) -> int:
+    wanted = PREFERRED_PORTS[name]
+    return wanted if preferred and port_is_free(wanted) else free_port()
+
+
+class LocalStack:
+    """Starts PostgreSQL, Valkey, the Cloud Tasks and Firestore emulators and moto's S3.
+
+    `durable=True` (make run) keeps PostgreSQL's data in `root` between runs; tests use a
+    throwaway `root` and durable=False.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        durable: bool = False,
+        services: bool = False,
+        tools: Tools | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.durable = durable
+        self.services = services
+        self.tools = tools or Tools.default()
+        self.progress = progress or (lambda _msg: None)
+        state = _State.load(root / "state.json")
+        self.state = state
+        logs = root / "logs"
+        self.postgres = EmbeddedPostgres(
+            root / "postgres", _port("postgres", durable), state.superuser_password, durable=durable
+        )
+        self.valkey = EmbeddedValkey(root / "valkey", _port("valkey", durable))
+        self.tasks = TasksEmulator(self.tools.tasks_python, logs, _port("tasks", durable))
+        self.firestore = FirestoreEmulator(
+            self.tools.firestore_modules, logs, _port("firestore", durable)
+        )
+        self.s3 = MotoS3(logs, _port("s3", durable))
+        self.keys = devkeys.DevKeys.create(root / "jwt")
+        self.identity = IdentityProvider(root / "jwt" / "public", logs, _port("identity", durable))
+        self._logs = logs
+        self.webhook: FunctionServer | None = None
+        self.persist: FunctionServer | None = None
+        self.relays: list[RelayServer] = []
+        self._started: list[StandIn] = []
+        self.endpoints: Endpoints | None = None
+
+    def _start(self, stand_in: StandIn, label: str) -> None:
+        self.progress(f"starting {label} on 127.0.0.1:{stand_in.port} ...")
+        stand_in.start()
+        self._started.append(stand_in)
+
+    def start(self) -> Endpoints:
+        try:
+            self._start(self.postgres, "PostgreSQL")
+            self._start(self.valkey, "Valkey")
+            self._start(self.tasks, "the Cloud Tasks emulator")
+            self._start(self.firestore, "the Firestore emulator")
+            self._start(self.s3, "moto's S3 server")
+            self._start(self.identity, "the identity provider's stand-in (JWKS)")
+            self.endpoints = self._prepare()
+            if self.services:
+                self.endpoints = self._start_services(self.endpoints)
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoints
+
+    def _prepare(self) -> Endpoints:
+        admin = self.postgres.admin_url
+        self.progress("creating roles and applying migrations ...")
+        dbadmin.bootstrap(admin, DATABASE, self.state.owner_password, self.state.app_password)
+        owner = dbadmin.with_database(
+            dbadmin.with_credentials(admin, dbadmin.OWNER_ROLE, self.state.owner_password), DATABASE
+        )
+        app = dbadmin.with_database(
+            dbadmin.with_credentials(admin, dbadmin.APP_ROLE, self.state.app_password), DATABASE
+        )
+        dbadmin.migrate(owner)
+        self.progress("creating the task queue and the buckets ...")
+        cloudtasks.ensure_queue(cloudtasks.client(self.tasks.host), PROJECT, LOCATION, QUEUE)
+        endpoints = Endpoints(
+            admin_url=admin,
+            owner_url=owner,
+            database_url=app,
+            redis_url=self.valkey.url,
+            tasks_emulator_host=self.tasks.host,
+            firestore_emulator_host=self.firestore.host,
+            s3_endpoint_url=self.s3.endpoint_url,
+            eventsub_secret=self.state.eventsub_secret,
+            jwks_url=self.identity.jwks_url,
+            jwt_private_key=str(self.root / "jwt" / "signing-key.pem"),
+        )
+        self._prepare_buckets(endpoints)
+        return endpoints
+
+    def start_relay(
+        self, port: int | None = None, extra_env: dict[str, str] | None = None
+    ) -> RelayServer:
+        """Another relay instance on its own port: they share Redis, so any number works."""
+        assert self.endpoints is not None
+        port = port or free_port()
+        env = {**os.environ, **self.endpoints.env(), **(extra_env or {})}
+        relay = RelayServer(f"relay-{len(self.relays) + 1}", self._logs, port, env)
+        self._start(relay, f"the realtime relay #{len(self.relays) + 1}")
+        self.relays.append(relay)
+        return relay
+
+    def start_function(
+        self,
+        function: str,
+        instance: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> FunctionServer:
+        """An instance of one of functions/ on its own port (the soak runs several of each)."""
+        assert self.endpoints is not None
+        env = {**os.environ, **self.endpoints.env(), "LOG_LEVEL": "INFO", **(extra_env or {})}
+        server = FunctionServer(function, self._logs, port or free_port(), env, instance=instance)
+        self._start(server, f"functions/{function}" + (f" ({instance})" if instance else ""))
+        return server
+
+    def _start_services(self, endpoints: Endpoints) -> Endpoints:
+        persist_port, webhook_port = _port("persist", self.durable), _port("webhook", self.durable)
+        endpoints = dataclasses.replace(
+            endpoints,
+            persist_url=f"http://127.0.0.1:{persist_port}/",
+            webhook_url=f"http://127.0.0.1:{webhook_port}/",
+        )
+        self.endpoints = endpoints
+        self.persist = self.start_function("persist", port=persist_port)
+        self.webhook = self.start_function("webhook", port=webhook_port)
+        relay = self.start_relay(_port("relay", self.durable))
+        return dataclasses.replace(endpoints, relay_url=relay.url)
+
+    def _prepare_buckets(self, endpoints: Endpoints) -> None:
+        env = endpoints.env()
+        client = s3.client(
+            endpoints.s3_endpoint_url,
+            credentials=(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]),
+        )
+        s3.ensure_bucket(client, ARCHIVE_BUCKET)
+        s3.ensure_bucket(client, BRANDING_BUCKET)
+        # the browser PUTs logos straight to S3 from the dashboard's origin
+        client.put_bucket_cors(
+            Bucket=BRANDING_BUCKET,
+            CORSConfiguration=s3.branding_cors(["*"]),  # type: ignore[arg-type]
+        )
+        client.put_bucket_lifecycle_configuration(
+            Bucket=ARCHIVE_BUCKET,
+            LifecycleConfiguration=s3.lifecycle_rules(),  # type: ignore[arg-type]
+        )
+
+    def processes(self) -> list[StandIn]:
+        return list(self._started)
+
+    def stop(self) -> None:
+        for stand_in in reversed(self._started):
+            self.progress(f"stopping {stand_in.name} ...")
+            stand_in.stop()
+        self._started.clear()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """A file that both `source` (POSIX shell) and people can read; private to its owner."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# written by `make run`; every endpoint and development credential of the stack"]
+    lines += [f"{key}='{value}'" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)

@@ -1,0 +1,1 @@
+"""Use cases: the product's rules, combining the core with the adapters."""

@@ -1,0 +1,520 @@
+"""Exporting closed days to S3 (NDJSON.gz and Parquet per company-day), and a safe prune.
+
+A company-day is streamed out of PostgreSQL under the company's RLS context with a
+server-side cursor, written to two files whose bytes depend only on the rows (so a re-run
+writes the same objects under the same keys), uploaded with SHA-256 checksums, verified by
+reading the objects' metadata back, and only then recorded in `archive_manifests`.
+
+seq is per company, gap-free and allocated in commit order, so an export that reads the
+company's `last_seq` (K) and the day's rows in one snapshot holds every row of the day with
+seq <= K; the manifest records K as `covered_seq`. A row stored later for that day (a
+redelivery across midnight, say) has a higher seq: the day is pending again, and the next
+run writes a delta part holding only the rows after `covered_seq`, so no row is in two
+objects. Prune deletes only rows a verified manifest covers (by seq, never by date alone),
+in the transaction that marks the day pruned.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from controlroom.adapters.db import tenant_transaction
+from controlroom.core.tenants import tenant_id
+from controlroom.errors import ArchiveError
+from controlroom.logs import fields
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+FETCH_ROWS = 10_000  # rows per round trip from the server-side cursor
+ROW_GROUP_ROWS = 128_000  # Athena reads row groups of a few tens of MB well
+MULTIPART_BYTES = 64 * 1024 * 1024
+
+_TS = pa.timestamp("us", tz="UTC")
+PARQUET_SCHEMA = pa.schema(
+    [
+        ("company_id", pa.string()),
+        ("seq", pa.int64()),
+        ("creator_id", pa.string()),
+        ("twitch_message_id", pa.string()),
+        ("dedup_key", pa.string()),
+        ("type", pa.string()),
+        ("version", pa.string()),
+        ("topic", pa.string()),
+        ("occurred_at", _TS),
+        ("received_at", _TS),
+        ("broadcaster_user_id", pa.string()),
+        ("actor_user_id", pa.string()),
+        ("actor_login", pa.string()),
+        ("actor_name", pa.string()),
+        ("target_user_id", pa.string()),
+        ("target_login", pa.string()),
+        ("target_name", pa.string()),
+        ("amount", pa.int64()),
+        ("tier", pa.string()),
+        ("title", pa.string()),
+        ("category_name", pa.string()),
+        ("duration_seconds", pa.int32()),
+        ("message_text", pa.string()),
+        ("outcome", pa.string()),
+        ("level", pa.int32()),
+        ("payload", pa.string()),  # the raw event as JSON text
+    ]
+)
+COLUMNS = [f.name for f in PARQUET_SCHEMA]
+
+
+Conn = psycopg.Connection[dict[str, Any]]  # a runtime-role connection with dict rows
+
+
+@dataclass
+class DayResult:
+    """One part written for a company-day (part 0 and no keys: nothing new to export)."""
+
+    company_id: uuid.UUID
+    day: date
+    rows: int
+    bytes: int
+    keys: dict[str, str]
+    first_seq: int | None
+    last_seq: int | None
+    part: int = 0
+    covered_seq: int = 0
+    orphans_removed: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a verified manifest says of a company-day: its parts and the seq it covers."""
+
+    parts: list[dict[str, Any]]
+    checksums: list[dict[str, str]]
+    row_count: int
+    covered_seq: int
+
+    @property
+    def keys(self) -> set[str]:
+        return {part[kind] for part in self.parts for kind in ("ndjson", "parquet")}
+
+
+EMPTY = Manifest([], [], 0, 0)
+
+
+@dataclass
+class Summary:
+    exported: list[DayResult] = field(default_factory=list)
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+    pruned_days: int = 0
+    pruned_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.exported)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.exported)
+
+
+def prefix(company: uuid.UUID, day: date) -> str:
+    return f"events/company_id={company}/date={day.isoformat()}/"
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in COLUMNS:
+        value = row.get(name)
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        out[name] = value
+    return out
+
+
+def _rows(
+    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, after: int, through: int
+) -> Iterator[list[dict[str, Any]]]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    cursor = conn.cursor(name=f"archive_{uuid.uuid4().hex}", row_factory=dict_row)
+    cursor.itersize = FETCH_ROWS
+    cursor.execute(
+        "SELECT * FROM events WHERE company_id = %s AND occurred_at >= %s AND occurred_at < %s "
+        "AND seq > %s AND seq <= %s ORDER BY seq",
+        (company, start, start + timedelta(days=1), after, through),
+    )
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        yield batch
+    cursor.close()
+
+
+@contextmanager
+def _snapshot(conn: psycopg.Connection[Any], company: uuid.UUID) -> Iterator[None]:
+    """A REPEATABLE READ, READ ONLY tenant transaction: every statement sees one snapshot."""
+    isolation, read_only = conn.isolation_level, conn.read_only
+    conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+    try:
+        with tenant_transaction(conn, company):
+            yield
+    finally:
+        conn.isolation_level, conn.read_only = isolation, read_only
+
+
+@dataclass
+class _Written:
+    ndjson: Path
+    parquet: Path
+    rows: int
+    first_seq: int | None
+    last_seq: int | None
+    covered_seq: int
+
+
+def _write(
+    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, folder: Path, after: int
+) -> _Written:
+    """Both files for the day's rows after seq `after`, up to the company's `last_seq` read
+    in the same snapshot; memory holds one row group at most."""
+    ndjson_path, parquet_path = folder / "part.ndjson.gz", folder / "part.parquet"
+    count, first, last = 0, None, None
+    # rows become columnar Arrow batches as they arrive; a row group is written once enough
+    # batches are held, so memory stays at about one row group of columnar data
+    batches: list[pa.RecordBatch] = []
+    held = 0
+    # mtime=0 and no file name: the gzip bytes depend only on the rows
+    with (
+        open(ndjson_path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as ndjson,
+        pq.ParquetWriter(parquet_path, PARQUET_SCHEMA, compression="zstd") as parquet,  # type: ignore[no-untyped-call,unused-ignore]
+    ):
+
+        def flush() -> None:
+            nonlocal held
+            if batches:
+                table = pa.Table.from_batches(batches, schema=PARQUET_SCHEMA)
+                parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                batches.clear()
+                held = 0
+
+        with _snapshot(conn, company):
+            # read first: every row with seq <= K is committed and visible in this snapshot
+            head = conn.execute("SELECT last_seq FROM event_sequences").fetchone()
+            covered = int(head["last_seq"]) if head else 0
+            for batch in _rows(conn, company, day, after, covered):
+                pending: list[dict[str, Any]] = []
+                for row in batch:
+                    plain = _plain(row)
+                    payload = plain["payload"]
+                    line = {
+                        **plain,
+                        "occurred_at": row["occurred_at"].isoformat(),
+                        "received_at": row["received_at"].isoformat(),
+                    }
+                    ndjson.write(
+                        json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+                    )
+                    plain["payload"] = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+                    pending.append(plain)
+                    count += 1
+                    first = row["seq"] if first is None else first
+                    last = row["seq"]
+                batches.append(pa.RecordBatch.from_pylist(pending, schema=PARQUET_SCHEMA))
+                held += len(pending)
+                if held >= ROW_GROUP_ROWS:
+                    flush()
+        flush()
+    return _Written(ndjson_path, parquet_path, count, first, last, covered)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _upload(s3: Any, bucket: str, path: Path, key: str, digest: str) -> None:
+    """Upload with an S3 SHA-256 checksum, then read the object back and check it."""
+    config = TransferConfig(
+        multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES
+    )
+    try:
+        s3.upload_file(
+            str(path), bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"}, Config=config
+        )
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except (BotoCoreError, ClientError) as exc:
+        raise ArchiveError(f"upload of {key} failed: {type(exc).__name__}") from exc
+    if int(head["ContentLength"]) != path.stat().st_size:
+        raise ArchiveError(f"{key}: stored size differs")
+    stored = head.get("ChecksumSHA256")
+    expected = base64.b64encode(bytes.fromhex(digest)).decode()
+    if stored and "-" not in stored and stored != expected:  # multipart checksums are composite
+        raise ArchiveError(f"{key}: stored checksum differs")
+
+
+def manifest(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Manifest:
+    """The company-day's verified manifest, or EMPTY (an unverified one counts for nothing)."""
+    with tenant_transaction(conn, company):
+        row = conn.execute(
+            "SELECT object_keys, checksums, row_count, covered_seq FROM archive_manifests "
+            "WHERE day = %s AND verified_at IS NOT NULL",
+            (day,),
+        ).fetchone()
+    if row is None:
+        return EMPTY
+    return Manifest(row["object_keys"], row["checksums"], row["row_count"], row["covered_seq"])
+
+
+def remove_orphans(s3: Any, bucket: str, company: uuid.UUID, day: date, keep: set[str]) -> int:
+    """Delete the objects under the day's prefix that `keep` (the manifest's keys) lacks.
+
+    A run that died after an upload and before its manifest leaves such an object; its rows
+    may overlap the next delta, so it goes before anything new is written.
+    """
+    removed = 0
+    try:
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix(company, day)
+        )
+        for page in pages:
+            for obj in page.get("Contents", []):
+                if obj["Key"] not in keep:
+                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
+                    removed += 1
+    except (BotoCoreError, ClientError) as exc:
+        raise ArchiveError(f"orphan cleanup failed: {type(exc).__name__}") from exc
+    if removed:
+        log.warning(
+            "archive orphans removed",
+            extra=fields(company_id=str(company), day=str(day), objects=removed),
+        )
+    return removed
+
+
+def export_day(
+    conn: psycopg.Connection[Any], s3: Any, bucket: str, company: uuid.UUID, day: date
+) -> DayResult:
+    """Export the day's rows that its verified manifest does not cover, as one new part.
+
+    The caller holds the company-day's advisory lock (`run` does). With nothing uncovered,
+    nothing is written and the result has part 0.
+    """
+    current = manifest(conn, company, day)
+    orphans = remove_orphans(s3, bucket, company, day, current.keys)
+    with tempfile.TemporaryDirectory(prefix="archive-") as tmp:
+        written = _write(conn, company, day, Path(tmp), current.covered_seq)
+        if written.rows == 0:
+            return DayResult(company, day, 0, 0, {}, None, None, 0, current.covered_seq, orphans)
+        keys, checksums, total = {}, {}, 0
+        for kind, path in (("ndjson", written.ndjson), ("parquet", written.parquet)):
+            digest = _sha256(path)
+            suffix = "ndjson.gz" if kind == "ndjson" else "parquet"
+            key = f"{prefix(company, day)}part-{digest[:16]}.{suffix}"
+            _upload(s3, bucket, path, key, digest)
+            keys[kind], checksums[kind], total = key, digest, total + path.stat().st_size
+    part = {
+        **keys,
+        "rows": written.rows,
+        "first_seq": written.first_seq,
+        "last_seq": written.last_seq,
+        "after_seq": current.covered_seq,
+        "covered_seq": written.covered_seq,
+    }
+    parts = [*current.parts, part]
+    with tenant_transaction(conn, company):
+        row = conn.execute(
+            "SELECT covered_seq FROM archive_manifests WHERE day = %s AND verified_at IS NOT NULL "
+            "FOR UPDATE",
+            (day,),
+        ).fetchone()
+        if (row["covered_seq"] if row else 0) != current.covered_seq:
+            raise ArchiveError("the manifest changed during the export")  # another run, unlocked
+        # a delta puts unpruned rows back into a pruned day: prune must visit it again
+        conn.execute(
+            "INSERT INTO archive_manifests (company_id, day, object_keys, row_count, first_seq, "
+            "last_seq, checksums, schema_version, covered_seq, exported_at, verified_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now()) "
+            "ON CONFLICT (company_id, day) DO UPDATE SET object_keys = EXCLUDED.object_keys, "
+            "row_count = EXCLUDED.row_count, "
+            "first_seq = CASE WHEN archive_manifests.verified_at IS NULL THEN EXCLUDED.first_seq "
+            "ELSE least(archive_manifests.first_seq, EXCLUDED.first_seq) END, "
+            "last_seq = CASE WHEN archive_manifests.verified_at IS NULL THEN EXCLUDED.last_seq "
+            "ELSE greatest(archive_manifests.last_seq, EXCLUDED.last_seq) END, "
+            "checksums = EXCLUDED.checksums, schema_version = EXCLUDED.schema_version, "
+            "covered_seq = EXCLUDED.covered_seq, exported_at = EXCLUDED.exported_at, "
+            "verified_at = EXCLUDED.verified_at, pruned_at = NULL",
+            (
+                company,
+                day,
+                Jsonb(parts),
+                current.row_count + written.rows,
+                written.first_seq,
+                written.last_seq,
+                Jsonb([*current.checksums, checksums]),
+                SCHEMA_VERSION,
+                written.covered_seq,
+            ),
+        )
+    return DayResult(
+        company,
+        day,
+        written.rows,
+        total,
+        keys,
+        written.first_seq,
+        written.last_seq,
+        len(parts),
+        written.covered_seq,
+        orphans,
+    )
+
+
+def pending_days(conn: Conn, company: uuid.UUID, today: date) -> list[date]:
+    """Closed days (UTC) with a row that no verified manifest covers."""
+    start = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    with tenant_transaction(conn, company):
+        rows = conn.execute(
+            "SELECT DISTINCT (e.occurred_at AT TIME ZONE 'UTC')::date AS day FROM events e "
+            "LEFT JOIN archive_manifests m ON m.day = (e.occurred_at AT TIME ZONE 'UTC')::date "
+            "AND m.verified_at IS NOT NULL "
+            "WHERE e.company_id = %s AND e.occurred_at < %s "
+            "AND (m.day IS NULL OR e.seq > m.covered_seq) ORDER BY 1",
+            (company, start),
+        ).fetchall()
+    return [r["day"] for r in rows]
+
+
+def _locked(conn: Conn, company: uuid.UUID, day: date) -> bool:
+    key = f"archive:{tenant_id(company)}:{day.isoformat()}"
+    row = conn.execute(
+        "SELECT pg_try_advisory_lock(hashtextextended(%s, 0)) AS ok", (key,)
+    ).fetchone()
+    return row is not None and bool(row["ok"])
+
+
+def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> None:
+    key = f"archive:{tenant_id(company)}:{day.isoformat()}"
+    conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+
+
+def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
+    """Delete the hot rows that verified manifests of days before `before` cover, by seq;
+    returns (days, rows). A row of such a day that no manifest covers yet stays."""
+    with tenant_transaction(conn, company):
+        days = conn.execute(
+            "SELECT day, covered_seq FROM archive_manifests WHERE verified_at IS NOT NULL "
+            "AND pruned_at IS NULL AND day < %s ORDER BY day FOR UPDATE",
+            (before,),
+        ).fetchall()
+        deleted = 0
+        for d in days:
+            start = datetime(d["day"].year, d["day"].month, d["day"].day, tzinfo=UTC)
+            deleted += conn.execute(
+                "DELETE FROM events WHERE company_id = %s AND occurred_at >= %s "
+                "AND occurred_at < %s AND seq <= %s",
+                (company, start, start + timedelta(days=1), d["covered_seq"]),
+            ).rowcount
+        if days:
+            conn.execute(
+                "UPDATE archive_manifests SET pruned_at = now() WHERE day = ANY(%s)",
+                ([d["day"] for d in days],),
+            )
+    return len(days), deleted
+
+
+def run(
+    conn: Conn,
+    s3: Any,
+    bucket: str,
+    *,
+    today: date | None = None,
+    retention_days: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Summary:
+    """Export every pending company-day, then prune past the retention (if one is set).
+
+    `conn` must be an autocommit connection as the runtime role with dict rows
+    (`db.connect(..., autocommit=True)`).
+    """
+    today = today or datetime.now(UTC).date()
+    say = progress or (lambda _line: None)
+    summary = Summary()
+    companies = [
+        r["company_id"]
+        for r in conn.execute("SELECT company_id FROM archive_companies()").fetchall()
+    ]
+    for company in companies:
+        for day in pending_days(conn, company, today):
+            if not _locked(conn, company, day):
+                summary.skipped += 1
+                say(f"skipped {company} {day}: another run holds it")
+                continue
+            try:
+                result = export_day(conn, s3, bucket, company, day)
+            except ArchiveError as exc:
+                summary.failed.append(f"{company} {day}: {exc}")
+                log.warning(
+                    "archive day failed",
+                    extra=fields(company_id=str(company), day=str(day), error=str(exc)),
+                )
+                say(f"FAILED {company} {day}: {exc}")
+                continue
+            finally:
+                _unlock(conn, company, day)
+            if result.orphans_removed:
+                say(f"removed {result.orphans_removed} orphan object(s) of {company} {day}")
+            if not result.part:
+                continue  # another run exported it between our look and our lock
+            summary.exported.append(result)
+            log.info(
+                "archive day exported",
+                extra=fields(
+                    company_id=str(company),
+                    day=str(day),
+                    rows=result.rows,
+                    bytes=result.bytes,
+                    part=result.part,
+                    covered_seq=result.covered_seq,
+                ),
+            )
+            delta = f" (delta part {result.part})" if result.part > 1 else ""
+            say(f"exported {company} {day}: {result.rows} rows, {result.bytes} bytes{delta}")
+        if retention_days is not None:
+            days, rows = prune(conn, company, today - timedelta(days=retention_days))
+            summary.pruned_days += days
+            summary.pruned_rows += rows
+            if days:
+                say(f"pruned {company}: {days} day(s), {rows} rows")
+    log.info(
+        "archive run finished",
+        extra=fields(
+            exported=len(summary.exported),
+            rows=summary.rows,
+            bytes=summary.bytes,
+            skipped=summary.skipped,
+            failed=len(summary.failed),
+            pruned_rows=summary.pruned_rows,
+        ),
+    )
+    return summary

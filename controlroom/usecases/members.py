@@ -1,0 +1,149 @@
+"""A company's people and their roles; nobody removes or demotes the last owner (audited)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+
+from controlroom.adapters.db import tenant_transaction_async
+from controlroom.core.roles import ROLES, Caller, role_at_least
+from controlroom.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from controlroom.usecases import audit
+
+_SELECT = (
+    "SELECT u.id AS user_id, u.subject, u.email, u.display_name, m.role, m.created_at "
+    "FROM members m JOIN users u ON u.company_id = m.company_id AND u.id = m.user_id"
+)
+
+
+def _may_manage(caller: Caller, role: str) -> None:
+    """Owners manage anyone; admins manage roles below admin; nobody else manages people."""
+    if caller.role == "owner":
+        return
+    if caller.role == "admin" and not role_at_least(role, "admin"):
+        return
+    raise ForbiddenError("your role cannot manage this member")
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "user_id": str(row["user_id"])}
+
+
+async def caller_for(
+    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
+) -> Caller | None:
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(f"{_SELECT} WHERE u.subject = %s", (subject,))
+        row = await cur.fetchone()
+    return None if row is None else Caller(company, row["user_id"], subject, row["role"])
+
+
+async def list_members(conn: psycopg.AsyncConnection[Any], caller: Caller) -> list[dict[str, Any]]:
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(f"{_SELECT} ORDER BY u.display_name, u.subject")
+        return [_public(r) for r in await cur.fetchall()]
+
+
+async def add_member(
+    conn: psycopg.AsyncConnection[Any],
+    caller: Caller,
+    *,
+    subject: str,
+    email: str | None,
+    display_name: str | None,
+    role: str,
+) -> dict[str, Any]:
+    if role not in ROLES:
+        raise InvalidError(f"role must be one of {', '.join(ROLES)}")
+    _may_manage(caller, role)
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "INSERT INTO users (company_id, subject, email, display_name) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (company_id, subject) DO NOTHING RETURNING id",
+            (caller.company, subject, email, display_name),
+        )
+        user = await cur.fetchone()
+        if user is None:
+            raise ConflictError("a member with this subject exists")
+        await conn.execute(
+            "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, %s)",
+            (caller.company, user["id"], role),
+        )
+        await audit.record_async(
+            conn,
+            caller.company,
+            audit.Actor(caller.subject, caller.user_id),
+            action="member.add",
+            target_type="member",
+            target_id=str(user["id"]),
+            after={"subject": subject, "role": role},
+        )
+        cur = await conn.execute(f"{_SELECT} WHERE u.id = %s", (user["id"],))
+        row = await cur.fetchone()
+    assert row is not None
+    return _public(row)
+
+
+async def _current(conn: psycopg.AsyncConnection[Any], user_id: uuid.UUID) -> dict[str, Any]:
+    cur = await conn.execute(f"{_SELECT} WHERE u.id = %s FOR UPDATE OF m", (user_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("no such member")
+    return dict(row)
+
+
+async def _guard_last_owner(conn: psycopg.AsyncConnection[Any], current: dict[str, Any]) -> None:
+    if current["role"] != "owner":
+        return
+    # lock every owner row so two concurrent demotions cannot both pass this check
+    cur = await conn.execute("SELECT user_id FROM members WHERE role = 'owner' FOR UPDATE")
+    if len(await cur.fetchall()) <= 1:
+        raise ConflictError("a company keeps at least one owner")
+
+
+async def change_role(
+    conn: psycopg.AsyncConnection[Any], caller: Caller, user_id: uuid.UUID, role: str
+) -> dict[str, Any]:
+    if role not in ROLES:
+        raise InvalidError(f"role must be one of {', '.join(ROLES)}")
+    async with tenant_transaction_async(conn, caller.company):
+        current = await _current(conn, user_id)
+        _may_manage(caller, current["role"])
+        _may_manage(caller, role)
+        if role != "owner":
+            await _guard_last_owner(conn, current)
+        await conn.execute(
+            "UPDATE members SET role = %s, updated_at = now() WHERE user_id = %s", (role, user_id)
+        )
+        await audit.record_async(
+            conn,
+            caller.company,
+            audit.Actor(caller.subject, caller.user_id),
+            action="member.role",
+            target_type="member",
+            target_id=str(user_id),
+            before={"role": current["role"]},
+            after={"role": role},
+        )
+    return _public({**current, "role": role})
+
+
+async def remove_member(
+    conn: psycopg.AsyncConnection[Any], caller: Caller, user_id: uuid.UUID
+) -> None:
+    async with tenant_transaction_async(conn, caller.company):
+        current = await _current(conn, user_id)
+        _may_manage(caller, current["role"])
+        await _guard_last_owner(conn, current)
+        await conn.execute("DELETE FROM members WHERE user_id = %s", (user_id,))
+        await audit.record_async(
+            conn,
+            caller.company,
+            audit.Actor(caller.subject, caller.user_id),
+            action="member.remove",
+            target_type="member",
+            target_id=str(user_id),
+            before={"subject": current["subject"], "role": current["role"]},
+        )

@@ -1,0 +1,160 @@
+"""A company's creators: listing with live state, adding, labelling, removing (audited)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import psycopg
+
+from controlroom.adapters.db import tenant_transaction_async
+from controlroom.core.roles import Caller
+from controlroom.errors import ConflictError, InvalidError, NotFoundError
+from controlroom.usecases import audit
+
+LOGIN = re.compile(r"[a-z0-9_]{1,25}")
+_COLUMNS = (
+    "id, twitch_user_id, twitch_login, display_name, labels, notes, status, title, "
+    "category_name, live_since, last_event_at, authorization_revoked_at, created_at"
+)
+
+
+def _actor(caller: Caller) -> audit.Actor:
+    return audit.Actor(caller.subject, caller.user_id)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **row,
+        "id": str(row["id"]),
+        "authorization_revoked": row.pop("authorization_revoked_at") is not None,
+    }
+
+
+async def list_creators(conn: psycopg.AsyncConnection[Any], caller: Caller) -> list[dict[str, Any]]:
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(f"SELECT {_COLUMNS} FROM creators ORDER BY display_name, id")  # noqa: S608
+        return [_public(r) for r in await cur.fetchall()]
+
+
+async def get_creator(
+    conn: psycopg.AsyncConnection[Any], caller: Caller, creator_id: uuid.UUID
+) -> dict[str, Any]:
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(f"SELECT {_COLUMNS} FROM creators WHERE id = %s", (creator_id,))  # noqa: S608
+        row = await cur.fetchone()
+    if row is None:
+        raise NotFoundError("no such creator")
+    return _public(row)
+
+
+async def add_creator(
+    conn: psycopg.AsyncConnection[Any],
+    caller: Caller,
+    *,
+    twitch_user_id: str,
+    login: str,
+    display_name: str,
+    labels: list[str],
+) -> dict[str, Any]:
+    caller.require("admin")
+    if not LOGIN.fullmatch(login):
+        raise InvalidError("login must be 1-25 of a-z, 0-9 and _")
+    if not twitch_user_id.isdigit() or len(twitch_user_id) > 20:
+        raise InvalidError("twitch_user_id must be digits")
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name, labels) "  # noqa: S608 - constant columns
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (company_id, twitch_user_id) DO NOTHING "
+            f"RETURNING {_COLUMNS}",
+            (caller.company, twitch_user_id, login, display_name, labels),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise ConflictError("this creator is already on the roster")
+        created = _public(row)
+        await audit.record_async(
+            conn,
+            caller.company,
+            _actor(caller),
+            action="creator.add",
+            target_type="creator",
+            target_id=created["id"],
+            after={"twitch_user_id": twitch_user_id, "login": login},
+        )
+    return created
+
+
+async def update_creator(
+    conn: psycopg.AsyncConnection[Any],
+    caller: Caller,
+    creator_id: uuid.UUID,
+    *,
+    labels: list[str] | None,
+    notes: str | None,
+) -> dict[str, Any]:
+    caller.require("admin")
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "SELECT labels, notes FROM creators WHERE id = %s FOR UPDATE", (creator_id,)
+        )
+        before = await cur.fetchone()
+        if before is None:
+            raise NotFoundError("no such creator")
+        cur = await conn.execute(
+            "UPDATE creators SET labels = coalesce(%s, labels), notes = coalesce(%s, notes) "  # noqa: S608 - constant columns
+            f"WHERE id = %s RETURNING {_COLUMNS}",
+            (labels, notes, creator_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await audit.record_async(
+            conn,
+            caller.company,
+            _actor(caller),
+            action="creator.update",
+            target_type="creator",
+            target_id=str(creator_id),
+            before=before,
+            after={"labels": row["labels"], "notes": row["notes"]},
+        )
+    return _public(row)
+
+
+async def remove_creator(
+    conn: psycopg.AsyncConnection[Any], caller: Caller, creator_id: uuid.UUID
+) -> dict[str, Any]:
+    caller.require("admin")
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "DELETE FROM creators WHERE id = %s RETURNING twitch_user_id, twitch_login",
+            (creator_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFoundError("no such creator")
+        await audit.record_async(
+            conn,
+            caller.company,
+            _actor(caller),
+            action="creator.remove",
+            target_type="creator",
+            target_id=str(creator_id),
+            before=row,
+        )
+    return dict(row)
+
+
+async def unhealthy_subscriptions(
+    conn: psycopg.AsyncConnection[Any], caller: Caller
+) -> list[dict[str, Any]]:
+    """EventSub subscriptions of this company's creators that are not delivering."""
+    async with tenant_transaction_async(conn, caller.company):
+        cur = await conn.execute(
+            "SELECT c.id AS creator_id, s.type, s.status, s.updated_at "
+            "FROM eventsub_subscriptions s JOIN creators c "
+            "ON c.twitch_user_id = s.broadcaster_user_id "
+            "WHERE s.status <> 'enabled' ORDER BY c.id, s.type"
+        )
+        return [{**r, "creator_id": str(r["creator_id"])} for r in await cur.fetchall()]
