@@ -113,6 +113,7 @@ check: install lint typecheck
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # every deployable's code: the shared package, the relay service, and each function's entry
 # point (one at a time: each is a module named `main`)
