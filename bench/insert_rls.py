@@ -22,6 +22,7 @@ import psycopg
 
 from controlroom import settings
 from controlroom.adapters import db, eventstore
+from controlroom.core.events import COLUMN_TYPES
 from controlroom.dev.stack import LocalStack
 
 PLAIN_TABLE = "bench_plain_events"
@@ -49,7 +50,7 @@ def _plain_insert(
     conn: psycopg.Connection[Any], company: uuid.UUID, events: list[eventstore.NewEvent]
 ) -> None:
     columns = ", ".join(eventstore.COLUMNS)
-    arrays = ", ".join(f"%s::{events.COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS)
+    arrays = ", ".join(f"%s::{COLUMN_TYPES.get(c, 'text')}[]" for c in eventstore.COLUMNS)
     sql = (
         f"INSERT INTO {PLAIN_TABLE} (company_id, seq, {columns}, payload) "
         f"SELECT %s, nextval('bench_plain_seq'), {columns}, payload::jsonb "
