@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from controlroom.core.eventsub import parse_timestamp
 from controlroom.errors import NormalizationError
@@ -48,15 +48,10 @@ COLUMN_TYPES = {
     **_SUMMARY_TYPES,
 }
 
-STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM = (
-    "stream",
-    "audience",
-    "monetization",
-    "moderation",
-    "engagement",
-    "platform",
-)
-TOPICS = (STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM)
+# The one list of topics: the Literal is what types and the API schema see, TOPICS its values.
+Topic = Literal["stream", "audience", "monetization", "moderation", "engagement", "platform"]
+TOPICS: tuple[Topic, ...] = get_args(Topic)
+STREAM, AUDIENCE, MONETIZATION, MODERATION, ENGAGEMENT, PLATFORM = TOPICS
 REVOCATION_TYPE = "subscription.revoked"
 
 
@@ -553,6 +548,13 @@ def compact(row: Mapping[str, Any]) -> dict[str, Any]:
         "occurred_at": occurred.isoformat() if isinstance(occurred, datetime) else occurred,
         "summary": {c: row[c] for c in SUMMARY_COLUMNS if row.get(c) is not None},
     }
+
+
+# What creator_state reads from a creators row: every query that feeds it selects these.
+CREATOR_STATE_COLUMNS = (
+    "id, twitch_user_id, twitch_login, display_name, status, title, category_name, "
+    "live_since, last_event_at, authorization_revoked_at"
+)
 
 
 def creator_state(row: dict[str, Any]) -> dict[str, Any]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controlroom.core.payloads import json_object
 from controlroom.errors import (
     DeliveryTooLargeError,
     ForgedDeliveryError,
@@ -60,14 +60,7 @@ class Delivery:
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object, or MalformedDeliveryError."""
-        try:
-            parsed = json.loads(self.body)
-        except (ValueError, RecursionError):
-            # ValueError: not JSON, not UTF-8/16/32, or an integer past Python's digit limit
-            raise MalformedDeliveryError("body is not JSON") from None
-        if not isinstance(parsed, dict):
-            raise MalformedDeliveryError("body is not a JSON object")
-        return parsed
+        return json_object(self.body, MalformedDeliveryError)
 
 
 def check_secrets(secrets: Sequence[str]) -> tuple[bytes, ...]:

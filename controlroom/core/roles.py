@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal, get_args
 
 from controlroom.errors import ForbiddenError
 
-ROLES = ("viewer", "operator", "admin", "owner")  # each role can do what those before it can
+# The one list of roles: the Literal is what types and the API schema see, ROLES its values in
+# order (each role can do what those before it can).
+Role = Literal["viewer", "operator", "admin", "owner"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from typing import Any
 import psycopg
 
 from controlroom.adapters.db import tenant_transaction_async
-from controlroom.core.events import COMPACT_COLUMNS, compact, creator_state
-
-_CREATOR_STATE_COLUMNS = (
-    "id, twitch_user_id, twitch_login, display_name, status, title, category_name, "
-    "live_since, last_event_at, authorization_revoked_at"
+from controlroom.core.events import (
+    COMPACT_COLUMNS,
+    CREATOR_STATE_COLUMNS,
+    compact,
+    creator_state,
 )
 
 
@@ -64,7 +64,7 @@ async def creator_states(
 ) -> list[dict[str, Any]]:
     async with tenant_transaction_async(conn, company):
         cur = await conn.execute(
-            f"SELECT {_CREATOR_STATE_COLUMNS} FROM creators ORDER BY display_name"  # noqa: S608
+            f"SELECT {CREATOR_STATE_COLUMNS} FROM creators ORDER BY display_name"  # noqa: S608
         )
         rows = await cur.fetchall()
     return [creator_state(r) for r in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from controlroom.adapters.db import tenant_transaction
 from controlroom.adapters.emitter import Publisher
 from controlroom.core import eventsub
 from controlroom.core.events import (
+    CREATOR_STATE_COLUMNS,
     Normalized,
     compact,
     creator_state,
@@ -24,6 +24,7 @@ from controlroom.core.events import (
     normalize_revocation,
 )
 from controlroom.core.handoff import PersistTask
+from controlroom.core.payloads import json_object
 from controlroom.errors import HandoffError, NormalizationError, StoreUnavailableError
 from controlroom.logs import fields
 
@@ -38,7 +39,8 @@ class Outcome:
     companies: set[uuid.UUID] = field(default_factory=set)
 
 
-_APPLY_STATE = """
+_APPLY_STATE = (
+    """
 UPDATE creators SET
     status = CASE WHEN %(status)s::text IS NOT NULL AND (state_at IS NULL OR state_at <= %(at)s)
                   THEN %(status)s ELSE status END,
@@ -59,9 +61,9 @@ UPDATE creators SET
                                     ELSE authorization_revoked_at END,
     last_event_at = greatest(last_event_at, %(at)s)
 WHERE company_id = %(company)s AND id = %(creator)s
-RETURNING id, twitch_user_id, twitch_login, display_name, status, title, category_name,
-          live_since, last_event_at, authorization_revoked_at
-"""
+RETURNING """
+    + CREATOR_STATE_COLUMNS
+)
 
 
 def _dead_letter(
@@ -96,12 +98,7 @@ def _dead_letter(
 
 
 def _normalize(task: PersistTask) -> list[Normalized]:
-    try:
-        body = json.loads(task.body)
-    except (ValueError, RecursionError):  # as Delivery.json: an integer past the digit limit too
-        raise NormalizationError("body is not JSON") from None
-    if not isinstance(body, dict):
-        raise NormalizationError("body is not a JSON object")
+    body = json_object(task.body, NormalizationError)
     if task.message_type == eventsub.REVOCATION:
         return [normalize_revocation(body, task.occurred())]
     if task.message_type != eventsub.NOTIFICATION:

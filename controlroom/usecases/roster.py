@@ -9,15 +9,13 @@ from typing import Any
 import psycopg
 
 from controlroom.adapters.db import tenant_transaction_async
+from controlroom.core.events import CREATOR_STATE_COLUMNS
 from controlroom.core.roles import Caller
 from controlroom.errors import ConflictError, InvalidError, NotFoundError
 from controlroom.usecases import audit
 
 LOGIN = re.compile(r"[a-z0-9_]{1,25}")
-_COLUMNS = (
-    "id, twitch_user_id, twitch_login, display_name, labels, notes, status, title, "
-    "category_name, live_since, last_event_at, authorization_revoked_at, created_at"
-)
+_COLUMNS = f"{CREATOR_STATE_COLUMNS}, labels, notes, created_at"
 
 
 def _actor(caller: Caller) -> audit.Actor:
