@@ -18,7 +18,8 @@ from controlroom import logs, settings
 from controlroom.adapters import cloudtasks, db, helix, s3, taskqueue
 from controlroom.adapters.tokens import TokenVerifier
 from realtime.api import build_api
-from realtime.relay import Relay, RelayRedisManager
+from realtime.relay import Relay
+from realtime.transport import FeedRedisManager
 
 # Socket.IO limits: small frames from clients, and a dead peer noticed within a minute.
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
@@ -27,7 +28,7 @@ MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp:
     logs.configure()
     cfg = cfg or settings.realtime()
-    manager = RelayRedisManager(
+    manager = FeedRedisManager(
         cfg.redis_url.reveal(),
         redis_options={"socket_connect_timeout": 2.0, "health_check_interval": 10},
     )
@@ -47,7 +48,7 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
     )
     pool = db.async_pool(cfg.database)
     relay = Relay(sio, pool, verifier, cfg)
-    manager.relay = relay
+    manager.deliver(relay.on_published, relay.FEED_EVENTS)
     redis_client = redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2)
 
     async def database_ready() -> None:

@@ -82,31 +82,6 @@ async def owns_creator(
         return await cur.fetchone() is not None
 
 
-async def member_role(
-    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
-) -> str | None:
-    """The member's role in the company now, or None when they are no longer a member."""
-    async with tenant_transaction_async(conn, company):
-        cur = await conn.execute(
-            "SELECT m.role FROM members m JOIN users u "
-            "ON u.company_id = m.company_id AND u.id = m.user_id WHERE u.subject = %s",
-            (subject,),
-        )
-        row = await cur.fetchone()
-    return None if row is None else str(row["role"])
-
-
-async def member_subjects(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> set[str]:
-    """The subjects of everyone who is a member of the company now."""
-    async with tenant_transaction_async(conn, company):
-        cur = await conn.execute(
-            "SELECT u.subject FROM members m JOIN users u "
-            "ON u.company_id = m.company_id AND u.id = m.user_id"
-        )
-        rows = await cur.fetchall()
-    return {str(r["subject"]) for r in rows}
-
-
 MAX_PAGE = 200
 
 

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from controlroom.adapters.db import tenant_transaction_async
-from controlroom.core.roles import ROLES, Caller, role_at_least
-from controlroom.errors import ConflictError, ForbiddenError, InvalidError, NotFoundError
+from controlroom.core.roles import ROLES, Caller, Claims, role_at_least
+from controlroom.errors import (
+    AuthError,
+    ConflictError,
+    ForbiddenError,
+    InvalidError,
+    NotFoundError,
+)
 from controlroom.usecases import audit
 
+if TYPE_CHECKING:  # the token verifier needs PyJWT, which only realtime ships
+    from controlroom.adapters.tokens import TokenVerifier
+
+Connect = Callable[[], AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]]
+
+_MEMBERS = "FROM members m JOIN users u ON u.company_id = m.company_id AND u.id = m.user_id"
 _SELECT = (
-    "SELECT u.id AS user_id, u.subject, u.email, u.display_name, m.role, m.created_at "
-    "FROM members m JOIN users u ON u.company_id = m.company_id AND u.id = m.user_id"
+    f"SELECT u.id AS user_id, u.subject, u.email, u.display_name, m.role, m.created_at {_MEMBERS}"
 )
 
 
@@ -34,10 +49,47 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 async def caller_for(
     conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
 ) -> Caller | None:
+    """The member with this subject and their role now, or None when they are not a member:
+    the one membership lookup (the REST API and the relay both come through authenticate)."""
     async with tenant_transaction_async(conn, company):
         cur = await conn.execute(f"{_SELECT} WHERE u.subject = %s", (subject,))
         row = await cur.fetchone()
     return None if row is None else Caller(company, row["user_id"], subject, row["role"])
+
+
+async def member_subjects(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> set[str]:
+    """The subjects of everyone who is a member of the company now."""
+    async with tenant_transaction_async(conn, company):
+        cur = await conn.execute(f"SELECT u.subject {_MEMBERS}")
+        rows = await cur.fetchall()
+    return {str(r["subject"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    claims: Claims  # what the token says (its expiry included)
+    caller: Caller  # who that is in the company now, with their current role
+
+
+async def authenticate(
+    verifier: TokenVerifier,
+    connect: Connect,
+    token: object,
+    *,
+    expect: Callable[[Claims], None] | None = None,
+) -> Authenticated:
+    """Token → verified claims → the current member and role, or AuthError.
+
+    `expect` checks the claims before the database is asked (a refreshed token must be for
+    the same person); `connect` is only entered once the token is good."""
+    claims = await asyncio.to_thread(verifier.verify, token)
+    if expect is not None:
+        expect(claims)
+    async with connect() as conn:
+        caller = await caller_for(conn, claims.company_id, claims.subject)
+    if caller is None:
+        raise AuthError("not a member of this company")
+    return Authenticated(claims, caller)
 
 
 async def list_members(conn: psycopg.AsyncConnection[Any], caller: Caller) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from controlroom.usecases import history
+from controlroom.usecases import members as members_usecase
 from realtime.relay import Relay
 
 
@@ -43,7 +44,7 @@ def test_an_unexpected_error_does_not_end_the_reconcile_loop(
         return None
 
     monkeypatch.setattr(history, "head", head)
-    monkeypatch.setattr(history, "member_subjects", members)
+    monkeypatch.setattr(members_usecase, "member_subjects", members)
     relay = SimpleNamespace(
         cfg=SimpleNamespace(reconcile_seconds=0),
         feeds={uuid.uuid4(): Feed()},

@@ -23,8 +23,8 @@ from fastapi import FastAPI, Request
 from controlroom import errors, settings
 from controlroom.adapters import tokens
 from controlroom.dev import devkeys
-from realtime.api import MAX_BODY_BYTES, BodyLimit
-from realtime.relay import _aborter
+from realtime.middleware import MAX_BODY_BYTES, BodyLimit
+from realtime.transport import aborter as _aborter
 
 COMPANY = uuid.uuid4()
 
