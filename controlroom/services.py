@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from controlroom import settings
 from controlroom.adapters import db
@@ -12,9 +14,13 @@ from controlroom.adapters.helix import Helix, HelixConfig
 from controlroom.core import eventsub
 
 if TYPE_CHECKING:
+    import psycopg
+    import psycopg_pool
+
     from controlroom.adapters.emitter import SocketIOPublisher
     from controlroom.adapters.ledger import FirestoreLedger
     from controlroom.adapters.taskqueue import CloudTasksQueue
+    from controlroom.adapters.tokens import TokenVerifier
 
 # Each builder imports its own adapters, so a function bundle carries only the packages its
 # deployable uses (python-socketio for persist alone, the Google clients for the webhook alone).
@@ -85,3 +91,99 @@ def subscriptions() -> SubscriptionsService:
             HelixConfig(cfg.client_id, cfg.client_secret, cfg.helix_api_url, cfg.token_url)
         )
     return SubscriptionsService(cfg=cfg, pool=db.Pool(cfg.database), helix=helix)
+
+
+@dataclass(frozen=True)
+class ArchiveService:
+    cfg: settings.ArchiveSettings
+    s3: Any  # a boto3 S3 client for the archive bucket
+
+    def connect(self) -> AbstractContextManager[psycopg.Connection[dict[str, Any]]]:
+        """A connection as the runtime role for one run (autocommit: each step commits)."""
+        return db.connect(self.cfg.database, autocommit=True)
+
+
+def archive() -> ArchiveService:
+    """Built for each run, as each run reads its settings (a scheduled call, minutes apart)."""
+    from controlroom.adapters import s3
+
+    cfg = settings.archive()
+    return ArchiveService(cfg=cfg, s3=s3.client(cfg.s3_endpoint_url))
+
+
+# Socket.IO's Redis manager: connect within 2 s, and notice a dead Redis within 10 s.
+REDIS_MANAGER_OPTIONS = {"socket_connect_timeout": 2.0, "health_check_interval": 10}
+
+
+@dataclass(frozen=True)
+class RealtimeService:
+    cfg: settings.RealtimeSettings
+    pool: psycopg_pool.AsyncConnectionPool
+    verifier: TokenVerifier
+    s3: Any  # a boto3 S3 client for the branding bucket
+    twitch: Helix | None  # resolves logins, when Twitch credentials are configured
+    roster_changed: Callable[[str], None] | None  # asks functions/subscriptions to reconcile
+    ready_checks: list[Callable[[], Awaitable[None]]]
+    redis_url: str  # for the Socket.IO Redis manager (realtime/transport.py builds it)
+    redis_options: dict[str, Any]
+
+
+def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
+    """The realtime service's dependencies (built once, by realtime.app.create_app)."""
+    import redis.asyncio
+
+    from controlroom.adapters import s3
+    from controlroom.adapters.tokens import TokenVerifier
+
+    cfg = cfg or settings.realtime()
+    pool = db.async_pool(cfg.database)
+    redis_client = redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2)
+
+    async def database_ready() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def redis_ready() -> None:
+        await redis_client.ping()
+
+    return RealtimeService(
+        cfg=cfg,
+        pool=pool,
+        verifier=TokenVerifier(
+            issuer=cfg.auth.issuer,
+            audience=cfg.auth.audience,
+            jwks_url=cfg.auth.jwks_url,
+            public_key_pem=cfg.auth.public_key_pem,
+        ),
+        s3=s3.client(cfg.s3_endpoint_url),
+        twitch=_realtime_twitch(cfg),
+        roster_changed=_roster_changed(cfg),
+        ready_checks=[database_ready, redis_ready],
+        redis_url=cfg.redis_url.reveal(),
+        redis_options=dict(REDIS_MANAGER_OPTIONS),
+    )
+
+
+def _realtime_twitch(cfg: settings.RealtimeSettings) -> Helix | None:
+    if not (cfg.twitch_client_id and cfg.twitch_client_secret):
+        return None
+    return Helix(
+        HelixConfig(
+            cfg.twitch_client_id, cfg.twitch_client_secret, cfg.helix_api_url, cfg.twitch_token_url
+        )
+    )
+
+
+def _roster_changed(cfg: settings.RealtimeSettings) -> Callable[[str], None] | None:
+    """A Cloud Task for functions/subscriptions after a creator is added or removed."""
+    if not (cfg.subscriptions_url and cfg.tasks_project and cfg.tasks_location and cfg.tasks_queue):
+        return None
+    from controlroom.adapters import cloudtasks, taskqueue
+
+    target = taskqueue.Target(
+        queue_path=cloudtasks.queue_path(cfg.tasks_project, cfg.tasks_location, cfg.tasks_queue),
+        url=cfg.subscriptions_url,
+        service_account=cfg.subscriptions_invoker,
+    )
+    client = cloudtasks.client(cfg.tasks_emulator_host)
+    return lambda reason: taskqueue.request_run(client, target, reason)

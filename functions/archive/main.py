@@ -8,8 +8,7 @@ import logging
 import flask
 import functions_framework
 
-from controlroom import entrypoint, logs, settings
-from controlroom.adapters import db, s3
+from controlroom import entrypoint, logs, services
 from controlroom.usecases import archive as archiver
 
 logs.configure()
@@ -19,11 +18,10 @@ log = logging.getLogger("archive")
 @functions_framework.http
 @entrypoint.http(log)
 def archive(request: flask.Request) -> flask.Response:
-    cfg = settings.archive()
-    with db.connect(cfg.database, autocommit=True) as conn:
-        summary = archiver.run(
-            conn, s3.client(cfg.s3_endpoint_url), cfg.bucket, retention_days=cfg.retention_days
-        )
+    service = services.archive()
+    cfg = service.cfg
+    with service.connect() as conn:
+        summary = archiver.run(conn, service.s3, cfg.bucket, retention_days=cfg.retention_days)
     report = {
         "exported": len(summary.exported),
         "rows": summary.rows,
