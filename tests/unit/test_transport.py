@@ -97,8 +97,9 @@ def test_an_encoded_frame_decodes_back_with_the_python_parsers() -> None:
 
 def test_an_encoded_frame_decodes_back_with_the_official_javascript_parsers() -> None:
     node = shutil.which("node")
-    if node is None or not (JS / "node_modules" / "socket.io-parser").is_dir():
-        pytest.skip("node or tests/js/node_modules missing: run `make install`")
+    # `make install` puts the official client in tests/js before any test runs
+    assert node is not None, "node is needed: the project's tests run the official client"
+    assert (JS / "node_modules" / "socket.io-parser").is_dir(), "tests/js: run `make install`"
     script = """
 import { decodePacket } from "engine.io-parser";
 import { Decoder } from "socket.io-parser";
