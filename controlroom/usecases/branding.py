@@ -23,9 +23,20 @@ from controlroom.errors import (
 from controlroom.usecases import audit
 
 COLOR = re.compile(r"#[0-9a-fA-F]{6}")
-LOGO_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/svg+xml": "svg"}
+# Raster types only: an SVG is a document that can carry script, so it is refused outright
+# rather than sanitized (docs/api.md). Each type's file signature is checked at confirmation.
+LOGO_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+SIGNATURE_BYTES = 12
 MAX_LOGO_BYTES = 1024 * 1024
 UPLOAD_SECONDS = 300
+
+
+def _signature_matches(content_type: str, head: bytes) -> bool:
+    if content_type == "image/png":
+        return head.startswith(b"\x89PNG\r\n\x1a\n")
+    if content_type == "image/jpeg":
+        return head.startswith(b"\xff\xd8\xff")
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
 def branding_prefix(company: uuid.UUID) -> str:
@@ -92,8 +103,10 @@ def logo_upload(
 ) -> dict[str, Any]:
     """A pre-signed PUT for a key we choose under the tenant's branding prefix."""
     caller.require("admin")
+    if content_type.split(";", maxsplit=1)[0].strip().lower() == "image/svg+xml":
+        raise InvalidError("SVG logos are refused (an SVG can carry script): use PNG, JPEG or WebP")
     if content_type not in LOGO_TYPES:
-        raise InvalidError("logos are PNG, JPEG, WebP or SVG")
+        raise InvalidError("logos are PNG, JPEG or WebP")
     if size > MAX_LOGO_BYTES:
         raise TooLargeError("logos are at most 1 MiB")
     if size < 1:
@@ -131,10 +144,24 @@ async def confirm_logo(
     if head.get("ContentType") not in LOGO_TYPES or not key.endswith(
         "." + LOGO_TYPES[head["ContentType"]]
     ):
-        raise InvalidError("the uploaded object is not a PNG, JPEG, WebP or SVG")
+        raise InvalidError("the uploaded object is not a PNG, JPEG or WebP")
     if int(head.get("ContentLength", 0)) > MAX_LOGO_BYTES:
         raise TooLargeError("the uploaded logo is larger than 1 MiB")
+    # The signed PUT fixes the declared type, not the bytes: an SVG sent as image/png stops here.
+    if not _signature_matches(head["ContentType"], await _first_bytes(s3, bucket, key)):
+        raise InvalidError("the uploaded bytes are not the PNG, JPEG or WebP they claim to be")
     return await update_company(conn, caller, logo_key=key)
+
+
+async def _first_bytes(s3: Any, bucket: str, key: str) -> bytes:
+    try:
+        got = await asyncio.to_thread(
+            s3.get_object, Bucket=bucket, Key=key, Range=f"bytes=0-{SIGNATURE_BYTES - 1}"
+        )
+        body: bytes = await asyncio.to_thread(got["Body"].read)
+    except (ClientError, BotoCoreError):
+        raise UnavailableError("storage refused the read") from None
+    return body
 
 
 def logo_url(s3: Any, bucket: str, key: str | None) -> str | None:

@@ -45,8 +45,8 @@ function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: 
         <label>Company name <input value={name} onChange={(e) => setName(e.target.value)} data-testid="brand-name" /></label>
         <label>Primary colour <input type="color" value={primary} onChange={(e) => setPrimary(e.target.value)} data-testid="brand-primary" /></label>
         <label>Accent colour <input type="color" value={accent} onChange={(e) => setAccent(e.target.value)} /></label>
-        <label>Logo (PNG, JPEG, WebP or SVG, up to 1 MiB)
-          <input type="file" accept="image/png,image/jpeg,image/webp,image/svg+xml" data-testid="brand-logo"
+        <label>Logo (PNG, JPEG or WebP, up to 1 MiB)
+          <input type="file" accept="image/png,image/jpeg,image/webp" data-testid="brand-logo"
             onChange={(e) => { const f = e.target.files?.[0]; if (f) void upload(f); }} />
         </label>
         <button type="submit" data-testid="brand-save">Save branding</button>

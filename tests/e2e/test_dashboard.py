@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import struct
 import time
 import uuid
+import zlib
 
 from playwright.sync_api import Browser, expect
 
@@ -13,10 +15,24 @@ from controlroom.dev import seed
 from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, open_dashboard, send
 
-LOGO_SVG = (
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="32">'
-    b'<rect width="64" height="32" fill="#222"/></svg>'
-)
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A one-colour PNG, built by hand (SVG logos are refused; no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+LOGO_PNG = _png(64, 32, (0x22, 0x22, 0x22))
 
 
 def feed_seqs(page) -> list[int]:  # type: ignore[no-untyped-def]
@@ -153,9 +169,9 @@ def test_branding_set_by_an_admin_shows_to_a_viewer_who_sees_no_admin_controls(
     admin.get_by_test_id("brand-logo").set_input_files(
         files=[
             {
-                "name": "logo.svg",
-                "mimeType": "image/svg+xml",
-                "buffer": LOGO_SVG,
+                "name": "logo.png",
+                "mimeType": "image/png",
+                "buffer": LOGO_PNG,
             }
         ]
     )

@@ -468,6 +468,34 @@ def test_logo_upload_end_to_end(stack: LocalStack, agencies: tuple[Agency, Agenc
     assert admin("POST", "/api/company/logo-uploads/confirm", {"key": upload["key"]})[0] == 422
 
 
+def test_svg_logos_are_refused(stack: LocalStack, agencies: tuple[Agency, Agency]) -> None:
+    """An SVG can carry script: refused when declared, and when its bytes pose as a PNG."""
+    a, _ = agencies
+    admin = Api(stack, a, "admin")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    status, answer = admin(
+        "POST",
+        "/api/company/logo-uploads",
+        {"content_type": "image/svg+xml", "content_length": len(svg)},
+    )
+    assert (status, answer["error"]) == (422, "invalid")
+    assert "SVG" in answer["detail"]
+    status, upload = admin(
+        "POST",
+        "/api/company/logo-uploads",
+        {"content_type": "image/png", "content_length": len(svg)},
+    )
+    assert status == 201
+    put = urllib.request.Request(
+        upload["upload_url"], data=svg, method="PUT", headers=upload["headers"]
+    )
+    with urllib.request.urlopen(put, timeout=10) as response:
+        assert response.status == 200
+    status, answer = admin("POST", "/api/company/logo-uploads/confirm", {"key": upload["key"]})
+    assert (status, answer["error"]) == (422, "invalid")
+    assert admin("GET", "/api/company")[1]["branding"].get("logo_key") != upload["key"]
+
+
 def test_bad_requests_get_honest_statuses(
     stack: LocalStack, agencies: tuple[Agency, Agency]
 ) -> None:
