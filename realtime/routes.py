@@ -332,7 +332,7 @@ async def acknowledge(
     seq: Annotated[int, Field(ge=1, le=2**62)], body: AckIn, conn: Conn, who: Who
 ) -> Ok:
     who.require("operator")
-    if not await history.acknowledge(conn, who.company, who.user_id, seq, body.note):
+    if not await history.acknowledge(conn, who, seq, body.note):
         raise NotFoundError("no such event")
     return Ok()
 

@@ -19,6 +19,8 @@ from controlroom.core.events import (
     compact,
     creator_state,
 )
+from controlroom.core.roles import Caller
+from controlroom.usecases import audit
 
 
 @dataclass(frozen=True)
@@ -135,17 +137,33 @@ async def list_events(
 
 
 async def acknowledge(
-    conn: psycopg.AsyncConnection[Any], company: uuid.UUID, user_id: uuid.UUID, seq: int, note: str
+    conn: psycopg.AsyncConnection[Any], caller: Caller, seq: int, note: str
 ) -> bool:
-    """Record that a member saw and handled an event; False when there is no such event."""
-    async with tenant_transaction_async(conn, company):
+    """Record that a member saw and handled an event (audited); False when there is no such
+    event."""
+    async with tenant_transaction_async(conn, caller.company):
         cur = await conn.execute("SELECT 1 FROM events WHERE seq = %s", (seq,))
         if await cur.fetchone() is None:
             return False
+        cur = await conn.execute(
+            "SELECT note, acked_at FROM event_acks WHERE seq = %s AND user_id = %s",
+            (seq, caller.user_id),
+        )
+        before = await cur.fetchone()
         await conn.execute(
             "INSERT INTO event_acks (company_id, seq, user_id, note) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (company_id, seq, user_id) "
             "DO UPDATE SET note = EXCLUDED.note, acked_at = now()",
-            (company, seq, user_id, note),
+            (caller.company, seq, caller.user_id, note),
+        )
+        await audit.record_async(
+            conn,
+            caller.company,
+            audit.Actor(caller.subject, caller.user_id),
+            action="event.ack",
+            target_type="event",
+            target_id=str(seq),
+            before=before,
+            after={"note": note},
         )
     return True

@@ -356,6 +356,25 @@ def test_member_rules_and_the_last_owner(
     assert owner("GET", "/api/audit/verify")[1]["intact"] is True
 
 
+def test_an_acknowledgement_is_audited_and_the_chain_holds(
+    stack: LocalStack, agencies: tuple[Agency, Agency]
+) -> None:
+    a, _ = agencies
+    acker, owner = Api(stack, a, "admin"), Api(stack, a, "owner")
+    note = f"handled {uuid.uuid4().hex[:8]}"
+    assert acker("POST", "/api/events/2/ack", {"note": note})[0] == 200
+    entries = owner("GET", "/api/audit?limit=200")[1]["items"]
+    acks = [e for e in entries if e["action"] == "event.ack" and e["after"] == {"note": note}]
+    assert len(acks) == 1
+    assert (acks[0]["target_type"], acks[0]["target_id"]) == ("event", "2")
+    assert acks[0]["actor_subject"] == f"{a.name}-admin"
+    # a refused acknowledgement leaves no trace
+    assert acker("POST", "/api/events/999999/ack", {"note": note})[0] == 404
+    after = owner("GET", "/api/audit?limit=200")[1]["items"]
+    assert [e for e in after if e["action"] == "event.ack" and e["target_id"] == "999999"] == []
+    assert owner("GET", "/api/audit/verify")[1]["intact"] is True
+
+
 def test_events_history_filters_and_keyset_pages(
     stack: LocalStack, agencies: tuple[Agency, Agency]
 ) -> None:
