@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,17 @@ def _positive(name: str, default: int, env: Mapping[str, str] | None) -> int:
     if value < 1:
         raise SettingsError(f"{name} must be at least 1, got {value}")
     return value
+
+
+def _origins(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:
+    """A comma-separated list of `scheme://host[:port]` origins, exactly as browsers send them."""
+    origins = tuple(
+        o.strip().rstrip("/") for o in (read(name, "", env) or "").split(",") if o.strip()
+    )
+    for origin in origins:
+        if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin):
+            raise SettingsError(f"{name}: {origin!r} is not an origin (scheme://host[:port])")
+    return origins
 
 
 def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
@@ -216,6 +228,8 @@ class RealtimeSettings:
     tasks_emulator_host: str | None
     subscriptions_invoker: str | None
     dashboard_dir: str
+    # Browser origins besides the service's own allowed to call the API and open sockets.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -245,6 +259,7 @@ class RealtimeSettings:
             subscriptions_invoker=read("SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT", None, env),
             dashboard_dir=read("DASHBOARD_DIR", None, env)
             or str(Path(__file__).resolve().parents[1] / "dashboard" / "dist"),
+            allowed_origins=_origins("ALLOWED_ORIGINS", env),
         )
 
 

@@ -6,14 +6,17 @@ Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import socketio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlroom import logs, services, settings
 from realtime.api import build_api
+from realtime.middleware import SecurityHeaders, origin_check, origin_of
 from realtime.relay import Relay
 from realtime.transport import FeedRedisManager
 
@@ -28,7 +31,8 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
     sio = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,
-        cors_allowed_origins=[],  # same origin only: the dashboard is served from here
+        # the dashboard is served from here: its own origin, plus ALLOWED_ORIGINS
+        cors_allowed_origins=origin_check(deps.cfg.allowed_origins),
         max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
         ping_interval=25,
         ping_timeout=20,
@@ -45,7 +49,30 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         roster_changed=deps.roster_changed,
     )
     mount_dashboard(api, deps.cfg.dashboard_dir)
+    guard_browsers(api, deps.cfg.allowed_origins, storage_origin(deps.s3, deps.cfg.branding_bucket))
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
+
+
+def storage_origin(s3: Any, bucket: str) -> str:
+    """Where the dashboard fetches and uploads logos: the origin of a pre-signed link (signing
+    is local, nothing is sent)."""
+    url: str = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "logo"}, ExpiresIn=60
+    )
+    return origin_of(url)
+
+
+def guard_browsers(api: FastAPI, allowed_origins: tuple[str, ...], storage: str | None) -> None:
+    """Security headers on every answer; CORS for the API only toward `allowed_origins` (the
+    dashboard itself is same-origin and needs none)."""
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(allowed_origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    api.add_middleware(SecurityHeaders, storage_origin=storage)
 
 
 def mount_dashboard(api: FastAPI, directory: str) -> None:

@@ -1,7 +1,14 @@
-"""ASGI middleware of the REST API: the request body limit."""
+"""ASGI middleware of the REST API and the dashboard: the body limit, the security headers,
+and which browser origins may talk to the service."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from realtime.schemas import error_response
@@ -59,3 +66,74 @@ class BodyLimit:
         except _BodyTooLargeError:
             if not started:
                 await too_large(scope, receive, send)
+
+
+_HOST = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(host: str | None, storage_origin: str | None) -> str:
+    """The dashboard's policy: its own files only, no framing, no plugins, no inline script.
+
+    The socket's ws(s) URL is named for the request's own host (older browsers do not count
+    it as 'self'); logos are shown and uploaded through pre-signed links to the storage origin.
+    """
+    storage = f" {storage_origin}" if storage_origin else ""
+    sockets = f" ws://{host} wss://{host}" if host and _HOST.fullmatch(host) else ""
+    return (
+        "default-src 'self'; "
+        f"connect-src 'self'{sockets}{storage}; "
+        f"img-src 'self' data:{storage}; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+
+class SecurityHeaders:
+    """Adds the CSP, nosniff and no-referrer to every HTTP answer (API and dashboard)."""
+
+    def __init__(self, app: ASGIApp, storage_origin: str | None = None) -> None:
+        self.app = app
+        self.storage_origin = storage_origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = _header(scope, b"host")
+        policy = content_security_policy(host, self.storage_origin)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Content-Security-Policy"] = policy
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def origin_check(extra: Sequence[str]) -> Any:
+    """Socket.IO's origin check: the service's own origin and `extra`; a client that sends no
+    Origin (a server, a script) is not a browser page and is not checked."""
+    allowed = frozenset(extra)
+
+    def allow(origin: str | None, environ: Mapping[str, Any]) -> bool:
+        if origin is None or origin in allowed:
+            return True
+        host = environ.get("HTTP_HOST")
+        return bool(host) and urlsplit(origin).netloc == host and origin.startswith("http")
+
+    return allow

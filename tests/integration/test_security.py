@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +24,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import websockets
+import websockets.sync.client
 from google.cloud import firestore
 from psycopg.rows import dict_row
 
@@ -1010,3 +1014,64 @@ def test_a_client_that_stops_reading_is_cut_off_and_the_rest_keep_streaming(
     assert newcomer.connect({"token": token, "last_seq": more[0]})
     newcomer.wait_live()
     assert newcomer.seqs() == more[1:]
+
+
+def _handshake(relay_url: str, origin: str | None) -> int:
+    """Engine.IO's first request, as a browser page at `origin` (or a script, with None)."""
+    headers = {"Origin": origin} if origin else {}
+    request = urllib.request.Request(
+        f"{relay_url}/socket.io/?EIO=4&transport=polling", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_socket_from_another_origin_is_refused(stack: LocalStack) -> None:
+    assert stack.endpoints is not None and stack.endpoints.relay_url
+    relay = stack.endpoints.relay_url
+    assert _handshake(relay, "http://evil.example") == 400
+    assert _handshake(relay, relay) == 200  # the dashboard's own page
+    assert _handshake(relay, None) == 200  # Python and Node clients send no Origin
+    ws = relay.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        websockets.sync.client.connect(ws, origin=websockets.Origin("http://evil.example"))
+    with websockets.sync.client.connect(ws, origin=websockets.Origin(relay)) as same:
+        assert same.recv(timeout=10).startswith("0{")  # the Engine.IO open packet
+
+
+def test_the_dashboard_and_api_carry_security_headers_and_no_cors_for_strangers(
+    stack: LocalStack,
+) -> None:
+    assert stack.endpoints is not None and stack.endpoints.relay_url
+    relay = stack.endpoints.relay_url
+    for path in ("/", "/api/openapi.json"):
+        with urllib.request.urlopen(f"{relay}{path}", timeout=10) as response:
+            csp = response.headers["Content-Security-Policy"]
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Referrer-Policy"] == "no-referrer"
+        for directive in (
+            "default-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ):
+            assert directive in csp, (path, csp)
+        assert "'unsafe-inline'" not in csp
+    preflight = urllib.request.Request(
+        f"{relay}/api/me",
+        method="OPTIONS",
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    try:
+        with urllib.request.urlopen(preflight, timeout=10) as response:
+            allowed = response.headers.get("Access-Control-Allow-Origin")
+    except urllib.error.HTTPError as exc:
+        allowed = exc.headers.get("Access-Control-Allow-Origin")
+    assert allowed is None

@@ -23,7 +23,12 @@ from fastapi import FastAPI, Request
 from controlroom import errors, settings
 from controlroom.adapters import tokens
 from controlroom.dev import devkeys
-from realtime.middleware import MAX_BODY_BYTES, BodyLimit
+from realtime.middleware import (
+    MAX_BODY_BYTES,
+    BodyLimit,
+    content_security_policy,
+    origin_check,
+)
 from realtime.transport import aborter as _aborter
 
 COMPANY = uuid.uuid4()
@@ -227,3 +232,35 @@ def test_the_relay_resets_only_a_websocket_transport() -> None:
     assert _aborter(polling) is None
     assert _aborter({"asgi.scope": {"type": "websocket"}, "asgi.send": lambda m: None}) is None
     assert _aborter({}) is None
+
+
+def test_allowed_origins_are_parsed_and_checked() -> None:
+    env = {"ALLOWED_ORIGINS": " https://ops.example.com/ , http://127.0.0.1:5173"}
+    assert settings._origins("ALLOWED_ORIGINS", env) == (
+        "https://ops.example.com",
+        "http://127.0.0.1:5173",
+    )
+    assert settings._origins("ALLOWED_ORIGINS", {}) == ()
+    with pytest.raises(errors.SettingsError, match="ALLOWED_ORIGINS"):
+        settings._origins("ALLOWED_ORIGINS", {"ALLOWED_ORIGINS": "https://x.example/path"})
+
+
+def test_the_socket_origin_check_admits_its_own_origin_scripts_and_the_list() -> None:
+    allow = origin_check(["https://ops.example.com"])
+    own = {"HTTP_HOST": "relay.example:8080"}
+    assert allow(None, own)  # no Origin header: a script, not a browser page
+    assert allow("http://relay.example:8080", own)
+    assert allow("https://relay.example:8080", own)  # behind a TLS-terminating proxy
+    assert allow("https://ops.example.com", own)
+    assert not allow("http://evil.example", own)
+    assert not allow("http://relay.example:8081", own)
+
+
+def test_the_policy_names_its_socket_and_storage_and_drops_a_strange_host() -> None:
+    csp = content_security_policy("relay.example:8080", "http://127.0.0.1:9000")
+    assert (
+        "connect-src 'self' ws://relay.example:8080 wss://relay.example:8080 http://127.0.0.1:9000"
+        in csp
+    )
+    assert "img-src 'self' data: http://127.0.0.1:9000" in csp
+    assert "ws://" not in content_security_policy("a b;script-src *", None)
