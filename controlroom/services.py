@@ -154,6 +154,8 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
             audience=cfg.auth.audience,
             jwks_url=cfg.auth.jwks_url,
             public_key_pem=cfg.auth.public_key_pem,
+            jwks_ttl_seconds=cfg.auth.jwks_ttl_seconds,
+            jwks_refetch_seconds=cfg.auth.jwks_refetch_seconds,
         ),
         s3=s3.client(cfg.s3_endpoint_url),
         twitch=_realtime_twitch(cfg),

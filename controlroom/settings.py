@@ -189,6 +189,8 @@ class AuthSettings:
     audience: str
     jwks_url: str | None
     public_key_pem: str | None
+    jwks_ttl_seconds: int = 600  # how long fetched keys are kept
+    jwks_refetch_seconds: int = 60  # the least time between two fetches (unknown kid, failure)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AuthSettings:
@@ -201,6 +203,8 @@ class AuthSettings:
             audience=require("JWT_AUDIENCE", env),
             jwks_url=jwks,
             public_key_pem=pem,
+            jwks_ttl_seconds=_positive("JWT_JWKS_TTL_SECONDS", 600, env),
+            jwks_refetch_seconds=_positive("JWT_JWKS_REFETCH_SECONDS", 60, env),
         )
 
 

@@ -81,28 +81,49 @@ class Bucket:
 
 
 # --- dependencies: what a route needs, from the app's state ------------------------------
-async def _connection(request: Request) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    async with request.app.state.pool.connection() as conn:
-        yield conn
+@dataclass(frozen=True)
+class _Session:
+    caller: Caller
+    conn: psycopg.AsyncConnection[Any]
 
 
-Conn = Annotated[psycopg.AsyncConnection[Any], Depends(_connection)]
-
-
-async def _caller(request: Request, conn: Conn) -> Caller:
+async def _session(request: Request) -> AsyncIterator[_Session]:
+    """The verified caller and the request's pooled connection, in that order: the token is
+    checked before the pool is asked, so a forged or unknown-kid token never holds a
+    connection. The connection taken for the membership lookup then serves the route."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("a bearer token is required")
-    try:
-        who = await members.authenticate(
-            request.app.state.verifier, lambda: contextlib.nullcontext(conn), token.strip()
-        )
-    except AuthError as exc:
-        raise UnauthorizedError(str(exc)) from None
-    return who.caller
+    async with contextlib.AsyncExitStack() as stack:
+        held: list[psycopg.AsyncConnection[Any]] = []
+
+        @contextlib.asynccontextmanager
+        async def connect() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+            held.append(await stack.enter_async_context(request.app.state.pool.connection()))
+            yield held[0]
+
+        try:
+            who = await members.authenticate(request.app.state.verifier, connect, token.strip())
+        except AuthError as exc:
+            raise UnauthorizedError(str(exc)) from None
+        yield _Session(who.caller, held[0])
 
 
+_Authenticated = Annotated[_Session, Depends(_session)]
+
+
+async def _caller(session: _Authenticated) -> Caller:
+    return session.caller
+
+
+async def _connection(session: _Authenticated) -> psycopg.AsyncConnection[Any]:
+    return session.conn
+
+
+# Every route that takes Conn also takes Who; either one authenticates first (FastAPI runs
+# `_session` once per request, whichever parameter asks for it first).
+Conn = Annotated[psycopg.AsyncConnection[Any], Depends(_connection)]
 Who = Annotated[Caller, Depends(_caller)]
 
 

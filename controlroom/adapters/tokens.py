@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,12 +14,90 @@ import jwt
 
 from controlroom.core.roles import ROLES, Claims
 from controlroom.errors import AuthError
+from controlroom.logs import fields
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "RS256"
+JWKS_TTL_SECONDS = 600
+JWKS_REFETCH_SECONDS = 60
+
+Fetch = Callable[[], Mapping[str, Any]]  # returns a JWKS document ({"keys": [...]})
+Clock = Callable[[], float]
+
+
+class KeySet:
+    """The identity provider's signing keys by `kid`, fetched at most once per interval.
+
+    Keys are kept for `ttl` seconds. A `kid` that is not in the set triggers a refetch, but
+    only when the last fetch (or failed attempt) is `refetch_interval` seconds old: a flood of
+    tokens with made-up `kid`s costs one fetch per interval, not one per token, and tokens
+    with a known `kid` are answered from memory meanwhile. When a refresh fails, the keys
+    already held keep serving (an identity provider outage does not sign everyone out).
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        ttl: float = JWKS_TTL_SECONDS,
+        refetch_interval: float = JWKS_REFETCH_SECONDS,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._interval = refetch_interval
+        self._clock = clock
+        self._lock = threading.Lock()  # one fetch at a time; verify runs in worker threads
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None  # last successful fetch
+        self._attempted_at: float | None = None  # last fetch, successful or not
+
+    def key(self, kid: object) -> Any:
+        if not isinstance(kid, str) or not kid:
+            raise AuthError("unknown signing key")
+        keys, fetched_at = self._keys, self._fetched_at
+        if fetched_at is not None and self._clock() - fetched_at < self._ttl and kid in keys:
+            return keys[kid]
+        with self._lock:
+            now = self._clock()
+            stale = self._fetched_at is None or now - self._fetched_at >= self._ttl
+            if (stale or kid not in self._keys) and self._may_fetch(now):
+                self._refresh(now)
+            if kid in self._keys:
+                return self._keys[kid]
+            if self._fetched_at is None:
+                raise AuthError("identity provider keys unavailable")
+            raise AuthError("unknown signing key")
+
+    def _may_fetch(self, now: float) -> bool:
+        return self._attempted_at is None or now - self._attempted_at >= self._interval
+
+    def _refresh(self, now: float) -> None:
+        self._attempted_at = now
+        try:
+            document = self._fetch()
+            found = jwt.PyJWKSet.from_dict(dict(document)).keys
+        except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+            # keep what we have; the next try waits for the interval
+            log.warning(
+                "signing keys fetch failed",
+                extra=fields(error=type(exc).__name__, keys_held=len(self._keys)),
+            )
+            return
+        self._keys = {k.key_id: k.key for k in found if k.key_id and k.public_key_use != "enc"}
+        self._fetched_at = now
+
+
+def jwks_fetch(url: str, *, timeout: int = 5) -> Fetch:
+    """The JWKS document from `url` (PyJWT's client does the HTTP; caching is KeySet's)."""
+    client = jwt.PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=timeout)
+    return client.fetch_data
 
 
 class TokenVerifier:
-    """Verifies tokens against a JWKS URL (keys cached, refetched for an unknown kid) or a PEM.
+    """Verifies tokens against a JWKS (a `KeySet`: keys cached with a TTL, an unknown kid
+    refetched at most once per interval) or a PEM.
 
     The algorithm is pinned to RS256, so `none` and HS256-with-the-public-key are refused
     by construction; `exp`, `nbf`, `iss` and `aud` are required and checked.
@@ -29,30 +111,28 @@ class TokenVerifier:
         jwks_url: str | None = None,
         public_key_pem: str | None = None,
         leeway_seconds: int = 30,
+        jwks_ttl_seconds: float = JWKS_TTL_SECONDS,
+        jwks_refetch_seconds: float = JWKS_REFETCH_SECONDS,
+        keys: KeySet | None = None,
     ) -> None:
-        if not (jwks_url or public_key_pem):
+        if not (jwks_url or public_key_pem or keys):
             raise ValueError("a JWKS URL or a public key is required")
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway_seconds
         self._pem = public_key_pem
-        self._jwks = (
-            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
-            if jwks_url
-            else None
-        )
+        if keys is None and jwks_url:
+            keys = KeySet(
+                jwks_fetch(jwks_url),
+                ttl=jwks_ttl_seconds,
+                refetch_interval=jwks_refetch_seconds,
+            )
+        self._jwks = keys
 
-    def _key(self, token: str) -> Any:
+    def _key(self, header: Mapping[str, Any]) -> Any:
         if self._jwks is None:
             return self._pem
-        try:
-            return self._jwks.get_signing_key_from_jwt(token).key
-        except jwt.PyJWKClientConnectionError:
-            raise AuthError("identity provider keys unavailable") from None
-        except jwt.PyJWKClientError:
-            raise AuthError("unknown signing key") from None
-        except jwt.DecodeError:
-            raise AuthError("malformed token") from None
+        return self._jwks.key(header.get("kid"))
 
     def verify(self, token: object) -> Claims:
         if not isinstance(token, str) or not token or len(token) > 8192:
@@ -66,7 +146,7 @@ class TokenVerifier:
         try:
             payload = jwt.decode(
                 token,
-                self._key(token),
+                self._key(header),
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
