@@ -186,6 +186,17 @@ def test_archive_runs_once(bundles: dict[str, tuple[Path, Path]], endpoints: End
     assert json.loads(answer["body"])["failed"] == 0
 
 
+def _image_command(python: Path, port: int) -> list[str]:
+    """The image's own CMD, read from its Dockerfile, on loopback and a free port."""
+    text = (Path(__file__).resolve().parents[2] / "realtime" / "Dockerfile").read_text()
+    line = text.split("\nCMD ", 1)[1].split("]", 1)[0] + "]"
+    argv: list[str] = json.loads(line.replace("\\\n", " "))
+    assert argv[0] == "uvicorn", argv
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    return [str(python), "-m", *argv]
+
+
 def test_the_image_context_installs_and_serves(
     bundles: dict[str, tuple[Path, Path]], endpoints: Endpoints, tmp_path: Path
 ) -> None:
@@ -193,20 +204,7 @@ def test_the_image_context_installs_and_serves(
     port = free_port()
     env = _env(endpoints, DASHBOARD_DIR=str(tmp_path / "no-dashboard"))
     server = subprocess.Popen(
-        [
-            str(python),
-            "-m",
-            "uvicorn",
-            "--factory",
-            "realtime.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws-per-message-deflate",
-            "false",
-            "--no-access-log",
-        ],
+        _image_command(python, port),
         cwd=context,
         env=env,
         stdout=subprocess.PIPE,
