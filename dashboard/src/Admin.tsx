@@ -1,8 +1,10 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
+import type { Credentials } from "./api";
 import { api, ApiError } from "./api";
+import { authorizationText, linkOf } from "./consent";
 import type {
-  AuditPage, Chain, CompanyPatch, Creator, CreatorIn, CreatorPatch, LogoConfirmIn, LogoUpload, LogoUploadIn, Me, Member,
-  MemberPatch, Role,
+  AuditPage, Chain, CompanyPatch, ConnectLink, Creator, CreatorIn, CreatorPatch, Invitation, InvitationCreated, InvitationIn,
+  LogoConfirmIn, LogoUpload, LogoUploadIn, Me, Member, MemberPatch, Role,
 } from "./types";
 import { atLeast, ROLES } from "./types";
 
@@ -13,7 +15,7 @@ function useLoad<T>(load: () => Promise<T>): [T | null, () => void] {
   return [value, reload];
 }
 
-function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: () => void }) {
+function Settings({ auth, me, onChanged }: { auth: Credentials; me: Me; onChanged: () => void }) {
   const b = me.company.branding;
   const [name, setName] = useState(me.company.name);
   const [primary, setPrimary] = useState(b.primary_color ?? "#3b3b98");
@@ -21,17 +23,17 @@ function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: 
   const [message, setMessage] = useState("");
   async function save(e: React.FormEvent) {
     e.preventDefault();
-    await api(token, "PATCH", "/company", { name, primary_color: primary, accent_color: accent } satisfies CompanyPatch);
+    await api(auth, "PATCH", "/company", { name, primary_color: primary, accent_color: accent } satisfies CompanyPatch);
     setMessage("Saved");
     onChanged();
   }
   async function upload(file: File) {
     try {
       const grant = await api<LogoUpload>(
-        token, "POST", "/company/logo-uploads", { content_type: file.type, content_length: file.size } satisfies LogoUploadIn);
+        auth, "POST", "/company/logo-uploads", { content_type: file.type, content_length: file.size } satisfies LogoUploadIn);
       const put = await fetch(grant.upload_url, { method: "PUT", headers: grant.headers, body: file });
       if (!put.ok) throw new Error(`upload failed (${put.status})`);
-      await api(token, "POST", "/company/logo-uploads/confirm", { key: grant.key } satisfies LogoConfirmIn);
+      await api(auth, "POST", "/company/logo-uploads/confirm", { key: grant.key } satisfies LogoConfirmIn);
       setMessage("Logo updated");
       onChanged();
     } catch (err) {
@@ -56,52 +58,172 @@ function Settings({ token, me, onChanged }: { token: string; me: Me; onChanged: 
   );
 }
 
-function Creators({ token }: { token: string }) {
-  const [rows, reload] = useLoad(useCallback(() => api<Creator[]>(token, "GET", "/creators"), [token]));
+// A link to hand to someone: shown, selectable, and copied with one click.
+function Copyable({ url, label, testid }: { url: string; label: string; testid: string }) {
+  const [copied, setCopied] = useState(false);
+  const field = useRef<HTMLInputElement>(null);
+  async function copy() {
+    try {
+      await navigator.clipboard.writeText(url);
+      setCopied(true);
+    } catch {
+      field.current?.select(); // no clipboard permission: leave it selected for Ctrl+C
+    }
+  }
+  return (
+    <span className="copyable">
+      <input readOnly value={url} aria-label={label} data-testid={testid} ref={field} onFocus={(e) => e.target.select()} />
+      <button type="button" onClick={() => void copy()}>{copied ? "Copied" : "Copy"}</button>
+    </span>
+  );
+}
+
+function Creators({ auth }: { auth: Credentials }) {
+  const [rows, reload] = useLoad(useCallback(() => api<Creator[]>(auth, "GET", "/creators"), [auth]));
   const [login, setLogin] = useState("");
   const [twitchId, setTwitchId] = useState("");
   const [error, setError] = useState("");
+  const [links, setLinks] = useState<Map<string, ConnectLink>>(new Map());
+  // consent is given elsewhere (the creator's browser): look again every 30 s and on focus
+  useEffect(() => {
+    const poll = window.setInterval(reload, 30_000);
+    window.addEventListener("focus", reload);
+    return () => { window.clearInterval(poll); window.removeEventListener("focus", reload); };
+  }, [reload]);
   async function add(e: React.FormEvent) {
     e.preventDefault();
     setError("");
     try {
-      await api(token, "POST", "/creators", { login, ...(twitchId ? { twitch_user_id: twitchId } : {}) } satisfies CreatorIn);
+      await api(auth, "POST", "/creators", { login, ...(twitchId ? { twitch_user_id: twitchId } : {}) } satisfies CreatorIn);
       setLogin(""); setTwitchId(""); reload();
     } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
   }
   async function labels(row: Creator, value: string) {
-    await api(token, "PATCH", `/creators/${row.id}`, { labels: value.split(",").map((l) => l.trim()).filter(Boolean) } satisfies CreatorPatch);
+    await api(auth, "PATCH", `/creators/${row.id}`, { labels: value.split(",").map((l) => l.trim()).filter(Boolean) } satisfies CreatorPatch);
     reload();
   }
+  async function connectLink(row: Creator) {
+    setError("");
+    try {
+      const link = await api<ConnectLink>(auth, "POST", `/creators/${row.id}/connect-link`);
+      setLinks((old) => new Map(old).set(row.id, link));
+    } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+  }
   return (
-    <section className="card">
+    <section className="card" data-testid="creators">
       <h2>Creators</h2>
+      <p className="muted">
+        Most Twitch events (follows, subscriptions, bits, raids in, moderation…) need the creator&apos;s own
+        consent: send them a connect link; it works once and expires.
+      </p>
       <form onSubmit={(e) => void add(e)} className="inline">
         <input placeholder="twitch login" value={login} onChange={(e) => setLogin(e.target.value)} aria-label="Twitch login" />
         <input placeholder="twitch user id (if Twitch is not connected)" value={twitchId} onChange={(e) => setTwitchId(e.target.value)} aria-label="Twitch user id" />
         <button type="submit">Add creator</button>
         {error && <span role="alert">{error}</span>}
       </form>
-      <table><tbody>
-        {rows?.map((r) => (
-          <tr key={r.id}>
-            <td>{r.display_name}</td><td>{r.twitch_login}</td>
-            <td><input defaultValue={r.labels.join(", ")} aria-label={`labels of ${r.twitch_login}`} onBlur={(e) => void labels(r, e.target.value)} /></td>
-            <td><button onClick={() => void api(token, "DELETE", `/creators/${r.id}`).then(reload)}>Remove</button></td>
-          </tr>
-        ))}
-      </tbody></table>
+      <table>
+        <thead><tr><th>Creator</th><th>Login</th><th>Twitch consent</th><th>Labels</th><th /></tr></thead>
+        <tbody>
+          {rows?.map((r) => {
+            const link = linkOf(r.authorization, r.subscriptions);
+            const made = links.get(r.id);
+            return (
+              <tr key={r.id} data-testid={`creator-${r.twitch_login}`}>
+                <td>{r.display_name}</td><td>{r.twitch_login}</td>
+                <td>
+                  {r.authorization && (
+                    <span className={`consent ${link?.state ?? ""}`} data-testid="authorization" data-status={r.authorization.status}>
+                      {authorizationText(r.authorization)}
+                    </span>
+                  )}
+                  {link?.detail && <div className="needs" data-testid="needs">{link.detail}</div>}
+                  {made && (
+                    <div className="connect-link">
+                      <Copyable url={made.url} label={`connect link for ${r.twitch_login}`} testid="connect-link" />
+                      <span className="muted">expires {new Date(made.expires_at).toLocaleString()}</span>
+                    </div>
+                  )}
+                </td>
+                <td><input defaultValue={r.labels.join(", ")} aria-label={`labels of ${r.twitch_login}`} onBlur={(e) => void labels(r, e.target.value)} /></td>
+                <td className="row-actions">
+                  <button onClick={() => void connectLink(r)} data-testid="make-connect-link">Connect link</button>
+                  <button onClick={() => void api(auth, "DELETE", `/creators/${r.id}`).then(reload)}>Remove</button>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
     </section>
   );
 }
 
-function Members({ token, me }: { token: string; me: Me }) {
-  const [rows, reload] = useLoad(useCallback(() => api<Member[]>(token, "GET", "/members"), [token]));
+function Invitations({ auth, me }: { auth: Credentials; me: Me }) {
+  const [rows, reload] = useLoad(useCallback(() => api<Invitation[]>(auth, "GET", "/invitations"), [auth]));
+  const assignable = ROLES.filter((r) => me.role === "owner" || !atLeast(r, "admin"));
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState<Role>("operator");
+  const [made, setMade] = useState<InvitationCreated | null>(null);
+  const [error, setError] = useState("");
+  async function invite(e: React.FormEvent) {
+    e.preventDefault();
+    setError("");
+    try {
+      setMade(await api<InvitationCreated>(auth, "POST", "/invitations", { email: email.trim(), role } satisfies InvitationIn));
+      setEmail("");
+      reload();
+    } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+  }
+  async function revoke(row: Invitation) {
+    setError("");
+    try { await api(auth, "DELETE", `/invitations/${row.id}`); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+    if (made?.id === row.id) setMade(null);
+    reload();
+  }
+  return (
+    <section className="card" data-testid="invitations">
+      <h2>Invitations</h2>
+      <form onSubmit={(e) => void invite(e)} className="inline">
+        <input type="email" required placeholder="colleague@agency.example" value={email} onChange={(e) => setEmail(e.target.value)}
+          aria-label="Email" data-testid="invite-email" />
+        <select value={role} onChange={(e) => setRole(e.target.value as Role)} aria-label="Role" data-testid="invite-role">
+          {assignable.map((r) => <option key={r}>{r}</option>)}
+        </select>
+        <button type="submit" data-testid="invite-send">Send invitation</button>
+        {error && <span role="alert">{error}</span>}
+      </form>
+      {made && (
+        <p role="status" className="sent" data-testid="invite-sent">
+          Invitation mailed to {made.email} ({made.role}). The same link, to pass on another way:{" "}
+          <Copyable url={made.url} label={`invitation link for ${made.email}`} testid="invite-link" />
+        </p>
+      )}
+      <table>
+        <thead><tr><th>Email</th><th>Role</th><th>Status</th><th>Sent</th><th>Expires</th><th /></tr></thead>
+        <tbody>
+          {rows?.map((r) => (
+            <tr key={r.id} data-testid={`invitation-${r.email}`}>
+              <td>{r.email}</td><td>{r.role}</td>
+              <td><span className={`status ${r.status}`} data-testid="invitation-status">{r.status}</span></td>
+              <td>{new Date(r.created_at).toLocaleDateString()}</td>
+              <td>{r.status === "pending" ? new Date(r.expires_at).toLocaleDateString() : ""}</td>
+              <td>{r.status === "pending" && <button onClick={() => void revoke(r)} data-testid="invite-revoke">Revoke</button>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Members({ auth, me }: { auth: Credentials; me: Me }) {
+  const [rows, reload] = useLoad(useCallback(() => api<Member[]>(auth, "GET", "/members"), [auth]));
   const [error, setError] = useState("");
   const assignable = ROLES.filter((r) => me.role === "owner" || !atLeast(r, "admin"));
   async function change(row: Member, role: Role) {
     setError("");
-    try { await api(token, "PATCH", `/members/${row.user_id}`, { role } satisfies MemberPatch); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+    try { await api(auth, "PATCH", `/members/${row.user_id}`, { role } satisfies MemberPatch); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
     reload();
   }
   return (
@@ -125,9 +247,9 @@ function Members({ token, me }: { token: string; me: Me }) {
   );
 }
 
-function AuditLog({ token }: { token: string }) {
-  const [page] = useLoad(useCallback(() => api<AuditPage>(token, "GET", "/audit?limit=50"), [token]));
-  const [chain] = useLoad(useCallback(() => api<Chain>(token, "GET", "/audit/verify"), [token]));
+function AuditLog({ auth }: { auth: Credentials }) {
+  const [page] = useLoad(useCallback(() => api<AuditPage>(auth, "GET", "/audit?limit=50"), [auth]));
+  const [chain] = useLoad(useCallback(() => api<Chain>(auth, "GET", "/audit/verify"), [auth]));
   return (
     <section className="card">
       <h2>Audit log</h2>
@@ -143,13 +265,14 @@ function AuditLog({ token }: { token: string }) {
   );
 }
 
-export function Admin({ token, me, onChanged }: { token: string; me: Me; onChanged: () => void }) {
+export function Admin({ auth, me, onChanged }: { auth: Credentials; me: Me; onChanged: () => void }) {
   return (
     <section className="admin-page">
-      <Settings token={token} me={me} onChanged={onChanged} />
-      <Creators token={token} />
-      <Members token={token} me={me} />
-      <AuditLog token={token} />
+      <Settings auth={auth} me={me} onChanged={onChanged} />
+      <Creators auth={auth} />
+      <Invitations auth={auth} me={me} />
+      <Members auth={auth} me={me} />
+      <AuditLog auth={auth} />
     </section>
   );
 }

@@ -5,53 +5,156 @@ import { LiveFeed } from "./livefeed";
 import { Wall } from "./Wall";
 import { Feed } from "./Feed";
 import { Admin } from "./Admin";
+import { CompanyPicker, Invite, NoCompany, SignIn } from "./SignIn";
+import type { AuthConfig, PendingInvite, SessionInfo } from "./session";
+import { AuthError, authConfig, devSession, logout, reasonOf, refresh, Session } from "./session";
 import type { Connection, Creator, CreatorState, EventsPage, FeedEvent, Me, SubscriptionHealth } from "./types";
 import { atLeast } from "./types";
 
-const TOKEN_KEY = "controlroom.token";
-
+const DEV_TOKEN_KEY = "controlroom.token"; // development tokens only (DEV_TOKEN_SIGN_IN)
+const INVITE_KEY = "controlroom.invite"; // survives the round trip through the identity provider
 const MAX_FEED = 5000;
+const ROSTER_POLL_MS = 30_000;
 
-function initialToken(): string | null {
-  const fromLink = new URLSearchParams(window.location.hash.slice(1)).get("token");
-  if (fromLink) {
-    sessionStorage.setItem(TOKEN_KEY, fromLink);
-    history.replaceState(null, "", window.location.pathname); // keep it out of the address bar
-    return fromLink;
+// `#invite=<company>.<token>` and, in development, `#token=<jwt>`: read once, then taken out
+// of the address bar so they are not bookmarked or shared by accident.
+function readLink(): { invite: PendingInvite | null; devToken: string | null } {
+  const hash = new URLSearchParams(window.location.hash.slice(1));
+  const raw = hash.get("invite");
+  const devToken = hash.get("token");
+  if (raw || devToken) history.replaceState(null, "", window.location.pathname);
+  if (raw) {
+    const dot = raw.indexOf(".");
+    if (dot > 0) sessionStorage.setItem(INVITE_KEY, JSON.stringify({ company: raw.slice(0, dot), token: raw.slice(dot + 1) }));
   }
-  return sessionStorage.getItem(TOKEN_KEY);
+  let invite: PendingInvite | null = null;
+  try {
+    invite = JSON.parse(sessionStorage.getItem(INVITE_KEY) ?? "null");
+  } catch {
+    invite = null;
+  }
+  return { invite, devToken };
 }
 
-function SignIn({ onToken, reason }: { onToken: (t: string) => void; reason?: string }) {
-  const [value, setValue] = useState("");
-  return (
-    <main className="signin">
-      <h1>Creator Control Room</h1>
-      {reason && <p role="alert" className="refused">Signed out: {reason}</p>}
-      <form onSubmit={(e) => { e.preventDefault(); if (value.trim()) onToken(value.trim()); }}>
-        <label htmlFor="token">Access token</label>
-        <textarea id="token" value={value} onChange={(e) => setValue(e.target.value)} rows={4} />
-        <button type="submit">Sign in</button>
-      </form>
-    </main>
-  );
-}
+type Phase =
+  | { kind: "loading" }
+  | { kind: "signed-out"; reason?: string; notice?: string }
+  | { kind: "invite"; info: SessionInfo | null }
+  | { kind: "pick"; info: SessionInfo }
+  | { kind: "no-company"; info: SessionInfo }
+  | { kind: "in"; session: Session };
 
 export function App() {
-  const [token, setToken] = useState<string | null>(initialToken);
-  const [refused, setRefused] = useState<string | undefined>();
-  const signOut = useCallback((reason?: string) => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    setRefused(reason);
-    setToken(null);
+  const [config, setConfig] = useState<AuthConfig | null>(null);
+  const [phase, setPhase] = useState<Phase>({ kind: "loading" });
+  const [invite, setInvite] = useState<PendingInvite | null>(null);
+  const current = useRef<Session | null>(null);
+
+  const signedOut = useCallback((reason?: string, notice?: string) => {
+    current.current?.close();
+    current.current = null;
+    sessionStorage.removeItem(DEV_TOKEN_KEY);
+    setPhase({ kind: "signed-out", reason, notice });
   }, []);
-  if (!token) return <SignIn reason={refused} onToken={(t) => { sessionStorage.setItem(TOKEN_KEY, t); setToken(t); }} />;
-  return <ControlRoom key={token} token={token} signOut={signOut} />;
+
+  const enter = useCallback((info: SessionInfo, pending: PendingInvite | null) => {
+    current.current?.close();
+    current.current = null;
+    if (pending) setPhase({ kind: "invite", info });
+    else if (info.company) {
+      const session = new Session(info, (reason) => signedOut(reason));
+      current.current = session;
+      setPhase({ kind: "in", session });
+    } else if (info.companies.length) setPhase({ kind: "pick", info });
+    else setPhase({ kind: "no-company", info });
+  }, [signedOut]);
+
+  const startDevSession = useCallback((token: string) => {
+    sessionStorage.setItem(DEV_TOKEN_KEY, token);
+    current.current?.close();
+    const session = devSession(token, (reason) => signedOut(reason));
+    current.current = session;
+    setPhase({ kind: "in", session });
+  }, [signedOut]);
+
+  useEffect(() => {
+    let cancelled = false;
+    void (async () => {
+      const link = readLink();
+      const cfg = await authConfig();
+      if (cancelled) return;
+      setConfig(cfg);
+      setInvite(link.invite);
+      const devToken = cfg.dev_token_sign_in ? (link.devToken ?? sessionStorage.getItem(DEV_TOKEN_KEY)) : null;
+      if (devToken) { startDevSession(devToken); return; }
+      try {
+        const info = await refresh(null);
+        if (!cancelled) enter(info, link.invite);
+      } catch (err) {
+        if (cancelled) return;
+        if (link.invite) setPhase({ kind: "invite", info: null });
+        else signedOut(err instanceof AuthError && err.status === 401 ? undefined : reasonOf(err));
+      }
+    })();
+    return () => { cancelled = true; };
+  }, [enter, signedOut, startDevSession]);
+
+  const switchTo = useCallback(async (companyId: string) => {
+    try {
+      enter(await refresh(companyId), null);
+    } catch (err) {
+      const name = current.current?.info.companies.find((c) => c.id === companyId)?.name;
+      signedOut(reasonOf(err, name));
+    }
+  }, [enter, signedOut]);
+
+  const signOut = useCallback(async () => {
+    const dev = current.current !== null && !current.current.renewable;
+    current.current?.close();
+    if (!dev) await logout();
+    signedOut(undefined, "You have signed out.");
+  }, [signedOut]);
+
+  const inviteDone = useCallback((info: SessionInfo | null) => {
+    sessionStorage.removeItem(INVITE_KEY);
+    setInvite(null);
+    if (info) enter(info, null);
+    else setPhase({ kind: "signed-out" });
+  }, [enter]);
+
+  if (phase.kind === "loading" || !config) return <main className="signin" aria-busy="true"><h1>Creator Control Room</h1></main>;
+  switch (phase.kind) {
+    case "signed-out":
+      return <SignIn config={config} reason={phase.reason} notice={phase.notice} onToken={startDevSession} />;
+    case "invite":
+      return invite
+        ? <Invite config={config} invite={invite} info={phase.info} onDone={inviteDone} onSignOut={() => void signOut()} />
+        : <SignIn config={config} onToken={startDevSession} />;
+    case "pick":
+      return <CompanyPicker info={phase.info} onPick={(id) => void switchTo(id)} onSignOut={() => void signOut()} />;
+    case "no-company":
+      return <NoCompany info={phase.info} onSignOut={() => void signOut()} />;
+    case "in":
+      return (
+        <ControlRoom
+          key={phase.session.company?.id ?? "none"}
+          session={phase.session}
+          onSwitch={(id) => void switchTo(id)}
+          signOut={() => void signOut()}
+          refused={signedOut}
+        />
+      );
+  }
 }
 
 type Page = "wall" | "feed" | "admin";
 
-function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: string) => void }) {
+function ControlRoom({ session, onSwitch, signOut, refused }: {
+  session: Session;
+  onSwitch: (companyId: string) => void;
+  signOut: () => void;
+  refused: (reason: string) => void;
+}) {
   const [me, setMe] = useState<Me | null>(null);
   const [creators, setCreators] = useState<Map<string, CreatorState>>(new Map());
   const [events, setEvents] = useState<FeedEvent[]>([]);
@@ -59,19 +162,39 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
   const [page, setPage] = useState<Page>("wall");
   const [announcement, setAnnouncement] = useState("");
   const feed = useRef<LiveFeed | null>(null);
+  const lastRescue = useRef(0);
+
+  // A refusal (REST 401/403, a socket refused or closed by the server): a fresh access token
+  // may be all it takes; if the session itself is refused, it ends with the server's reason.
+  const lost = useCallback(async (detail?: string) => {
+    const now = Date.now();
+    if (now - lastRescue.current < 30_000) { refused(detail ?? "Your session has ended; sign in again."); return; }
+    lastRescue.current = now;
+    if (!(await session.renew())) {
+      if (!session.renewable) refused(detail ?? "Your session has ended."); // a development token
+      return;
+    }
+    feed.current?.reconnect();
+  }, [session, refused]);
 
   const loadMe = useCallback(async () => {
     try {
-      setMe(await api<Me>(token, "GET", "/me"));
+      setMe(await api<Me>(session, "GET", "/me"));
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) signOut(e.message);
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) void lost(e.message);
     }
-  }, [token, signOut]);
+  }, [session, lost]);
 
   const [health, setHealth] = useState<Map<string, string[]>>(new Map());
   const loadRoster = useCallback(async () => {
-    // labels come from the REST API; live state from the socket's snapshot
-    const rows = await api<Creator[]>(token, "GET", "/creators");
+    let rows: Creator[];
+    try {
+      rows = await api<Creator[]>(session, "GET", "/creators");
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) void lost(e.message);
+      return;
+    }
+    // labels and consent come from the REST API; live state from the socket's snapshot
     setCreators((old) => {
       const next = new Map<string, CreatorState>();
       for (const r of rows) {
@@ -80,26 +203,30 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
           display_name: r.display_name, status: r.status, title: r.title, category_name: r.category_name,
           live_since: r.live_since, last_event_at: r.last_event_at,
           authorization_revoked: r.authorization_revoked, ...old.get(r.id), labels: r.labels,
+          authorization: r.authorization, subscriptions: r.subscriptions,
         });
       }
       return next; // removed creators leave the wall
     });
-    const bad = await api<SubscriptionHealth[]>(token, "GET", "/subscriptions/unhealthy");
+    const bad = await api<SubscriptionHealth[]>(session, "GET", "/subscriptions/unhealthy");
     const byCreator = new Map<string, string[]>();
-    for (const b of bad) byCreator.set(b.creator_id, [...(byCreator.get(b.creator_id) ?? []), `${b.type.replace("channel.", "")} events: ${b.status.replaceAll("_", " ")}`]);
+    // refused for authorization is said once, by the consent line ("needs authorization: ...")
+    for (const b of bad.filter((x) => x.status !== "authorization_missing")) {
+      byCreator.set(b.creator_id, [...(byCreator.get(b.creator_id) ?? []), `${b.type.replace("channel.", "")} events: ${b.status.replaceAll("_", " ")}`]);
+    }
     setHealth(byCreator);
-  }, [token]);
+  }, [session, lost]);
 
   const loadHistory = useCallback(async () => {
-    const page = await api<EventsPage>(token, "GET", "/events?limit=200");
+    const page = await api<EventsPage>(session, "GET", "/events?limit=200");
     setEvents(page.items.slice().reverse());
-  }, [token]);
+  }, [session]);
 
   useEffect(() => {
     void loadMe();
     void loadHistory();
     void loadRoster();
-    const live = new LiveFeed(token, {
+    const live = new LiveFeed(session.token(), {
       events: (batch) => {
         setEvents((old) => {
           const merged = old.concat(batch.filter((e) => !old.length || e.seq > old[old.length - 1].seq));
@@ -108,16 +235,31 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
         const last = batch[batch.length - 1];
         setAnnouncement(`${batch.length} new event${batch.length > 1 ? "s" : ""}, latest ${last.type}`);
       },
-      state: (s) => setCreators((old) => new Map(old).set(s.creator_id, { ...old.get(s.creator_id), ...s })),
+      state: (s) => setCreators((old) => {
+        const was = old.get(s.creator_id);
+        // a revocation (or a new grant) changes what the roster says about consent: ask now
+        if (was && Boolean(s.authorization_revoked) !== Boolean(was.authorization_revoked)) void loadRoster();
+        return new Map(old).set(s.creator_id, { ...was, ...s });
+      }),
       connection: (status, detail) => {
         setConnection(status);
-        if (status === "refused") signOut(detail);
+        if (status === "refused") void lost(detail);
       },
       resync: () => { void loadHistory(); },
     });
     feed.current = live;
-    return () => live.close();
-  }, [token, signOut, loadHistory, loadMe, loadRoster]);
+    const renewed = session.onRenew((token) => void live.refreshToken(token));
+    // consent and subscription health change without an event: poll, and look again on focus
+    const poll = window.setInterval(() => void loadRoster(), ROSTER_POLL_MS);
+    const focus = () => void loadRoster();
+    window.addEventListener("focus", focus);
+    return () => {
+      renewed();
+      window.clearInterval(poll);
+      window.removeEventListener("focus", focus);
+      live.close();
+    };
+  }, [session, lost, loadHistory, loadMe, loadRoster]);
 
   const branding = me?.company.branding;
   const style = useMemo(() => {
@@ -137,11 +279,21 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
     return map;
   }, [events]);
 
+  const companies = session.info.companies.filter((c) => c.status === "active" || c.id === session.company?.id);
+  const person = session.info.person;
   return (
     <div className="app" style={style}>
       <header className="topbar">
         {branding?.logo_url && <img className="logo" src={branding.logo_url} alt="" />}
         <h1 data-testid="company-name">{me?.company.name ?? "…"}</h1>
+        {companies.length > 1 && (
+          <label className="switcher">
+            <span className="sr-only">Company</span>
+            <select value={session.company?.id} onChange={(e) => onSwitch(e.target.value)} data-testid="company-switcher">
+              {companies.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+            </select>
+          </label>
+        )}
         <nav aria-label="Pages">
           {(["wall", "feed", ...(me && atLeast(me.role, "admin") ? ["admin"] : [])] as Page[]).map((p) => (
             <button key={p} aria-current={page === p} onClick={() => setPage(p)} data-testid={`nav-${p}`}>
@@ -152,45 +304,44 @@ function ControlRoom({ token, signOut }: { token: string; signOut: (reason?: str
         <span className={`connection ${connection.replace(" ", "-")}`} data-testid="connection" role="status">
           {connection}
         </span>
-        <span className="who">{me ? `${me.subject} · ${me.role}` : ""}</span>
-        <button className="signout" onClick={() => signOut()}>Sign out</button>
+        <span className="who" data-testid="who">
+          {me ? `${person.display_name || person.email || me.subject} · ${me.role}` : ""}
+        </span>
+        <button className="signout" onClick={signOut} data-testid="sign-out">Sign out</button>
       </header>
       <div className="sr-only" aria-live="polite">{announcement}</div>
-      <RefreshBanner token={token} feed={feed} />
+      {!session.renewable && <RefreshBanner session={session} feed={feed} />}
       {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} />}
-      {page === "feed" && <Feed token={token} events={events} creators={creators} role={me?.role ?? "viewer"} />}
-      {page === "admin" && me && <Admin token={token} me={me} onChanged={() => { void loadMe(); void loadRoster(); }} />}
+      {page === "feed" && <Feed auth={session} events={events} creators={creators} role={me?.role ?? "viewer"} />}
+      {page === "admin" && me && <Admin auth={session} me={me} onChanged={() => { void loadMe(); void loadRoster(); }} />}
     </div>
   );
 }
 
-
-function expiresAt(token: string): number | null {
-  try {
-    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
-    return typeof payload.exp === "number" ? payload.exp * 1000 : null;
-  } catch {
-    return null;
-  }
-}
-
-// Before the token runs out, offer to paste a fresh one; it is handed to the live socket.
-function RefreshBanner({ token, feed }: { token: string; feed: React.RefObject<LiveFeed | null> }) {
+// A development token is not renewed: before it runs out, offer to paste a fresh one; it is
+// handed to the live socket.
+function RefreshBanner({ session, feed }: { session: Session; feed: React.RefObject<LiveFeed | null> }) {
   const [now, setNow] = useState(Date.now());
-  const [current, setCurrent] = useState(token);
+  const [exp, setExp] = useState(() => Date.now() + session.info.expires_in * 1000);
   const [value, setValue] = useState("");
   const [error, setError] = useState("");
   useEffect(() => { const t = setInterval(() => setNow(Date.now()), 15_000); return () => clearInterval(t); }, []);
-  const exp = expiresAt(current);
-  if (!exp || exp - now > 10 * 60_000) return null;
+  if (exp - now > 10 * 60_000) return null;
   return (
     <div className="banner" role="alert">
       Your session ends in {Math.max(0, Math.round((exp - now) / 60_000))} min.
       <input value={value} onChange={(e) => setValue(e.target.value)} placeholder="paste a new token" aria-label="New token" />
       <button onClick={async () => {
-        const ok = await feed.current?.refreshToken(value.trim());
-        if (ok) { sessionStorage.setItem("controlroom.token", value.trim()); setCurrent(value.trim()); setValue(""); setError(""); }
-        else setError("That token was refused");
+        const fresh = value.trim();
+        const ok = await feed.current?.refreshToken(fresh);
+        if (ok) {
+          const next = devSession(fresh, () => undefined);
+          session.info = { ...session.info, access_token: fresh, expires_in: next.info.expires_in };
+          next.close();
+          sessionStorage.setItem(DEV_TOKEN_KEY, fresh);
+          setExp(Date.now() + session.info.expires_in * 1000);
+          setValue(""); setError("");
+        } else setError("That token was refused");
       }}>Refresh</button>
       {error && <span>{error}</span>}
     </div>

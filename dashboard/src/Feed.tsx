@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
+import type { Credentials } from "./api";
 import { api } from "./api";
 import type { AckIn, CreatorState, EventsPage, FeedEvent } from "./types";
 import { atLeast, TOPICS } from "./types";
@@ -12,8 +13,8 @@ function describe(e: FeedEvent): string {
   return parts.filter(Boolean).join(" · ");
 }
 
-export function Feed({ token, events, creators, role }: {
-  token: string; events: FeedEvent[]; creators: Map<string, CreatorState>; role: string;
+export function Feed({ auth, events, creators, role }: {
+  auth: Credentials; events: FeedEvent[]; creators: Map<string, CreatorState>; role: string;
 }) {
   const [creator, setCreator] = useState("");
   const [topic, setTopic] = useState("");
@@ -47,13 +48,13 @@ export function Feed({ token, events, creators, role }: {
   async function loadOlder() {
     const oldest = all.length ? all[0].seq : undefined;
     if (oldest === undefined || oldest <= 1) { setDone(true); return; }
-    const page = await api<EventsPage>(token, "GET", `/events?limit=200&before_seq=${oldest}`);
+    const page = await api<EventsPage>(auth, "GET", `/events?limit=200&before_seq=${oldest}`);
     setOlder((o) => [...page.items.slice().reverse(), ...o]);
     if (page.next_before_seq === null) setDone(true);
   }
 
   async function ack(seq: number) {
-    await api(token, "POST", `/events/${seq}/ack`, { note: "" } satisfies AckIn);
+    await api(auth, "POST", `/events/${seq}/ack`, { note: "" } satisfies AckIn);
     setAcked((a) => new Set(a).add(seq));
   }
 

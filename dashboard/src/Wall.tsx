@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useRef, useState } from "react";
+import { linkOf } from "./consent";
 import type { CreatorState, FeedEvent } from "./types";
 
 const TILE_W = 270;
@@ -41,8 +42,10 @@ function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]
     ?? [...recent].reverse().find((e) => highlightOf(e));
   const seenAt = (highlight as (FeedEvent & { seenAt?: number }) | undefined)?.seenAt;
   const fresh = highlight ? (seenAt ? Math.max(0, 1 - (now - seenAt) / HIGHLIGHT_MS) : 1) : 0;
+  const link = linkOf(c.authorization, c.subscriptions);
+  const label = `${c.display_name}, ${c.status}${link ? `, ${link.headline}${link.detail ? ` (${link.detail})` : ""}` : ""}`;
   return (
-    <article className={`tile ${c.status}`} tabIndex={0} data-testid={`tile-${c.login}`} aria-label={`${c.display_name}, ${c.status}`}>
+    <article className={`tile ${c.status} link-${link?.state ?? "unknown"}`} tabIndex={0} data-testid={`tile-${c.login}`} aria-label={label}>
       <div className="tile-head">
         <strong>{c.display_name}</strong>
         <span className={`badge ${c.status}`} data-testid="status">{c.status === "live" ? `LIVE ${since(c.live_since, now)}` : c.status}</span>
@@ -50,8 +53,13 @@ function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]
       <div className="tile-title">{c.title ?? "—"}</div>
       <div className="tile-category">{c.category_name ?? ""}</div>
       {last && <div className="tile-last">Last: {last.type.replace("channel.", "")} · {since(last.occurred_at, now)} ago</div>}
-      {c.authorization_revoked && <div className="health bad">Authorization revoked</div>}
-      {health.slice(0, 2).map((h) => <div key={h} className="health bad" data-testid="health">{h}</div>)}
+      {link ? (
+        <div className={`link ${link.state}`} data-testid="link" data-state={link.state} title={link.detail ?? undefined}>
+          <span className="dot" aria-hidden="true" />{link.headline}
+          {link.detail && <div className="link-detail">{link.detail}</div>}
+        </div>
+      ) : c.authorization_revoked && <div className="health bad">Authorization revoked</div>}
+      {health.slice(0, link?.detail ? 1 : 2).map((h) => <div key={h} className="health bad" data-testid="health">{h}</div>)}
       {highlight && fresh > 0 && (
         <div className="highlight" data-testid="highlight" style={{ opacity: 0.35 + 0.65 * fresh }}>{highlightOf(highlight)}</div>
       )}

@@ -38,7 +38,9 @@ export class LiveFeed {
       const refused = !err.message.startsWith("websocket") && !err.message.includes("xhr") && err.message !== "timeout";
       handlers.connection(refused ? "refused" : "reconnecting", err.message);
     });
-    s.on("session_expired", () => handlers.connection("refused", "session expired"));
+    // the server ends a session whose token ran out or whose person lost access; the page then
+    // asks the sign-in service why (and gets a fresh token if the session is still good)
+    s.on("session_expired", (data?: { reason?: string }) => handlers.connection("refused", data?.reason ?? "session expired"));
     s.on("event", (e: FeedEvent) => this.accept([e]));
     s.on("events", (list: FeedEvent[]) => this.accept(list));
     s.on("creator_state", (state: CreatorState) => handlers.state(state));
@@ -84,9 +86,15 @@ export class LiveFeed {
 
   refreshToken(token: string): Promise<boolean> {
     this.token = token;
+    if (!this.socket.connected) return Promise.resolve(true); // the next connect carries it
     return new Promise((resolve) =>
       this.socket.emit("refresh_token", { token }, (ack: { ok: boolean }) => resolve(Boolean(ack?.ok))),
     );
+  }
+
+  // after a refusal the client does not retry by itself; with a fresh token it may
+  reconnect(): void {
+    if (!this.socket.connected) this.socket.connect();
   }
 
   close(): void {

@@ -8,7 +8,20 @@ export type Branding = Schemas["Branding"];
 export type Company = Schemas["CompanyOut"];
 export type Me = Schemas["MeOut"];
 export type Role = Me["role"];
-export type Creator = Schemas["CreatorOut"];
+// what the creator granted our Twitch client, and what that leaves of its subscriptions
+export interface Authorization {
+  status: "connected" | "partial" | "not_connected" | "disconnected";
+  scopes: string[];
+  granted_at: string | null;
+  revoked_at: string | null;
+}
+export interface SubscriptionLabels {
+  enabled: string[];
+  needs_authorization: string[];
+  failing: string[];
+  pending: string[];
+}
+export type Creator = Schemas["CreatorOut"] & { authorization?: Authorization; subscriptions?: SubscriptionLabels };
 export type CreatorIn = Schemas["CreatorIn"];
 export type CreatorPatch = Schemas["CreatorPatch"];
 export type CompanyPatch = Schemas["CompanyPatch"];
@@ -20,6 +33,19 @@ export type MemberPatch = Schemas["MemberPatch"];
 export type SubscriptionHealth = Schemas["SubscriptionHealth"];
 export type AckIn = Schemas["AckIn"];
 export type AuditPage = Schemas["AuditPage"];
+export interface ConnectLink { url: string; expires_at: string }
+export interface InvitationIn { email: string; role: Role }
+export interface Invitation {
+  id: string;
+  email: string;
+  role: Role;
+  status: "pending" | "accepted" | "revoked" | "expired";
+  created_at: string;
+  expires_at: string;
+  invited_by_subject: string;
+  accepted_at: string | null;
+}
+export type InvitationCreated = Invitation & { url: string };
 export type Chain = Schemas["ChainOut"];
 
 // What a summary may hold, by event type (the API declares it an open object).
@@ -54,6 +80,9 @@ export interface CreatorState {
   last_event_at: string | null;
   authorization_revoked: boolean;
   labels?: string[];
+  // from the REST roster (polled), not the socket
+  authorization?: Authorization;
+  subscriptions?: SubscriptionLabels;
 }
 
 export type Connection = "connecting" | "live" | "reconnecting" | "catching up" | "resynced" | "refused";

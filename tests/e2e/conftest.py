@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+@contextmanager
+def dev_token_sign_in() -> Iterator[None]:
+    """Turns on the dashboard's development sign-in (`#token=` links, token pasting) for the
+    services a stack starts meanwhile: they take their environment from ours. Off by default,
+    as in a newcomer's `make run`; these tests sign in with tokens from `stack.keys`."""
+    saved = os.environ.get("DEV_TOKEN_SIGN_IN")
+    os.environ["DEV_TOKEN_SIGN_IN"] = "true"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["DEV_TOKEN_SIGN_IN"]
+        else:
+            os.environ["DEV_TOKEN_SIGN_IN"] = saved
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with services_stack(tmp_path_factory, "e2e") as running:
+    with dev_token_sign_in(), services_stack(tmp_path_factory, "e2e") as running:
         yield running
 
 

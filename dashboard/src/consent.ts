@@ -1,0 +1,58 @@
+// What a creator's consent leaves of its EventSub subscriptions, in one word and one line:
+// the wall's tile and the creators page say the same thing.
+import type { Authorization, SubscriptionLabels } from "./types";
+
+export type LinkState = "healthy" | "partial" | "pending" | "not-connected" | "disconnected";
+
+export interface Link {
+  state: LinkState;
+  headline: string;
+  detail: string | null;
+}
+
+const HEADLINES: Record<LinkState, string> = {
+  healthy: "Subscriptions healthy",
+  partial: "Partly subscribed",
+  pending: "Setting up subscriptions",
+  "not-connected": "Not connected to Twitch",
+  disconnected: "Disconnected",
+};
+
+export function linkOf(
+  authorization: Authorization | undefined,
+  subs: SubscriptionLabels | undefined,
+): Link | null {
+  if (!authorization && !subs) return null; // an API without consent: say nothing
+  const needs = subs?.needs_authorization ?? [];
+  const failing = subs?.failing ?? [];
+  const enabled = subs?.enabled ?? [];
+  const pending = subs?.pending ?? [];
+  const lines = [
+    needs.length ? `needs authorization: ${needs.join(", ")}` : "",
+    failing.length ? `failing: ${failing.join(", ")}` : "",
+  ].filter(Boolean);
+  const detail = lines.length ? lines.join("; ") : null;
+  let state: LinkState;
+  if (authorization?.status === "disconnected") {
+    return { state: "disconnected", headline: HEADLINES.disconnected, detail: "authorization revoked: send a new connect link" };
+  } else if (authorization?.status === "not_connected" && !enabled.length) state = "not-connected";
+  else if (needs.length || failing.length || authorization?.status === "partial") state = "partial";
+  else if (pending.length && !enabled.length) state = "pending";
+  else state = enabled.length ? "healthy" : "pending";
+  if (state === "not-connected" && !detail) return { state, headline: HEADLINES[state], detail: "send the creator a connect link" };
+  return { state, headline: HEADLINES[state], detail };
+}
+
+export function authorizationText(a: Authorization | undefined): string {
+  if (!a) return "";
+  switch (a.status) {
+    case "connected":
+      return `Connected${a.granted_at ? ` ${new Date(a.granted_at).toLocaleDateString()}` : ""}`;
+    case "partial":
+      return "Connected, some scopes missing";
+    case "disconnected":
+      return `Disconnected${a.revoked_at ? ` ${new Date(a.revoked_at).toLocaleString()}` : ""}`;
+    default:
+      return "Not connected";
+  }
+}
