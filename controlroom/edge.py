@@ -30,12 +30,15 @@ _TABLE: tuple[tuple[type[BaseException], int, str, str | None], ...] = (
     (errors.BadRequestError, 400, "bad_request", None),
     (errors.UnauthorizedError, 401, "unauthorized", None),
     (errors.AuthError, 401, "unauthorized", None),
+    (errors.SuspendedError, 403, "suspended", None),
     (errors.ForbiddenError, 403, "forbidden", None),
     (errors.NotFoundError, 404, "not_found", None),
     (errors.ConflictError, 409, "conflict", None),
+    (errors.GoneError, 410, "gone", None),
     (errors.TooLargeError, 413, "too_large", None),
     (errors.InvalidError, 422, "invalid", None),
     (errors.UnavailableError, 503, "unavailable", None),
+    (errors.RateLimitedError, 429, "rate_limited", None),  # with Retry-After (Answer.headers)
     (psycopg.DataError, 422, "invalid", "a value cannot be stored"),
     # PoolTimeout is an OperationalError: no connection could be had in time
     (psycopg.OperationalError, 503, "unavailable", "try again shortly"),
@@ -47,6 +50,7 @@ class Answer:
     status: int
     code: str
     detail: str | None
+    headers: tuple[tuple[str, str], ...] = ()  # Retry-After for a 429
 
 
 def answer(exc: BaseException, log: logging.Logger) -> Answer:
@@ -65,12 +69,19 @@ def answer(exc: BaseException, log: logging.Logger) -> Answer:
                 },
             )
             own = exc.detail if isinstance(exc, errors.ControlRoomError) else None
-            return Answer(status, code, detail if detail is not None else own)
+            return Answer(status, code, detail if detail is not None else own, headers_for(exc))
     if isinstance(exc, errors.SettingsError):
         log.error("misconfigured: %s", exc)
     else:
         log.error("unexpected error", exc_info=exc)
     return Answer(500, "internal", None)
+
+
+def headers_for(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """The headers an error's answer carries besides its body: Retry-After for a 429."""
+    if isinstance(exc, errors.RateLimitedError):
+        return (("Retry-After", str(exc.retry_after)),)
+    return ()
 
 
 def to_http(exc: BaseException, log: logging.Logger) -> tuple[int, bytes]:

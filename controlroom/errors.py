@@ -32,6 +32,10 @@ class ForbiddenError(ControlRoomError):
     """The caller's role does not allow it."""
 
 
+class SuspendedError(ForbiddenError):
+    """The company is suspended or being deleted: its people cannot act in it."""
+
+
 class NotFoundError(ControlRoomError):
     """No such thing; also for rows of another company, whose existence must not leak."""
 
@@ -40,12 +44,24 @@ class ConflictError(ControlRoomError):
     """The request clashes with what is stored (a duplicate, the last owner, ...)."""
 
 
+class GoneError(ControlRoomError):
+    """It existed but can no longer be used: an expired, used or revoked invitation."""
+
+
 class TooLargeError(ControlRoomError):
     """A request body or an upload is over its limit."""
 
 
 class UnavailableError(ControlRoomError):
     """A dependency refused or timed out: the same request may succeed later."""
+
+
+class RateLimitedError(ControlRoomError):
+    """Too many requests from this client or person: retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int, detail: str = "too many requests; retry later") -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
 
 
 # --- tokens and tenants ------------------------------------------------------------------

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
     from controlroom.adapters.emitter import SocketIOPublisher
     from controlroom.adapters.ledger import FirestoreLedger
+    from controlroom.adapters.mail import SmtpMailer
+    from controlroom.adapters.ratelimit import Limits, SyncLimiter
+    from controlroom.adapters.signing import Signer
     from controlroom.adapters.taskqueue import CloudTasksQueue
     from controlroom.adapters.tokens import TokenVerifier
 
@@ -31,6 +34,8 @@ class WebhookService:
     secrets: tuple[bytes, ...]
     ledger: FirestoreLedger
     queue: CloudTasksQueue
+    limiter: SyncLimiter | None = None  # deliveries failing their signature, per client IP
+    trusted_proxy_hops: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,12 @@ class PersistService:
 def webhook() -> WebhookService:
     from google.cloud import firestore
 
-    from controlroom.adapters import cloudtasks
+    from controlroom.adapters import cloudtasks, ratelimit
     from controlroom.adapters.ledger import FirestoreLedger
     from controlroom.adapters.taskqueue import CloudTasksQueue, Target
 
     cfg = settings.webhook()
+    limits = cfg.rate_limits or settings.RateLimitSettings()
     secrets = eventsub.check_secrets([s.reveal() for s in cfg.eventsub_secrets])
     target = Target(
         queue_path=cloudtasks.queue_path(cfg.project, cfg.tasks_location, cfg.tasks_queue),
@@ -61,6 +67,10 @@ def webhook() -> WebhookService:
             cfg.ledger_collection,
         ),
         queue=CloudTasksQueue(cloudtasks.client(cfg.tasks_emulator_host), target),
+        limiter=ratelimit.webhook_limiter(
+            limits, cfg.redis_url.reveal() if cfg.redis_url else None
+        ),
+        trusted_proxy_hops=limits.trusted_proxy_hops,
     )
 
 
@@ -126,16 +136,20 @@ class RealtimeService:
     ready_checks: list[Callable[[], Awaitable[None]]]
     redis_url: str  # for the Socket.IO Redis manager (realtime/transport.py builds it)
     redis_options: dict[str, Any]
+    limits: Limits | None = None  # rate limits (realtime/middleware.py, routes, relay)
+    signer: Signer | None = None  # our own tokens, when TOKEN_SIGNING_KEYS is set
+    mailer: SmtpMailer | None = None  # invitations, when SMTP_HOST is set
 
 
 def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
     """The realtime service's dependencies (built once, by realtime.app.create_app)."""
     import redis.asyncio
 
-    from controlroom.adapters import s3
+    from controlroom.adapters import ratelimit, s3
     from controlroom.adapters.tokens import TokenVerifier
 
     cfg = cfg or settings.realtime()
+    signer = _signer(cfg.auth)
     pool = db.async_pool(cfg.database)
     redis_client = redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2)
 
@@ -149,13 +163,15 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
     return RealtimeService(
         cfg=cfg,
         pool=pool,
+        # our own keys verify in process (no HTTP); a JWKS URL or a PEM only without them
         verifier=TokenVerifier(
             issuer=cfg.auth.issuer,
             audience=cfg.auth.audience,
-            jwks_url=cfg.auth.jwks_url,
-            public_key_pem=cfg.auth.public_key_pem,
+            jwks_url=None if signer else cfg.auth.jwks_url,
+            public_key_pem=None if signer else cfg.auth.public_key_pem,
             jwks_ttl_seconds=cfg.auth.jwks_ttl_seconds,
             jwks_refetch_seconds=cfg.auth.jwks_refetch_seconds,
+            keys=signer,
         ),
         s3=s3.client(cfg.s3_endpoint_url),
         twitch=_realtime_twitch(cfg),
@@ -163,6 +179,32 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
         ready_checks=[database_ready, redis_ready],
         redis_url=cfg.redis_url.reveal(),
         redis_options=dict(REDIS_MANAGER_OPTIONS),
+        limits=ratelimit.Limits.build(cfg.rate_limits, cfg.redis_url.reveal()),
+        signer=signer,
+        mailer=mailer(cfg.tenancy.smtp),
+    )
+
+
+def mailer(smtp: settings.SmtpSettings | None) -> SmtpMailer | None:
+    """Mail through SMTP, when a relay is configured (else invitation links are only shown)."""
+    if smtp is None:
+        return None
+    from controlroom.adapters.mail import SmtpMailer
+
+    return SmtpMailer(smtp)
+
+
+def _signer(auth: settings.AuthSettings) -> Signer | None:
+    """The service's token signer from TOKEN_SIGNING_KEYS (current key first), if set."""
+    if auth.signing_keys is None:
+        return None
+    from controlroom.adapters import signing
+
+    return signing.Signer(
+        signing.load_keys(auth.signing_keys.reveal()),
+        auth.issuer,
+        audience=auth.audience,
+        access_ttl_seconds=auth.access_ttl_seconds,
     )
 
 

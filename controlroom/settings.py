@@ -60,6 +60,19 @@ def read_int(name: str, default: int, env: Mapping[str, str] | None = None) -> i
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def read_bool(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case); unset means `default`."""
+    raw = read(name, None, env)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def _positive(name: str, default: int, env: Mapping[str, str] | None) -> int:
     value = read_int(name, default, env)
     if value < 1:
@@ -139,6 +152,9 @@ class WebhookSettings:
     tasks_emulator_host: str | None
     ledger_collection: str
     ledger_database: str
+    # optional: without REDIS_URL, each instance keeps its own buckets in memory
+    redis_url: Secret | None = None
+    rate_limits: RateLimitSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -156,6 +172,8 @@ class WebhookSettings:
             tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
             ledger_collection=read("LEDGER_COLLECTION", "eventsub_deliveries", env) or "",
             ledger_database=read("LEDGER_DATABASE", "(default)", env) or "(default)",
+            redis_url=Secret(redis) if (redis := read("REDIS_URL", None, env)) else None,
+            rate_limits=RateLimitSettings.from_env(env),
         )
 
 
@@ -182,8 +200,39 @@ def persist() -> PersistSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    """The OpenID Connect issuer people sign in at (Google, Twitch, Auth0, Entra ID, the local
+    stand-in: configuration only)."""
+
+    issuer: str
+    client_id: str
+    client_secret: Secret
+    scopes: str = "openid email profile"
+    provider_name: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OidcSettings | None:
+        """None when OIDC_ISSUER is unset (sign-in is then off; tokens may still be verified)."""
+        issuer = read("OIDC_ISSUER", None, env)
+        if issuer is None:
+            return None
+        scopes = read("OIDC_SCOPES", cls.scopes, env) or cls.scopes
+        if "openid" not in scopes.split():
+            raise SettingsError(f"OIDC_SCOPES must include openid, got {scopes!r}")
+        return cls(
+            issuer=issuer.rstrip("/"),
+            client_id=require("OIDC_CLIENT_ID", env),
+            client_secret=read_secret("OIDC_CLIENT_SECRET", env),
+            scopes=scopes,
+            provider_name=read("OIDC_PROVIDER_NAME", None, env),
+        )
+
+
+@dataclass(frozen=True)
 class AuthSettings:
-    """How dashboard tokens are verified: issuer, audience, and a JWKS URL or a PEM."""
+    """Sign-in and tokens: our own signing keys (TOKEN_SIGNING_KEYS, current first) or, for a
+    service that only verifies, a JWKS URL or a PEM; the issuer (PUBLIC_URL unless JWT_ISSUER
+    says otherwise), the audience, token and session lifetimes, and the OIDC issuer."""
 
     issuer: str
     audience: str
@@ -191,20 +240,195 @@ class AuthSettings:
     public_key_pem: str | None
     jwks_ttl_seconds: int = 600  # how long fetched keys are kept
     jwks_refetch_seconds: int = 60  # the least time between two fetches (unknown kid, failure)
+    signing_keys: Secret | None = None  # PEM private keys, current first (Secret Manager)
+    public_url: str | None = None  # the service's external origin (redirects, cookies)
+    access_ttl_seconds: int = 900
+    refresh_ttl_seconds: int = 30 * 24 * 3600
+    oidc: OidcSettings | None = None
+    session_secret: Secret | None = None  # signs the short-lived login-state cookie
+    cookie_secure: bool = True
+    dev_token_sign_in: bool = False  # the dashboard may offer token pasting (local only)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AuthSettings:
+        keys = read("TOKEN_SIGNING_KEYS", None, env)
         jwks = read("JWT_JWKS_URL", None, env)
         pem = read("JWT_PUBLIC_KEY_PEM", None, env)
-        if not (jwks or pem):
-            raise SettingsError("JWT_JWKS_URL is not set (or JWT_PUBLIC_KEY_PEM)")
+        if not (keys or jwks or pem):
+            raise SettingsError(
+                "TOKEN_SIGNING_KEYS is not set (or JWT_JWKS_URL, JWT_PUBLIC_KEY_PEM)"
+            )
+        public_url = read("PUBLIC_URL", None, env)
+        if public_url is not None:
+            public_url = public_url.rstrip("/")
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?", public_url):
+                raise SettingsError(f"PUBLIC_URL: {public_url!r} is not an origin")
+        issuer = read("JWT_ISSUER", None, env) or public_url
+        if issuer is None:
+            raise SettingsError("PUBLIC_URL is not set (or JWT_ISSUER)")
+        oidc = OidcSettings.from_env(env)
+        session_secret = read("SESSION_SECRET", None, env)
+        if oidc is not None and (public_url is None or session_secret is None):
+            raise SettingsError("OIDC_ISSUER needs PUBLIC_URL and SESSION_SECRET")
+        if oidc is not None and keys is None:
+            raise SettingsError("OIDC_ISSUER needs TOKEN_SIGNING_KEYS (sign-in issues tokens)")
         return cls(
-            issuer=require("JWT_ISSUER", env),
-            audience=require("JWT_AUDIENCE", env),
+            issuer=issuer,
+            audience=read("JWT_AUDIENCE", "controlroom", env) or "controlroom",
             jwks_url=jwks,
             public_key_pem=pem,
             jwks_ttl_seconds=_positive("JWT_JWKS_TTL_SECONDS", 600, env),
             jwks_refetch_seconds=_positive("JWT_JWKS_REFETCH_SECONDS", 60, env),
+            signing_keys=Secret(keys) if keys else None,
+            public_url=public_url,
+            access_ttl_seconds=_positive("ACCESS_TOKEN_TTL_SECONDS", 900, env),
+            refresh_ttl_seconds=_positive("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600, env),
+            oidc=oidc,
+            session_secret=Secret(session_secret) if session_secret else None,
+            cookie_secure=read_bool("COOKIE_SECURE", True, env),
+            dev_token_sign_in=read_bool("DEV_TOKEN_SIGN_IN", False, env),
+        )
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where mail goes: an SMTP relay (the local stack's mail catcher in development)."""
+
+    host: str
+    port: int = 587
+    sender: str = "Creator Control Room <no-reply@localhost>"
+    starttls: bool = True
+    username: str | None = None
+    password: Secret | None = None
+    timeout_seconds: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SmtpSettings | None:
+        """None when SMTP_HOST is unset: invitations are then only shown, not mailed."""
+        host = read("SMTP_HOST", None, env)
+        if host is None:
+            return None
+        password = read("SMTP_PASSWORD", None, env)
+        return cls(
+            host=host,
+            port=_positive("SMTP_PORT", 587, env),
+            sender=read("SMTP_FROM", cls.sender, env) or cls.sender,
+            starttls=read_bool("SMTP_STARTTLS", True, env),
+            username=read("SMTP_USERNAME", None, env),
+            password=Secret(password) if password else None,
+            timeout_seconds=_positive("SMTP_TIMEOUT_SECONDS", 10, env),
+        )
+
+
+@dataclass(frozen=True)
+class TenancySettings:
+    """Companies and invitations: link lifetimes, the deletion grace period, mail."""
+
+    public_url: str = "http://127.0.0.1:8080"  # where invitation links point (PUBLIC_URL)
+    invitation_ttl_days: int = 7
+    delete_grace_days: int = 30
+    smtp: SmtpSettings | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TenancySettings:
+        grace = read_int("COMPANY_DELETE_GRACE_DAYS", 30, env)
+        if grace < 0:
+            raise SettingsError(f"COMPANY_DELETE_GRACE_DAYS must be 0 or more, got {grace}")
+        public = read("PUBLIC_URL", None, env) or read("RELAY_URL", cls.public_url, env)
+        return cls(
+            public_url=(public or cls.public_url).rstrip("/"),
+            invitation_ttl_days=_positive("INVITATION_TTL_DAYS", 7, env),
+            delete_grace_days=grace,
+            smtp=SmtpSettings.from_env(env),
+        )
+
+
+@functools.cache
+def tenancy() -> TenancySettings:
+    return TenancySettings.from_env()
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A token bucket: `limit` tokens every `period_seconds`, holding at most `burst`."""
+
+    limit: int
+    period_seconds: int
+    burst: int
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600}
+_RATE = re.compile(r"(\d+)\s*/\s*([a-z]+)(?:\s+burst\s+(\d+))?")
+
+
+def _rate(name: str, default: str, env: Mapping[str, str] | None) -> Rate | None:
+    """`<count>/<s|min|h> [burst <n>]` (burst defaults to count), or `off`."""
+    raw = (read(name, default, env) or default).lower()
+    if raw == "off":
+        return None
+    found = _RATE.fullmatch(raw)
+    if not found or found[2] not in _PERIODS or int(found[1]) < 1 or found[3] == "0":
+        raise SettingsError(f"{name} must look like '60/min burst 30' or 'off', got {raw!r}")
+    limit, period = int(found[1]), _PERIODS[found[2]]
+    if limit % period:
+        # the bucket refills in whole seconds and drops a fraction: 30/min would never refill
+        # under one request a second
+        raise SettingsError(f"{name} must refill a whole number per second, got {raw!r}")
+    return Rate(limit, period, int(found[3] or limit))
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Token buckets per client IP and per signed-in subject (README: configuration).
+
+    Defaults are generous: they stop floods, not people (an agency's staff share one NAT).
+    """
+
+    auth_ip: Rate | None = Rate(600, 60, 300)  # /auth/* and /connect*, per IP
+    api_ip: Rate | None = Rate(1200, 60, 600)  # /api/*, per IP, before the token is read
+    api_subject: Rate | None = Rate(600, 60, 300)  # /api/*, per subject, once verified
+    connect_ip: Rate | None = Rate(300, 60, 300)  # socket connects, per IP
+    resume_subject: Rate | None = Rate(120, 60, 60)  # socket resumes, per subject
+    webhook_ip: Rate | None = Rate(60, 60, 30)  # deliveries failing their signature, per IP
+    trusted_proxy_hops: int = 0  # proxies in front appending to X-Forwarded-For (Cloud Run: 1)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RateLimitSettings:
+        off = read("RATE_LIMITS", "on", env) == "off"  # all of them, for benchmarks
+        hops = read_int("TRUSTED_PROXY_HOPS", 0, env)
+        if hops < 0:
+            raise SettingsError(f"TRUSTED_PROXY_HOPS must be 0 or more, got {hops}")
+
+        def rate(name: str, default: str) -> Rate | None:
+            found = _rate(f"RATE_LIMIT_{name}", default, env)
+            return None if off else found
+
+        return cls(
+            auth_ip=rate("AUTH_IP", "600/min burst 300"),
+            api_ip=rate("API_IP", "1200/min burst 600"),
+            api_subject=rate("API_SUBJECT", "600/min burst 300"),
+            connect_ip=rate("CONNECT_IP", "300/min burst 300"),
+            resume_subject=rate("RESUME_SUBJECT", "120/min burst 60"),
+            webhook_ip=rate("WEBHOOK_IP", "60/min burst 30"),
+            trusted_proxy_hops=hops,
+        )
+
+
+@dataclass(frozen=True)
+class ConsentSettings:
+    """Creator consent: Twitch's OAuth endpoints (the local stand-in in development) and how
+    long a connect link stays valid. The client is TWITCH_CLIENT_ID / TWITCH_CLIENT_SECRET."""
+
+    authorize_url: str = "https://id.twitch.tv/oauth2/authorize"
+    validate_url: str = "https://id.twitch.tv/oauth2/validate"
+    link_ttl_days: int = 7
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConsentSettings:
+        return cls(
+            authorize_url=read("TWITCH_AUTHORIZE_URL", cls.authorize_url, env) or "",
+            validate_url=read("TWITCH_VALIDATE_URL", cls.validate_url, env) or "",
+            link_ttl_days=_positive("CONNECT_LINK_TTL_DAYS", 7, env),
         )
 
 
@@ -234,6 +458,9 @@ class RealtimeSettings:
     dashboard_dir: str
     # Browser origins besides the service's own allowed to call the API and open sockets.
     allowed_origins: tuple[str, ...] = ()
+    tenancy: TenancySettings = TenancySettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    consent: ConsentSettings = ConsentSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -264,6 +491,9 @@ class RealtimeSettings:
             dashboard_dir=read("DASHBOARD_DIR", None, env)
             or str(Path(__file__).resolve().parents[1] / "dashboard" / "dist"),
             allowed_origins=_origins("ALLOWED_ORIGINS", env),
+            tenancy=TenancySettings.from_env(env),
+            rate_limits=RateLimitSettings.from_env(env),
+            consent=ConsentSettings.from_env(env),
         )
 
 
@@ -320,6 +550,7 @@ class ArchiveSettings:
     bucket: str
     s3_endpoint_url: str | None
     retention_days: int | None
+    branding_bucket: str | None = None  # purged with the archive's prefixes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveSettings:
@@ -331,6 +562,7 @@ class ArchiveSettings:
             bucket=require("ARCHIVE_BUCKET", env),
             s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
             retention_days=int(retention) if retention is not None else None,
+            branding_bucket=read("BRANDING_BUCKET", None, env),
         )
 
 

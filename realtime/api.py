@@ -16,10 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from controlroom import edge, errors
+from controlroom import edge, errors, settings
 from controlroom.adapters import helix
 from controlroom.adapters.tokens import TokenVerifier
-from realtime import routes
+from controlroom.usecases.invitations import Mailer
+from realtime import consent as creator_consent
+from realtime import invitations, platform, routes
 from realtime.middleware import MAX_BODY_BYTES, BodyLimit
 from realtime.routes import Bucket, ReadyCheck
 from realtime.schemas import error_response
@@ -29,7 +31,10 @@ log = logging.getLogger(__name__)
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     found = edge.answer(exc, log)  # the one table, as for the functions
-    return error_response(found.status, found.code, found.detail)
+    response = error_response(found.status, found.code, found.detail)
+    for name, value in found.headers:  # Retry-After for a 429
+        response.headers[name] = value
+    return response
 
 
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
@@ -53,6 +58,9 @@ def build_api(
     *,
     twitch: helix.Helix | None = None,
     roster_changed: Callable[[str], None] | None = None,
+    tenancy: settings.TenancySettings | None = None,
+    mailer: Mailer | None = None,
+    consent: creator_consent.ConsentConfig | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Creator Control Room",
@@ -75,7 +83,14 @@ def build_api(
     api.state.twitch = twitch
     api.state.roster_changed = roster_changed
     api.state.ready_checks = ready_checks
+    api.state.tenancy = tenancy or settings.TenancySettings()  # invitation links, grace period
+    api.state.mailer = mailer  # None: invitation links are shown, not mailed
+    api.state.consent = consent  # None: Twitch is not configured, connect links refused
 
     api.include_router(routes.router)
+    api.include_router(invitations.router)
+    api.include_router(platform.router)
+    api.include_router(creator_consent.router)
+    api.include_router(creator_consent.pages)
     api.include_router(routes.probes)
     return api

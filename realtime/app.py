@@ -15,8 +15,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlroom import logs, services, settings
+from realtime import auth
+from realtime import consent as creator_consent
 from realtime.api import build_api
-from realtime.middleware import SecurityHeaders, origin_check, origin_of
+from realtime.middleware import RateLimit, SecurityHeaders, origin_check, origin_of
 from realtime.relay import Relay
 from realtime.transport import FeedRedisManager
 
@@ -37,7 +39,7 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         ping_interval=25,
         ping_timeout=20,
     )
-    relay = Relay(sio, deps.pool, deps.verifier, deps.cfg)
+    relay = Relay(sio, deps.pool, deps.verifier, deps.cfg, limits=deps.limits)
     manager.deliver(relay.on_published, relay.FEED_EVENTS)
     api = build_api(
         deps.pool,
@@ -47,8 +49,16 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         deps.ready_checks,
         twitch=deps.twitch,
         roster_changed=deps.roster_changed,
+        tenancy=deps.cfg.tenancy,
+        mailer=deps.mailer,
+        consent=creator_consent.config_from(deps.cfg),
     )
+    # sign-in and /.well-known/jwks.json: before the dashboard's catch-all mount at /
+    auth.install(api, deps.cfg.auth, deps.signer, deps.cfg.allowed_origins)
     mount_dashboard(api, deps.cfg.dashboard_dir)
+    if deps.limits is not None:  # per IP here; per subject in routes._session and the relay
+        api.state.limits = deps.limits
+        api.add_middleware(RateLimit, limits=deps.limits)
     guard_browsers(api, deps.cfg.allowed_origins, storage_origin(deps.s3, deps.cfg.branding_bucket))
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import json
 import os
 import signal
 import sys
 import threading
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
+
+import psycopg
 
 from controlroom import errors, logs, settings
 from controlroom.adapters import db
@@ -83,6 +89,7 @@ def _archive_timer(env: dict[str, str], stop: threading.Event, interval: float) 
                 f"{len(summary.failed)} failed",
                 flush=True,
             )
+        _purge(cfg, quiet=True)
 
 
 def _print_summary(env: dict[str, str], env_file: Path) -> None:
@@ -96,6 +103,7 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
         ("S3 (moto)", env["AWS_ENDPOINT_URL_S3"]),
         ("realtime relay (Socket.IO)", env.get("RELAY_URL", "")),
         ("identity stand-in (JWKS)", env.get("JWT_JWKS_URL", "")),
+        ("mail catcher (what was sent)", env.get("MAIL_CATCHER_URL", "")),
         ("demo company", env["DEMO_COMPANY_ID"]),
     ]
     print("\nThe local stack is up:")
@@ -248,6 +256,120 @@ def cmd_archive(_args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+# --- companies and platform operators (what the platform API does, from a shell) ---------
+T = TypeVar("T")
+
+
+def _platform(work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with await db.connect_async(autocommit=True) as conn:
+            return await work(conn)
+
+    return asyncio.run(run())
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _show(company: dict[str, Any]) -> None:
+    after = company.get("delete_after")
+    until = f"  purged after {after:%Y-%m-%d %H:%M} UTC" if after else ""
+    print(
+        f"{company['id']}  {company['status']:<9}  {company['slug']:<24} {company['name']}{until}"
+    )
+
+
+def cmd_company_create(args: argparse.Namespace) -> int:
+    """A company and its first owner's invitation (mailed, and printed here)."""
+    from controlroom import services
+    from controlroom.usecases import companies
+
+    tenancy = settings.tenancy()
+    created = _platform(
+        lambda conn: companies.create(
+            conn,
+            _actor(),
+            args.name,
+            args.owner_email,
+            args.slug,
+            public_url=tenancy.public_url,
+            invitation_ttl_days=tenancy.invitation_ttl_days,
+            mailer=services.mailer(tenancy.smtp),
+        )
+    )
+    _show(created.company)
+    mailed = "mailed to" if created.mailed else "NOT mailed (no SMTP server answered) to"
+    print(
+        f"owner invitation {mailed} {args.owner_email}, valid {tenancy.invitation_ttl_days} days:"
+    )
+    print(created.invitation_url)
+    return 0
+
+
+def cmd_company_list(_args: argparse.Namespace) -> int:
+    from controlroom.usecases import companies
+
+    for company in _platform(companies.list_companies):
+        _show(company)
+    return 0
+
+
+def cmd_company_status(args: argparse.Namespace) -> int:
+    """suspend, resume, delete (after the grace period) or restore one company."""
+    from controlroom.usecases import companies
+
+    try:
+        company = uuid.UUID(args.company)
+    except ValueError:
+        print("controlroom: the company must be a UUID (see `controlroom company list`)")
+        return 2
+    actor = _actor()
+    if args.action == "delete":
+        grace = settings.tenancy().delete_grace_days
+        changed = _platform(lambda conn: companies.schedule_delete(conn, actor, company, grace))
+    else:
+        change = {
+            "suspend": companies.suspend,
+            "resume": companies.resume,
+            "restore": companies.restore,
+        }[args.action]
+        changed = _platform(lambda conn: change(conn, actor, company))
+    _show(changed)
+    return 0
+
+
+def _purge(cfg: settings.ArchiveSettings, *, quiet: bool = False) -> int:
+    from controlroom.adapters import s3
+    from controlroom.usecases import companies
+
+    with db.connect(cfg.database, autocommit=True) as conn:
+        summary = companies.purge_due(
+            conn, s3.client(cfg.s3_endpoint_url), cfg.bucket, cfg.branding_bucket, actor=_actor()
+        )
+    if summary.purged or summary.failed or not quiet:
+        print(
+            f"  companies purged: {len(summary.purged)} ({summary.rows} rows, "
+            f"{summary.objects} S3 objects), failed: {len(summary.failed)}",
+            flush=True,
+        )
+    return 1 if summary.failed else 0
+
+
+def cmd_company_purge(_args: argparse.Namespace) -> int:
+    """Remove the companies whose deletion grace period is over (functions/archive does it
+    on every scheduled run too)."""
+    return _purge(settings.archive())
+
+
+def cmd_operator_add(args: argparse.Namespace) -> int:
+    from controlroom.usecases import companies
+
+    added = _platform(lambda conn: companies.add_operator(conn, _actor(), args.email))
+    print(f"{args.email} {'is now' if added else 'was already'} a platform operator")
+    return 0
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     dbadmin.bootstrap(
         settings.require("DATABASE_ADMIN_URL"),
@@ -283,6 +405,36 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         return 0
     print(f"audit chain BROKEN at row {report.first_bad_id}: {report.reason}")
     return 1
+
+
+def _add_tenancy_commands(sub: Any) -> None:
+    comp = sub.add_parser("company", help="companies: create, list, suspend, delete ...")
+    compsub = comp.add_subparsers(dest="company_command", required=True)
+    create = compsub.add_parser("create", help="a company and its owner's invitation")
+    create.add_argument("--name", required=True)
+    create.add_argument("--owner-email", required=True, help="the first owner's email")
+    create.add_argument("--slug", help="short name (default: from the name)")
+    create.set_defaults(func=cmd_company_create)
+    compsub.add_parser("list", help="every company and its status").set_defaults(
+        func=cmd_company_list
+    )
+    for action, text in (
+        ("suspend", "refuse sign-in, API and sockets; pause ingestion"),
+        ("resume", "undo a suspension"),
+        ("delete", "suspend now, purge after COMPANY_DELETE_GRACE_DAYS"),
+        ("restore", "undo a deletion within its grace period"),
+    ):
+        one = compsub.add_parser(action, help=text)
+        one.add_argument("company", help="company id (UUID)")
+        one.set_defaults(func=cmd_company_status, action=action)
+    compsub.add_parser("purge", help="remove companies whose grace period is over").set_defaults(
+        func=cmd_company_purge
+    )
+    oper = sub.add_parser("operator", help="platform operators")
+    opersub = oper.add_subparsers(dest="operator_command", required=True)
+    add_op = opersub.add_parser("add", help="list an email as a platform operator")
+    add_op.add_argument("--email", required=True)
+    add_op.set_defaults(func=cmd_operator_add)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("archive", help="export closed days to S3 now").set_defaults(func=cmd_archive)
 
+    _add_tenancy_commands(sub)
+
     aud = sub.add_parser("audit", help="audit trail")
     audsub = aud.add_subparsers(dest="audit_command", required=True)
     verify = audsub.add_parser("verify", help="verify a company's hash chain")
@@ -355,6 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     except errors.SettingsError as exc:
         print(f"controlroom: {exc}", file=sys.stderr)
         return 2
+    except errors.ControlRoomError as exc:
+        print(f"controlroom: {exc.detail or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

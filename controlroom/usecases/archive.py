@@ -137,8 +137,13 @@ class Summary:
         return sum(r.bytes for r in self.exported)
 
 
+def company_prefix(company: uuid.UUID) -> str:
+    """Every archived object of a company lies under this prefix (a purge removes it)."""
+    return f"events/company_id={company}/"
+
+
 def prefix(company: uuid.UUID, day: date) -> str:
-    return f"events/company_id={company}/date={day.isoformat()}/"
+    return f"{company_prefix(company)}date={day.isoformat()}/"
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

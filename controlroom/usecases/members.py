@@ -33,7 +33,7 @@ _SELECT = (
 )
 
 
-def _may_manage(caller: Caller, role: str) -> None:
+def may_manage(caller: Caller, role: str) -> None:
     """Owners manage anyone; admins manage roles below admin; nobody else manages people."""
     if caller.role == "owner":
         return
@@ -46,21 +46,36 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "user_id": str(row["user_id"])}
 
 
+# a suspended or deleting company has no usable members: sign-in, the API and sockets refuse
+_ACTIVE = "JOIN companies c ON c.id = m.company_id AND c.status = 'active'"
+
+
 async def caller_for(
     conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
 ) -> Caller | None:
     """The member with this subject and their role now, or None when they are not a member:
-    the one membership lookup (the REST API and the relay both come through authenticate)."""
+    the one membership lookup (the REST API and the relay both come through authenticate).
+    AuthError when the company is suspended or being deleted."""
     async with tenant_transaction_async(conn, company):
-        cur = await conn.execute(f"{_SELECT} WHERE u.subject = %s", (subject,))
+        cur = await conn.execute(
+            "SELECT u.id AS user_id, m.role, c.status "
+            "FROM users u LEFT JOIN members m ON m.company_id = u.company_id AND m.user_id = u.id "
+            "JOIN companies c ON c.id = u.company_id WHERE u.subject = %s",
+            (subject,),
+        )
         row = await cur.fetchone()
-    return None if row is None else Caller(company, row["user_id"], subject, row["role"])
+    if row is None or row["role"] is None:
+        return None
+    if row["status"] != "active":
+        raise AuthError("company suspended")
+    return Caller(company, row["user_id"], subject, row["role"])
 
 
 async def member_subjects(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> set[str]:
-    """The subjects of everyone who is a member of the company now."""
+    """The subjects of everyone who is a member of the company now (nobody, while the company
+    is suspended: the relay's reconcile tick then closes their sockets)."""
     async with tenant_transaction_async(conn, company):
-        cur = await conn.execute(f"SELECT u.subject {_MEMBERS}")
+        cur = await conn.execute(f"SELECT u.subject {_MEMBERS} {_ACTIVE}")
         rows = await cur.fetchall()
     return {str(r["subject"]) for r in rows}
 
@@ -109,7 +124,7 @@ async def add_member(
 ) -> dict[str, Any]:
     if role not in ROLES:
         raise InvalidError(f"role must be one of {', '.join(ROLES)}")
-    _may_manage(caller, role)
+    may_manage(caller, role)
     async with tenant_transaction_async(conn, caller.company):
         cur = await conn.execute(
             "INSERT INTO users (company_id, subject, email, display_name) VALUES (%s, %s, %s, %s) "
@@ -162,8 +177,8 @@ async def change_role(
         raise InvalidError(f"role must be one of {', '.join(ROLES)}")
     async with tenant_transaction_async(conn, caller.company):
         current = await _current(conn, user_id)
-        _may_manage(caller, current["role"])
-        _may_manage(caller, role)
+        may_manage(caller, current["role"])
+        may_manage(caller, role)
         if role != "owner":
             await _guard_last_owner(conn, current)
         await conn.execute(
@@ -187,7 +202,7 @@ async def remove_member(
 ) -> None:
     async with tenant_transaction_async(conn, caller.company):
         current = await _current(conn, user_id)
-        _may_manage(caller, current["role"])
+        may_manage(caller, current["role"])
         await _guard_last_owner(conn, current)
         await conn.execute("DELETE FROM members WHERE user_id = %s", (user_id,))
         await audit.record_async(

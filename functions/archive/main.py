@@ -10,6 +10,7 @@ import functions_framework
 
 from controlroom import entrypoint, logs, services
 from controlroom.usecases import archive as archiver
+from controlroom.usecases import companies
 
 logs.configure()
 log = logging.getLogger("archive")
@@ -22,6 +23,8 @@ def archive(request: flask.Request) -> flask.Response:
     cfg = service.cfg
     with service.connect() as conn:
         summary = archiver.run(conn, service.s3, cfg.bucket, retention_days=cfg.retention_days)
+        # deleted companies past their grace period: S3 prefixes, then rows (platform audit)
+        purge = companies.purge_due(conn, service.s3, cfg.bucket, cfg.branding_bucket)
     report = {
         "exported": len(summary.exported),
         "rows": summary.rows,
@@ -29,7 +32,9 @@ def archive(request: flask.Request) -> flask.Response:
         "skipped": summary.skipped,
         "failed": len(summary.failed),
         "pruned_rows": summary.pruned_rows,
+        "companies_purged": len(purge.purged),
+        "companies_purge_failed": len(purge.failed),
     }
     # a failed company-day is retried by the next run; the scheduler sees it as an error
-    status = 500 if summary.failed else 200
+    status = 500 if summary.failed or purge.failed else 200
     return flask.Response(json.dumps(report), status=status, mimetype="application/json")

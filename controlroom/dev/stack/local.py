@@ -15,8 +15,11 @@ from controlroom.adapters import cloudtasks, s3
 from controlroom.dev import dbadmin, devkeys
 from controlroom.dev.stack.emulators import FirestoreEmulator, MotoS3, TasksEmulator
 from controlroom.dev.stack.functions import FunctionServer, IdentityProvider, RelayServer
+from controlroom.dev.stack.idp import OidcProvider
+from controlroom.dev.stack.mail import MailCatcher
 from controlroom.dev.stack.postgres import EmbeddedPostgres
 from controlroom.dev.stack.process import StandIn, free_port, port_is_free
+from controlroom.dev.stack.twitch import TwitchStandIn
 from controlroom.dev.stack.valkey import EmbeddedValkey
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -24,8 +27,10 @@ DATABASE = "controlroom"
 PROJECT = "controlroom-local"
 LOCATION = "local"
 QUEUE = "persist"
+SUBSCRIPTIONS_QUEUE = "subscriptions"  # the reconciler's runs, asked for by the relay
 ARCHIVE_BUCKET = "controlroom-archive"
 BRANDING_BUCKET = "controlroom-branding"
+OIDC_CLIENT_ID = "controlroom-local"
 
 # `make run` prefers these ports so links stay the same between runs; a busy one is
 # replaced by a free one (stack.env always says which).
@@ -38,7 +43,12 @@ PREFERRED_PORTS = {
     "webhook": 58081,
     "persist": 58082,
     "identity": 58083,
+    "oidc": 58093,
     "relay": 8080,
+    "mail": 58025,
+    "twitch": 58084,
+    "subscriptions": 58085,
+    "smtp": 51025,
 }
 
 
@@ -60,6 +70,15 @@ class Endpoints:
     webhook_url: str | None = None
     persist_url: str | None = None
     relay_url: str | None = None
+    # sign-in: the service signs with the development key (so `controlroom token` and the
+    # tests mint tokens it accepts) and people sign in at the OpenID Connect stand-in
+    token_signing_keys: str = ""
+    oidc_issuer: str = ""
+    oidc_client_secret: str = ""
+    session_secret: str = ""
+    mail_env: tuple[tuple[str, str], ...] = ()  # SMTP_* and MAIL_CATCHER_URL (services only)
+    # the Twitch stand-in's client and URLs, the reconciler's URL and queue (services only)
+    twitch_env: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         """The environment the deployables read (see the README's configuration table)."""
@@ -74,6 +93,12 @@ class Endpoints:
             "JWT_AUDIENCE": devkeys.AUDIENCE,
             "JWT_JWKS_URL": self.jwks_url,
             "JWT_DEV_PRIVATE_KEY": self.jwt_private_key,
+            "TOKEN_SIGNING_KEYS": self.token_signing_keys,
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+            "OIDC_CLIENT_SECRET": self.oidc_client_secret,
+            "OIDC_PROVIDER_NAME": "the local identity provider",
+            "SESSION_SECRET": self.session_secret,
             **{k: v for k, v in services.items() if v},
             "DATABASE_URL": self.database_url,
             "DATABASE_OWNER_URL": self.owner_url,
@@ -90,6 +115,8 @@ class Endpoints:
             "AWS_DEFAULT_REGION": "us-east-1",
             "ARCHIVE_BUCKET": ARCHIVE_BUCKET,
             "BRANDING_BUCKET": BRANDING_BUCKET,
+            **dict(self.mail_env),
+            **dict(self.twitch_env),
         }
 
 
@@ -123,6 +150,9 @@ class _State:
     owner_password: str
     app_password: str
     eventsub_secret: str
+    oidc_client_secret: str
+    session_secret: str
+    twitch_client_secret: str
 
     @classmethod
     def load(cls, path: Path) -> _State:
@@ -175,9 +205,15 @@ class LocalStack:
         self.s3 = MotoS3(logs, _port("s3", durable))
         self.keys = devkeys.DevKeys.create(root / "jwt")
         self.identity = IdentityProvider(root / "jwt" / "public", logs, _port("identity", durable))
+        self.oidc = OidcProvider(
+            logs, _port("oidc", durable), OIDC_CLIENT_ID, state.oidc_client_secret
+        )
+        self.twitch = TwitchStandIn(logs, _port("twitch", durable), state.twitch_client_secret)
+        self.mail = MailCatcher(logs, _port("mail", durable), _port("smtp", durable))
         self._logs = logs
         self.webhook: FunctionServer | None = None
         self.persist: FunctionServer | None = None
+        self.subscriptions: FunctionServer | None = None
         self.relays: list[RelayServer] = []
         self._started: list[StandIn] = []
         self.endpoints: Endpoints | None = None
@@ -195,6 +231,10 @@ class LocalStack:
             self._start(self.firestore, "the Firestore emulator")
             self._start(self.s3, "moto's S3 server")
             self._start(self.identity, "the identity provider's stand-in (JWKS)")
+            self._start(self.oidc, "the OpenID Connect provider's stand-in")
+            if self.services:
+                self._start(self.mail, "the mail catcher (SMTP and its page)")
+                self._start(self.twitch, "the Twitch stand-in (OAuth, Helix, EventSub)")
             self.endpoints = self._prepare()
             if self.services:
                 self.endpoints = self._start_services(self.endpoints)
@@ -215,7 +255,9 @@ class LocalStack:
         )
         dbadmin.migrate(owner)
         self.progress("creating the task queue and the buckets ...")
-        cloudtasks.ensure_queue(cloudtasks.client(self.tasks.host), PROJECT, LOCATION, QUEUE)
+        tasks = cloudtasks.client(self.tasks.host)
+        for queue in (QUEUE, SUBSCRIPTIONS_QUEUE):
+            cloudtasks.ensure_queue(tasks, PROJECT, LOCATION, queue)
         endpoints = Endpoints(
             admin_url=admin,
             owner_url=owner,
@@ -227,6 +269,12 @@ class LocalStack:
             eventsub_secret=self.state.eventsub_secret,
             jwks_url=self.identity.jwks_url,
             jwt_private_key=str(self.root / "jwt" / "signing-key.pem"),
+            token_signing_keys=self.keys.private_pem.decode(),
+            oidc_issuer=self.oidc.issuer,
+            oidc_client_secret=self.state.oidc_client_secret,
+            session_secret=self.state.session_secret,
+            mail_env=tuple(self.mail.env().items()) if self.services else (),
+            twitch_env=tuple(self.twitch.env().items()) if self.services else (),
         )
         self._prepare_buckets(endpoints)
         return endpoints
@@ -237,7 +285,12 @@ class LocalStack:
         """Another relay instance on its own port: they share Redis, so any number works."""
         assert self.endpoints is not None
         port = port or free_port()
-        env = {**os.environ, **self.endpoints.env(), **(extra_env or {})}
+        env = {
+            **os.environ,
+            **self.endpoints.env(),
+            "PUBLIC_URL": f"http://127.0.0.1:{port}",  # its sign-in redirects come back here
+            **(extra_env or {}),
+        }
         relay = RelayServer(f"relay-{len(self.relays) + 1}", self._logs, port, env)
         self._start(relay, f"the realtime relay #{len(self.relays) + 1}")
         self.relays.append(relay)
@@ -264,9 +317,22 @@ class LocalStack:
             persist_url=f"http://127.0.0.1:{persist_port}/",
             webhook_url=f"http://127.0.0.1:{webhook_port}/",
         )
+        # the reconciler subscribes at the Twitch stand-in with the webhook as callback; the
+        # relay asks for a run through its queue when the roster changes or a creator consents
+        subscriptions_port = _port("subscriptions", self.durable)
+        endpoints = dataclasses.replace(
+            endpoints,
+            twitch_env=(
+                *endpoints.twitch_env,
+                ("EVENTSUB_CALLBACK_URL", f"http://127.0.0.1:{webhook_port}/"),
+                ("SUBSCRIPTIONS_URL", f"http://127.0.0.1:{subscriptions_port}/"),
+                ("SUBSCRIPTIONS_QUEUE", SUBSCRIPTIONS_QUEUE),
+            ),
+        )
         self.endpoints = endpoints
         self.persist = self.start_function("persist", port=persist_port)
         self.webhook = self.start_function("webhook", port=webhook_port)
+        self.subscriptions = self.start_function("subscriptions", port=subscriptions_port)
         relay = self.start_relay(_port("relay", self.durable))
         return dataclasses.replace(endpoints, relay_url=relay.url)
 
