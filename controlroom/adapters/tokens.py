@@ -1,4 +1,5 @@
-"""Token verification for dashboard users: RS256 JWTs (pinned), keys from a JWKS URL or a PEM."""
+"""Token verification: RS256 JWTs (pinned), keys from our own signing keys (in process), a JWKS
+URL or a PEM; members' tokens (`verify`) and platform operators' tokens (`verify_platform`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
+from controlroom.core.identity import PlatformCaller
 from controlroom.core.roles import ROLES, Claims
 from controlroom.errors import AuthError
 from controlroom.logs import fields
@@ -22,8 +24,16 @@ ALGORITHM = "RS256"
 JWKS_TTL_SECONDS = 600
 JWKS_REFETCH_SECONDS = 60
 
+PLATFORM_AUDIENCE = "controlroom-platform"
+
 Fetch = Callable[[], Mapping[str, Any]]  # returns a JWKS document ({"keys": [...]})
 Clock = Callable[[], float]
+
+
+class Keys(Protocol):
+    """Where a token's key comes from, by its `kid` (AuthError when there is none)."""
+
+    def key(self, kid: object) -> Any: ...
 
 
 class KeySet:
@@ -96,8 +106,9 @@ def jwks_fetch(url: str, *, timeout: int = 5) -> Fetch:
 
 
 class TokenVerifier:
-    """Verifies tokens against a JWKS (a `KeySet`: keys cached with a TTL, an unknown kid
-    refetched at most once per interval) or a PEM.
+    """Verifies tokens against our own signing keys (a `signing.Signer`: in process, no
+    network), a JWKS (a `KeySet`: keys cached with a TTL, an unknown kid refetched at most once
+    per interval) or a PEM.
 
     The algorithm is pinned to RS256, so `none` and HS256-with-the-public-key are refused
     by construction; `exp`, `nbf`, `iss` and `aud` are required and checked.
@@ -113,12 +124,14 @@ class TokenVerifier:
         leeway_seconds: int = 30,
         jwks_ttl_seconds: float = JWKS_TTL_SECONDS,
         jwks_refetch_seconds: float = JWKS_REFETCH_SECONDS,
-        keys: KeySet | None = None,
+        keys: Keys | None = None,
+        platform_audience: str = PLATFORM_AUDIENCE,
     ) -> None:
         if not (jwks_url or public_key_pem or keys):
             raise ValueError("a JWKS URL or a public key is required")
         self.issuer = issuer
         self.audience = audience
+        self.platform_audience = platform_audience
         self.leeway = leeway_seconds
         self._pem = public_key_pem
         if keys is None and jwks_url:
@@ -127,14 +140,14 @@ class TokenVerifier:
                 ttl=jwks_ttl_seconds,
                 refetch_interval=jwks_refetch_seconds,
             )
-        self._jwks = keys
+        self._jwks: Keys | None = keys
 
     def _key(self, header: Mapping[str, Any]) -> Any:
         if self._jwks is None:
             return self._pem
         return self._jwks.key(header.get("kid"))
 
-    def verify(self, token: object) -> Claims:
+    def _decode(self, token: object, audience: str) -> dict[str, Any]:
         if not isinstance(token, str) or not token or len(token) > 8192:
             raise AuthError("missing token")
         try:
@@ -144,11 +157,11 @@ class TokenVerifier:
         if header.get("alg") != ALGORITHM:
             raise AuthError("algorithm not allowed")
         try:
-            payload = jwt.decode(
+            payload: dict[str, Any] = jwt.decode(
                 token,
                 self._key(header),
                 algorithms=[ALGORITHM],
-                audience=self.audience,
+                audience=audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={"require": ["exp", "nbf", "iss", "aud", "sub"]},
@@ -161,6 +174,11 @@ class TokenVerifier:
             raise AuthError("token not for this service") from None
         except jwt.InvalidTokenError:
             raise AuthError("invalid token") from None
+        return payload
+
+    def verify(self, token: object) -> Claims:
+        """A member's token: who, in which company, with which role (AuthError otherwise)."""
+        payload = self._decode(token, self.audience)
         try:
             company = uuid.UUID(str(payload.get("company_id")))
         except ValueError:
@@ -174,3 +192,12 @@ class TokenVerifier:
             role=str(role),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
         )
+
+    def verify_platform(self, token: object) -> PlatformCaller:
+        """A platform operator's token (its own audience: a member's token is refused here,
+        and a platform token is refused by `verify`)."""
+        payload = self._decode(token, self.platform_audience)
+        email = payload.get("email")
+        if not isinstance(email, str) or not email:
+            raise AuthError("token has no email")
+        return PlatformCaller(subject=str(payload["sub"]), email=email)

@@ -1,4 +1,5 @@
-"""Development signing keys: the local stack's stand-in for an identity provider."""
+"""The development signing key: the local stack passes it to the service as TOKEN_SIGNING_KEYS,
+so tokens minted here (`controlroom token`, the tests) are ones the service itself could sign."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from controlroom.adapters.signing import thumbprint
 
 ISSUER = "https://controlroom.local/dev-idp"
 AUDIENCE = "controlroom"
@@ -46,11 +49,9 @@ class DevKeys:
     @classmethod
     def load(cls, key_file: Path) -> DevKeys:
         pem = key_file.read_bytes()
-        public = serialization.load_pem_private_key(pem, None).public_key()
-        der = public.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return cls(pem, uuid.uuid5(uuid.NAMESPACE_OID, der.hex()).hex[:16])
+        private = serialization.load_pem_private_key(pem, None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        return cls(pem, thumbprint(private.public_key()))  # kid: RFC 7638, as the service's
 
     def public_pem(self) -> str:
         public = serialization.load_pem_private_key(self.private_pem, None).public_key()
