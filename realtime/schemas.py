@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -87,6 +87,26 @@ class LogoConfirmIn(Strict):
     key: str = Field(min_length=1, max_length=300)
 
 
+class CreatorAuthorization(BaseModel):
+    """What the broadcaster granted our Twitch client (disconnected: a revocation came after
+    the last grant)."""
+
+    status: Literal["connected", "partial", "not_connected", "disconnected"]
+    scopes: list[str]
+    granted_at: datetime | None
+    revoked_at: datetime | None
+
+
+class CreatorSubscriptions(BaseModel):
+    """The creator's EventSub subscriptions by topic label ("follows", "bits", ...), each label
+    under its worst status."""
+
+    enabled: list[str]
+    needs_authorization: list[str]
+    failing: list[str]
+    pending: list[str]
+
+
 class CreatorOut(BaseModel):
     id: str
     twitch_user_id: str
@@ -101,6 +121,13 @@ class CreatorOut(BaseModel):
     last_event_at: datetime | None
     authorization_revoked: bool
     created_at: datetime
+    authorization: CreatorAuthorization
+    subscriptions: CreatorSubscriptions
+
+
+class ConnectLinkOut(BaseModel):
+    url: str
+    expires_at: datetime
 
 
 class CreatorIn(Strict):

@@ -10,6 +10,7 @@ for; the others also satisfy Twitch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 # type -> scopes of which any one suffices; () means Twitch needs no authorization
 SCOPES: dict[str, tuple[str, ...]] = {
@@ -88,8 +89,7 @@ def label(sub_type: str) -> str:
 
 def labels(types: Iterable[str]) -> list[str]:
     """Distinct labels of `types`, in a stable, human order."""
-    found = {label(t) for t in types}
-    return sorted(found, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
+    return labels_in_order(label(t) for t in types)
 
 
 def missing(types: Iterable[str], granted: Iterable[str]) -> list[str]:
@@ -102,3 +102,57 @@ def scope_labels(scopes: Iterable[str]) -> list[str]:
     """What granting `scopes` lets us see, as labels (for the consent page)."""
     have = set(scopes)
     return labels(t for t, needed in SCOPES.items() if needed and not set(needed).isdisjoint(have))
+
+
+# --- what a creator's tile and the creators page show --------------------------------------
+ENABLED = "enabled"
+PENDING = "webhook_callback_verification_pending"
+# statuses that mean the broadcaster's grant is missing or gone (ours, and Twitch's revocations)
+NEEDS_AUTHORIZATION = frozenset({"authorization_missing", "authorization_revoked", "user_removed"})
+
+
+def health(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Subscription health by label from (type, status) rows: a label is as bad as its worst
+    type (needs authorization, then failing, then pending, then enabled)."""
+    rank: dict[str, int] = {}
+    for sub_type, status in rows:
+        if sub_type == "user.authorization.revoke":
+            continue
+        if status in NEEDS_AUTHORIZATION:
+            worst = 3
+        elif status == ENABLED:
+            worst = 0
+        elif status == PENDING:
+            worst = 1
+        else:
+            worst = 2
+        name = label(sub_type)
+        rank[name] = max(rank.get(name, 0), worst)
+    buckets: dict[str, list[str]] = {
+        "enabled": [],
+        "needs_authorization": [],
+        "failing": [],
+        "pending": [],
+    }
+    names = ("enabled", "pending", "failing", "needs_authorization")
+    for name in labels_in_order(rank):
+        buckets[names[rank[name]]].append(name)
+    return buckets
+
+
+def labels_in_order(names: Iterable[str]) -> list[str]:
+    return sorted(set(names), key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
+
+
+def authorization_status(
+    granted: Iterable[str] | None,
+    granted_at: datetime | None,
+    revoked_at: datetime | None,
+) -> str:
+    """connected | partial | not_connected | disconnected: a revocation newer than the last
+    grant means disconnected."""
+    if revoked_at is not None and (granted_at is None or revoked_at > granted_at):
+        return "disconnected"
+    if granted_at is None:
+        return "not_connected"
+    return "partial" if missing(SCOPES, granted or ()) else "connected"

@@ -30,6 +30,8 @@ from controlroom.logs import fields
 
 log = logging.getLogger(__name__)
 
+AUTHORIZATION_REVOKE = "user.authorization.revoke"
+
 
 @dataclass
 class Outcome:
@@ -124,6 +126,16 @@ def _record_revocation(conn: psycopg.Connection[Any], event: Normalized, task: P
         )
 
 
+def _record_grant_revoked(conn: psycopg.Connection[Any], event: Normalized) -> None:
+    # platform level, for every company watching this broadcaster: a revocation newer than
+    # the last grant shows the creator disconnected (a later consent clears it)
+    with conn.transaction():
+        conn.execute(
+            "SELECT record_twitch_revocation(%s, %s)",
+            (event.broadcaster_user_id, event.occurred_at),
+        )
+
+
 def _store_for(
     conn: psycopg.Connection[Any],
     *,
@@ -211,6 +223,9 @@ def _ingest(
         return outcome
     if task.message_type == eventsub.REVOCATION:
         _record_revocation(conn, normalized[0], task)
+    for event in normalized:
+        if event.type == AUTHORIZATION_REVOKE and event.broadcaster_user_id:
+            _record_grant_revoked(conn, event)
 
     to_publish: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
     for index, event in enumerate(normalized):

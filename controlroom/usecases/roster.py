@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from controlroom.adapters.db import tenant_transaction_async
+from controlroom.core import scopes
 from controlroom.core.events import CREATOR_STATE_COLUMNS
 from controlroom.core.roles import Caller
 from controlroom.errors import ConflictError, InvalidError, NotFoundError
@@ -22,18 +23,66 @@ def _actor(caller: Caller) -> audit.Actor:
     return audit.Actor(caller.subject, caller.user_id)
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
+def _public(
+    row: dict[str, Any],
+    grant: dict[str, Any] | None = None,
+    subscriptions: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A creators row as the API shows it, with what the broadcaster granted our Twitch client
+    and how its subscriptions fare, in labels ("follows", "bits", ...)."""
+    # this company's row remembers a revocation too (ingestion); the later fact wins
+    revoked = [
+        t for t in (row.pop("authorization_revoked_at"), (grant or {}).get("revoked_at")) if t
+    ]
+    granted_at = (grant or {}).get("granted_at")
+    status = scopes.authorization_status(
+        (grant or {}).get("scopes"), granted_at, max(revoked) if revoked else None
+    )
     return {
         **row,
         "id": str(row["id"]),
-        "authorization_revoked": row.pop("authorization_revoked_at") is not None,
+        "authorization_revoked": status == "disconnected",
+        "authorization": {
+            "status": status,
+            "scopes": sorted((grant or {}).get("scopes") or []),
+            "granted_at": granted_at,
+            "revoked_at": max(revoked) if revoked else None,
+        },
+        "subscriptions": scopes.health(subscriptions or []),
     }
+
+
+async def _with_health(
+    conn: psycopg.AsyncConnection[Any], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`_public` for rows read in the current tenant transaction (RLS shows the platform rows
+    of the broadcasters this company watches)."""
+    if not rows:
+        return []
+    ids = [r["twitch_user_id"] for r in rows]
+    cur = await conn.execute(
+        "SELECT broadcaster_user_id, scopes, granted_at, revoked_at FROM twitch_authorizations "
+        "WHERE broadcaster_user_id = ANY(%s)",
+        (ids,),
+    )
+    grants = {g["broadcaster_user_id"]: g for g in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT broadcaster_user_id, type, status FROM eventsub_subscriptions "
+        "WHERE broadcaster_user_id = ANY(%s)",
+        (ids,),
+    )
+    subs: dict[str, list[tuple[str, str]]] = {}
+    for s in await cur.fetchall():
+        subs.setdefault(s["broadcaster_user_id"], []).append((s["type"], s["status"]))
+    return [
+        _public(r, grants.get(r["twitch_user_id"]), subs.get(r["twitch_user_id"])) for r in rows
+    ]
 
 
 async def list_creators(conn: psycopg.AsyncConnection[Any], caller: Caller) -> list[dict[str, Any]]:
     async with tenant_transaction_async(conn, caller.company):
         cur = await conn.execute(f"SELECT {_COLUMNS} FROM creators ORDER BY display_name, id")  # noqa: S608
-        return [_public(r) for r in await cur.fetchall()]
+        return await _with_health(conn, list(await cur.fetchall()))
 
 
 async def get_creator(
@@ -42,9 +91,9 @@ async def get_creator(
     async with tenant_transaction_async(conn, caller.company):
         cur = await conn.execute(f"SELECT {_COLUMNS} FROM creators WHERE id = %s", (creator_id,))  # noqa: S608
         row = await cur.fetchone()
-    if row is None:
-        raise NotFoundError("no such creator")
-    return _public(row)
+        if row is None:
+            raise NotFoundError("no such creator")
+        return (await _with_health(conn, [row]))[0]
 
 
 async def add_creator(
@@ -71,7 +120,7 @@ async def add_creator(
         row = await cur.fetchone()
         if row is None:
             raise ConflictError("this creator is already on the roster")
-        created = _public(row)
+        (created,) = await _with_health(conn, [row])
         await audit.record_async(
             conn,
             caller.company,
@@ -117,7 +166,8 @@ async def update_creator(
             before=before,
             after={"labels": row["labels"], "notes": row["notes"]},
         )
-    return _public(row)
+        (updated,) = await _with_health(conn, [row])
+    return updated
 
 
 async def remove_creator(

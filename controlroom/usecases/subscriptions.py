@@ -4,6 +4,9 @@ Wanted: for every broadcaster any company watches, each type ingestion stores, w
 version and condition (raids in both directions), plus one `user.authorization.revoke` for
 the app. Twitch's list (all pages, only our callback) is compared with it: what is missing
 is created (a 409 means it exists), what nobody needs is deleted, the rest is left alone.
+A creation Twitch refuses with 403 (the broadcaster has not granted our client the type's
+scope) is stored as status `authorization_missing` for that type, so the creator's tile and
+the creators page can say what needs authorization; the next run tries again.
 An empty roster never deletes everything: that is what a broken database read looks like.
 """
 
@@ -44,6 +47,8 @@ PER_BROADCASTER: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("channel.shoutout.create", "1", {"broadcaster_user_id": "b", "moderator_user_id": "b"}),
 )
 
+AUTHORIZATION_MISSING = "authorization_missing"  # our status for a 403 from Twitch
+
 Key = tuple[str, str, str]  # type, version, condition as canonical JSON
 
 
@@ -81,6 +86,7 @@ class Report:
     kept: int = 0
     already_existed: int = 0
     refused_to_empty: bool = False
+    authorization_missing: int = 0
     failures: list[str] = field(default_factory=list)
 
 
@@ -127,6 +133,12 @@ def reconcile(
         except HelixError as exc:
             if exc.status in (429,) or exc.status >= 500 or exc.status == 0:
                 raise
+            broadcaster = _broadcaster(condition)
+            if exc.status == 403 and broadcaster:
+                report.authorization_missing += 1
+                refused = {"type": sub_type, "version": version, "condition": condition}
+                record(broadcaster, {**refused, "status": AUTHORIZATION_MISSING})
+                continue
             report.failures.append(f"{sub_type} {condition_json}: {exc}")
             continue
         broadcaster = _broadcaster(condition)
@@ -157,6 +169,7 @@ def reconcile(
             deleted=report.deleted,
             kept=report.kept,
             existed=report.already_existed,
+            authorization_missing=report.authorization_missing,
             failures=len(report.failures),
         ),
     )

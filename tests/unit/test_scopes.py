@@ -62,3 +62,43 @@ def test_missing_labels_for_a_partial_grant() -> None:
         "subscriptions",
         "bits",
     ]
+
+
+def test_health_buckets_a_label_by_its_worst_type() -> None:
+    rows = [
+        ("stream.online", "enabled"),
+        ("stream.offline", "enabled"),
+        ("channel.subscribe", "enabled"),
+        ("channel.subscription.gift", "authorization_missing"),
+        ("channel.cheer", "authorization_revoked"),
+        ("channel.follow", "webhook_callback_verification_pending"),
+        ("channel.ban", "notification_failures_exceeded"),
+        ("user.authorization.revoke", "enabled"),
+    ]
+    assert scopes.health(rows) == {
+        "enabled": ["live status"],
+        "needs_authorization": ["subscriptions", "bits"],
+        "failing": ["bans"],
+        "pending": ["follows"],
+    }
+    assert scopes.health([]) == {
+        "enabled": [],
+        "needs_authorization": [],
+        "failing": [],
+        "pending": [],
+    }
+
+
+def test_authorization_status() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    everything = scopes.requested(scopes.SCOPES)
+    assert scopes.authorization_status(None, None, None) == "not_connected"
+    assert scopes.authorization_status(everything, now, None) == "connected"
+    assert scopes.authorization_status(["bits:read"], now, None) == "partial"
+    assert scopes.authorization_status(everything, now, now + timedelta(seconds=1)) == (
+        "disconnected"
+    )
+    assert scopes.authorization_status(everything, now, now - timedelta(days=1)) == "connected"
+    assert scopes.authorization_status(None, None, now) == "disconnected"
