@@ -25,7 +25,9 @@ def http(log: logging.Logger, method: str = "POST") -> Callable[[Handler], Handl
                 return handler(request)
             except Exception as exc:  # noqa: BLE001 - mapped by the one table; the rest is logged
                 status, body = edge.to_http(exc, log)
-                return flask.Response(body, status=status, mimetype="application/json")
+                return flask.Response(
+                    body, status=status, mimetype="application/json", headers=edge.headers_for(exc)
+                )
 
         return entry
 

@@ -1,5 +1,5 @@
 """ASGI middleware of the REST API and the dashboard: the body limit, the security headers,
-and which browser origins may talk to the service."""
+which browser origins may talk to the service, and the per-IP rate limits."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from controlroom.adapters.ratelimit import Decision, Limiter, Limits, client_ip
 from realtime.schemas import error_response
 
 MAX_BODY_BYTES = 64 * 1024
@@ -137,3 +139,47 @@ def origin_check(extra: Sequence[str]) -> Any:
         return bool(host) and urlsplit(origin).netloc == host and origin.startswith("http")
 
     return allow
+
+
+def scope_client_ip(scope: Mapping[str, Any], trusted_hops: int) -> str:
+    """The client's address for an ASGI scope: the peer's, or from X-Forwarded-For behind
+    `trusted_hops` proxies (controlroom.adapters.ratelimit.client_ip)."""
+    client = scope.get("client")
+    peer = str(client[0]) if client else None
+    forwarded = [
+        v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-forwarded-for"
+    ]
+    return client_ip(peer, forwarded, trusted_hops)
+
+
+def too_many(decision: Decision) -> JSONResponse:
+    """The 429 answer: the standard error body and Retry-After in whole seconds."""
+    response = error_response(429, "rate_limited", "too many requests; retry later")
+    response.headers["Retry-After"] = str(decision.retry_after)
+    return response
+
+
+class RateLimit:
+    """Per-IP token buckets by path, before anything reads the request: sign-in (`/auth/`,
+    `/connect`) and the REST API (`/api/`, before its token is looked at). Everything else
+    (the dashboard's files, the probes, the JWKS) passes."""
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    def _limiter(self, path: str) -> Limiter | None:
+        if path.startswith(("/auth/", "/connect")) or path == "/auth":
+            return self.limits.auth_ip
+        if path.startswith("/api/"):
+            return self.limits.api_ip
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = self._limiter(scope["path"]) if scope["type"] == "http" else None
+        if limiter is not None:
+            decision = await limiter.check(scope_client_ip(scope, self.limits.trusted_proxy_hops))
+            if not decision.allowed:
+                await too_many(decision)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

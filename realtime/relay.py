@@ -34,6 +34,7 @@ import psycopg
 import psycopg_pool
 import socketio
 
+from controlroom.adapters.ratelimit import Decision, Limits
 from controlroom.adapters.tokens import TokenVerifier
 from controlroom.core import rooms
 from controlroom.core.roles import Claims
@@ -44,6 +45,7 @@ from controlroom.usecases import history, members
 from controlroom.usecases.history import Head
 from realtime import transport
 from realtime.feed import CompanyFeed
+from realtime.middleware import scope_client_ip
 from realtime.replay import replay
 from realtime.sessions import Session
 
@@ -59,11 +61,14 @@ class Relay:
         pool: psycopg_pool.AsyncConnectionPool,
         verifier: TokenVerifier,
         cfg: RealtimeSettings,
+        *,
+        limits: Limits | None = None,
     ) -> None:
         self.sio = sio
         self.pool = pool
         self.verifier = verifier
         self.cfg = cfg
+        self.limits = limits or Limits()  # connects per IP, resumes per subject
         self.sessions: dict[str, Session] = {}
         # the same sessions by company: every live frame looks up its company's sockets
         self._company_sessions: dict[uuid.UUID, dict[str, Session]] = {}
@@ -234,6 +239,11 @@ class Relay:
     # --- socket handlers -----------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
+        if self.limits.connect_ip is not None:  # before the token is even read
+            ip = scope_client_ip(environ.get("asgi.scope", {}), self.limits.trusted_proxy_hops)
+            decision = await self.limits.connect_ip.check(ip)
+            if not decision.allowed:
+                raise socketio.exceptions.ConnectionRefusedError("rate limited", refusal(decision))
         try:
             who = await members.authenticate(self.verifier, self.pool.connection, auth.get("token"))
         except AuthError as exc:
@@ -283,6 +293,10 @@ class Relay:
         if session.replaying:
             # two replays at once would interleave their frames: the client waits for `live`
             return {"ok": False, "error": "a replay is running; resume after live"}
+        if self.limits.resume_subject is not None:  # a replay reads PostgreSQL: per person
+            decision = await self.limits.resume_subject.check(session.subject)
+            if not decision.allowed:
+                return {"ok": False, "error": "rate limited", **refusal(decision)}
         session.replaying, session.held = True, []  # from now on, live events are held
         epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
         self.sio.start_background_task(self._catch_up_session, session, last_seq, epoch, False)
@@ -383,6 +397,11 @@ class Relay:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             log.warning("replay failed; disconnecting", extra=fields(error=type(exc).__name__))
             await self.sio.disconnect(session.sid, ignore_queue=True)
+
+
+def refusal(decision: Decision) -> dict[str, Any]:
+    """What a refused socket is told: `{"code": "rate_limited", "retry_after": N}`."""
+    return {"code": "rate_limited", "retry_after": decision.retry_after}
 
 
 def _frame(events: list[dict[str, Any]]) -> tuple[str, Any]:

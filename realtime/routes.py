@@ -21,16 +21,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from controlroom import errors
-from controlroom.adapters import helix
+from controlroom.adapters import helix, ratelimit
 from controlroom.adapters.db import tenant_transaction_async
 from controlroom.core.events import Topic
-from controlroom.core.roles import Caller
+from controlroom.core.roles import Caller, Claims
 from controlroom.errors import (
     AuthError,
     BadRequestError,
     InvalidError,
     NotFoundError,
     QueueUnavailableError,
+    RateLimitedError,
     UnauthorizedError,
     UnavailableError,
 )
@@ -90,21 +91,31 @@ class _Session:
 async def _session(request: Request) -> AsyncIterator[_Session]:
     """The verified caller and the request's pooled connection, in that order: the token is
     checked before the pool is asked, so a forged or unknown-kid token never holds a
-    connection. The connection taken for the membership lookup then serves the route."""
+    connection. Between the two, the subject's rate limit (RateLimitedError, 429). The
+    connection taken for the membership lookup then serves the route."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("a bearer token is required")
+    limits: ratelimit.Limits | None = getattr(request.app.state, "limits", None)
+    per_subject = limits.api_subject if limits is not None else None
     async with contextlib.AsyncExitStack() as stack:
         held: list[psycopg.AsyncConnection[Any]] = []
+        verified: list[Claims] = []
 
         @contextlib.asynccontextmanager
         async def connect() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+            if per_subject is not None and verified:  # the token is good: whose bucket
+                decision = await per_subject.check(verified[0].subject)
+                if not decision.allowed:
+                    raise RateLimitedError(decision.retry_after)
             held.append(await stack.enter_async_context(request.app.state.pool.connection()))
             yield held[0]
 
         try:
-            who = await members.authenticate(request.app.state.verifier, connect, token.strip())
+            who = await members.authenticate(
+                request.app.state.verifier, connect, token.strip(), expect=verified.append
+            )
         except AuthError as exc:
             raise UnauthorizedError(str(exc)) from None
         yield _Session(who.caller, held[0])

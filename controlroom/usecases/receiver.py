@@ -1,4 +1,13 @@
-"""The webhook's use case: verify, record, hand off, and say how to answer Twitch."""
+"""The webhook's use case: verify, record, hand off, and say how to answer Twitch.
+
+The endpoint is public, so its unauthenticated path is rate limited per client IP: each
+request failing signature verification takes a token from its IP's bucket, and an IP whose
+bucket is empty is answered 429 (`admit`) before its body is read or any HMAC computed.
+Authentic deliveries never take a token, so Twitch's own addresses, which send nothing but
+authentic deliveries, are never refused; a genuine delivery arriving from an address that
+is blocked is refused like anything else from there (it cannot be told apart without the
+HMAC work the limit exists to avoid) and Twitch redelivers it later.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +15,17 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from controlroom.adapters.ledger import ENQUEUED, Entry, Ledger
 from controlroom.adapters.taskqueue import Queue
 from controlroom.core import eventsub
 from controlroom.core.handoff import PersistTask
+from controlroom.errors import ForgedDeliveryError, RateLimitedError
 from controlroom.logs import fields
+
+if TYPE_CHECKING:
+    from controlroom.adapters.ratelimit import SyncLimiter
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +43,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def admit(limiter: SyncLimiter | None, client: str) -> None:
+    """RateLimitedError (429) when `client`'s bucket of failed signatures is empty: asked
+    before the body is read, so a flood of forgeries costs no HMAC work."""
+    if limiter is None:
+        return
+    decision = limiter.peek(client)
+    if not decision.allowed:
+        raise RateLimitedError(decision.retry_after, "too many deliveries failed verification")
+
+
 def receive(
     headers: Mapping[str, str],
     body: bytes,
@@ -37,11 +61,19 @@ def receive(
     ledger: Ledger,
     queue: Queue,
     clock: Callable[[], datetime] = _now,
+    limiter: SyncLimiter | None = None,
+    client: str = "unknown",
 ) -> Reply:
     """Handle one delivery. Errors of controlroom's own kinds propagate to the entrypoint's
-    table (403/400/413/503); everything that returns is a success."""
+    table (403/400/413/503); everything that returns is a success. A delivery failing its
+    signature takes a token from `client`'s bucket in `limiter`."""
     received_at = clock()
-    delivery = eventsub.verify_delivery(headers, body, secrets, received_at)
+    try:
+        delivery = eventsub.verify_delivery(headers, body, secrets, received_at)
+    except ForgedDeliveryError:
+        if limiter is not None:
+            limiter.check(client)
+        raise
     context = fields(
         message_id=delivery.message_id,
         message_type=delivery.message_type,

@@ -8,6 +8,7 @@ import flask
 import functions_framework
 
 from controlroom import entrypoint, errors, logs, services
+from controlroom.adapters import ratelimit
 from controlroom.core import eventsub
 from controlroom.usecases import receiver
 
@@ -31,11 +32,19 @@ def _read_body(request: flask.Request) -> bytes:
 @entrypoint.http(log)
 def webhook(request: flask.Request) -> flask.Response:
     service = services.webhook()
+    client = ratelimit.client_ip(
+        request.remote_addr,
+        request.headers.getlist("X-Forwarded-For"),
+        service.trusted_proxy_hops,
+    )
+    receiver.admit(service.limiter, client)  # 429 before the body is read or HMAC'd
     reply = receiver.receive(
         dict(request.headers),
         _read_body(request),
         secrets=service.secrets,
         ledger=service.ledger,
         queue=service.queue,
+        limiter=service.limiter,
+        client=client,
     )
     return flask.Response(reply.body, status=reply.status, content_type=reply.content_type)
