@@ -53,7 +53,7 @@ def agency(stack: LocalStack) -> Agency:
                 ).fetchone()
                 conn.execute(
                     "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, %s)",
-                    (company, user["id"], role),
+                    (company, user["id"], role),  # type: ignore[index]
                 )
     return Agency(
         company,
@@ -176,6 +176,7 @@ def audited(agency: Agency, action: str, creator_id: str) -> int:
             "SELECT count(*) AS n FROM audit_logs WHERE action = %s AND target_id = %s",
             (action, creator_id),
         ).fetchone()
+    assert row is not None
     return int(row["n"])
 
 
