@@ -20,6 +20,7 @@ class FakeTwitch:
         self.tokens: set[str] = set()
         self.fail_next: list[int] = []
         self.conflict_types: set[str] = set()
+        self.unauthorized_types: set[str] = set()  # 403: the broadcaster has not granted them
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         handler = self._handler()
@@ -119,6 +120,15 @@ class FakeTwitch:
                         if (s["type"], s["version"], s["condition"])
                         == (body["type"], body["version"], body["condition"])
                     ]
+                    if body["type"] in fake.unauthorized_types:
+                        return self._reply(
+                            403,
+                            {
+                                "error": "Forbidden",
+                                "status": 403,
+                                "message": "subscription missing proper authorization",
+                            },
+                        )
                     if same or body["type"] in fake.conflict_types:
                         return self._reply(
                             409,

@@ -112,6 +112,36 @@ def test_a_409_counts_as_existing(
     assert report.failures == []
 
 
+def test_a_403_is_stored_as_authorization_missing_per_type(
+    db_settings: settings.DatabaseSettings, twitch: FakeTwitch, roster: tuple[uuid.UUID, list[str]]
+) -> None:
+    company, broadcasters = roster
+    twitch.unauthorized_types |= {"channel.cheer", "channel.follow"}
+    report = run(db_settings, twitch)
+    assert report.authorization_missing >= 2 * len(broadcasters)
+    assert report.failures == []
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        rows = conn.execute(
+            "SELECT type, status FROM eventsub_subscriptions WHERE broadcaster_user_id = %s",
+            (broadcasters[0],),
+        ).fetchall()
+    statuses = {r["type"]: r["status"] for r in rows}
+    assert statuses["channel.cheer"] == "authorization_missing"
+    assert statuses["channel.follow"] == "authorization_missing"
+    assert statuses["stream.online"] != "authorization_missing"
+    # granted later: the next run creates them and the status moves on
+    twitch.unauthorized_types.clear()
+    again = run(db_settings, twitch)
+    assert again.authorization_missing == 0
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        row = conn.execute(
+            "SELECT status FROM eventsub_subscriptions "
+            "WHERE broadcaster_user_id = %s AND type = 'channel.cheer'",
+            (broadcasters[0],),
+        ).fetchone()
+    assert row is not None and row["status"] != "authorization_missing"
+
+
 @pytest.mark.parametrize("fault", [429, 500, 503])
 def test_rate_limits_and_outages_retry_later(
     db_settings: settings.DatabaseSettings,
