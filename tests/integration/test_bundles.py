@@ -29,7 +29,7 @@ from tests.samples import load, message
 
 # packages a bundle must not carry: the heavy ones of the other deployables
 ABSENT = {
-    "webhook": ("pyarrow", "fastapi", "socketio", "engineio", "redis", "boto3", "jwt"),
+    "webhook": ("pyarrow", "fastapi", "socketio", "engineio", "boto3", "jwt"),
     "persist": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.tasks_v2"),
     "subscriptions": ("pyarrow", "fastapi", "socketio", "boto3", "google.cloud.tasks_v2"),
     "archive": ("fastapi", "socketio", "redis", "jwt", "google.cloud.tasks_v2"),
