@@ -3,6 +3,7 @@ which browser origins may talk to the service, and the per-IP rate limits."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,10 +13,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from controlroom import edge
 from controlroom.adapters.ratelimit import Decision, Limiter, Limits, client_ip
+from controlroom.errors import RateLimitedError
 from realtime.schemas import error_response
 
 MAX_BODY_BYTES = 64 * 1024
+
+log = logging.getLogger("realtime.api")
 
 
 class _BodyTooLargeError(Exception):
@@ -153,9 +158,12 @@ def scope_client_ip(scope: Mapping[str, Any], trusted_hops: int) -> str:
 
 
 def too_many(decision: Decision) -> JSONResponse:
-    """The 429 answer: the standard error body and Retry-After in whole seconds."""
-    response = error_response(429, "rate_limited", "too many requests; retry later")
-    response.headers["Retry-After"] = str(decision.retry_after)
+    """The 429 answer from the one table (logged as `request refused`, like the routes'):
+    the standard error body and Retry-After in whole seconds."""
+    found = edge.answer(RateLimitedError(decision.retry_after), log)
+    response = error_response(found.status, found.code, found.detail)
+    for name, value in found.headers:
+        response.headers[name] = value
     return response
 
 

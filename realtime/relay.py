@@ -243,6 +243,7 @@ class Relay:
             ip = scope_client_ip(environ.get("asgi.scope", {}), self.limits.trusted_proxy_hops)
             decision = await self.limits.connect_ip.check(ip)
             if not decision.allowed:
+                log.info("socket refused: rate limited", extra=fields(limit="connect-ip"))
                 raise socketio.exceptions.ConnectionRefusedError("rate limited", refusal(decision))
         try:
             who = await members.authenticate(self.verifier, self.pool.connection, auth.get("token"))
@@ -296,6 +297,7 @@ class Relay:
         if self.limits.resume_subject is not None:  # a replay reads PostgreSQL: per person
             decision = await self.limits.resume_subject.check(session.subject)
             if not decision.allowed:
+                log.info("resume refused: rate limited", extra=fields(sid=sid))
                 return {"ok": False, "error": "rate limited", **refusal(decision)}
         session.replaying, session.held = True, []  # from now on, live events are held
         epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
