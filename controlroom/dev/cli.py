@@ -102,7 +102,7 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
         ("Firestore emulator", env["FIRESTORE_EMULATOR_HOST"]),
         ("S3 (moto)", env["AWS_ENDPOINT_URL_S3"]),
         ("realtime relay (Socket.IO)", env.get("RELAY_URL", "")),
-        ("identity stand-in (JWKS)", env.get("JWT_JWKS_URL", "")),
+        ("identity provider (OIDC)", env.get("OIDC_ISSUER", "")),
         ("mail catcher (what was sent)", env.get("MAIL_CATCHER_URL", "")),
         ("demo company", env["DEMO_COMPANY_ID"]),
     ]
@@ -110,8 +110,8 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
     for name, where in rows:
         print(f"  {name:<28} {where}")
     print(f"\nEvery endpoint and development credential: {env_file} (source it).")
-    link = f"{env.get('RELAY_URL', '')}/#token={env['DEMO_ADMIN_TOKEN']}"
-    print(f"\nDashboard for the demo admin: {link}")
+    print(f"\nDashboard: {env.get('RELAY_URL', '')}  (sign in with the local identity provider;")
+    print(f"  subject {env['DEMO_ADMIN_SUBJECT']} is the demo company's admin)")
     print("Watch the live feed in a terminal:  .venv/bin/controlroom watch --user demo-admin")
     print("Send Twitch-like traffic from another terminal:")
     print(f"  set -a; . {env_file}; set +a")
@@ -299,7 +299,12 @@ def cmd_company_create(args: argparse.Namespace) -> int:
         )
     )
     _show(created.company)
-    mailed = "mailed to" if created.mailed else "NOT mailed (no SMTP server answered) to"
+    if created.mailed:
+        mailed = "mailed to"
+    elif tenancy.smtp is None:
+        mailed = "NOT mailed (SMTP_HOST is not set) to"
+    else:
+        mailed = "NOT mailed (the SMTP server did not take it) to"
     print(
         f"owner invitation {mailed} {args.owner_email}, valid {tenancy.invitation_ttl_days} days:"
     )
