@@ -78,18 +78,19 @@ function Copyable({ url, label, testid }: { url: string; label: string; testid: 
   );
 }
 
-function Creators({ auth }: { auth: Credentials }) {
-  const [rows, reload] = useLoad(useCallback(() => api<Creator[]>(auth, "GET", "/creators"), [auth]));
+function Creators({ auth, onChanged }: { auth: Credentials; onChanged: () => void }) {
+  const [rows, load] = useLoad(useCallback(() => api<Creator[]>(auth, "GET", "/creators"), [auth]));
+  const reload = useCallback(() => { load(); onChanged(); }, [load, onChanged]); // the wall's roster too
   const [login, setLogin] = useState("");
   const [twitchId, setTwitchId] = useState("");
   const [error, setError] = useState("");
   const [links, setLinks] = useState<Map<string, ConnectLink>>(new Map());
   // consent is given elsewhere (the creator's browser): look again every 30 s and on focus
   useEffect(() => {
-    const poll = window.setInterval(reload, 30_000);
-    window.addEventListener("focus", reload);
-    return () => { window.clearInterval(poll); window.removeEventListener("focus", reload); };
-  }, [reload]);
+    const poll = window.setInterval(load, 30_000);
+    window.addEventListener("focus", load);
+    return () => { window.clearInterval(poll); window.removeEventListener("focus", load); };
+  }, [load]);
   async function add(e: React.FormEvent) {
     e.preventDefault();
     setError("");
@@ -269,7 +270,7 @@ export function Admin({ auth, me, onChanged }: { auth: Credentials; me: Me; onCh
   return (
     <section className="admin-page">
       <Settings auth={auth} me={me} onChanged={onChanged} />
-      <Creators auth={auth} />
+      <Creators auth={auth} onChanged={onChanged} />
       <Invitations auth={auth} me={me} />
       <Members auth={auth} me={me} />
       <AuditLog auth={auth} />

@@ -65,8 +65,11 @@ export function App() {
       const session = new Session(info, (reason) => signedOut(reason));
       current.current = session;
       setPhase({ kind: "in", session });
-    } else if (info.companies.length) setPhase({ kind: "pick", info });
-    else setPhase({ kind: "no-company", info });
+    } else if (info.companies.some((c) => c.status === "active")) setPhase({ kind: "pick", info });
+    else if (info.companies.length) {
+      const names = info.companies.map((c) => c.name).join(", ");
+      signedOut(`${names} ${info.companies.length > 1 ? "are" : "is"} ${info.companies[0].status === "deleting" ? "being deleted" : "suspended"}; ask your platform operator.`);
+    } else setPhase({ kind: "no-company", info });
   }, [signedOut]);
 
   const startDevSession = useCallback((token: string) => {
@@ -261,6 +264,7 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
     };
   }, [session, lost, loadHistory, loadMe, loadRoster]);
 
+  const changed = useCallback(() => { void loadMe(); void loadRoster(); }, [loadMe, loadRoster]);
   const branding = me?.company.branding;
   const style = useMemo(() => {
     const primary = branding?.primary_color ?? "#3b3b98";
@@ -311,9 +315,9 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
       </header>
       <div className="sr-only" aria-live="polite">{announcement}</div>
       {!session.renewable && <RefreshBanner session={session} feed={feed} />}
-      {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} />}
+      {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} canManage={Boolean(me && atLeast(me.role, "admin"))} />}
       {page === "feed" && <Feed auth={session} events={events} creators={creators} role={me?.role ?? "viewer"} />}
-      {page === "admin" && me && <Admin auth={session} me={me} onChanged={() => { void loadMe(); void loadRoster(); }} />}
+      {page === "admin" && me && <Admin auth={session} me={me} onChanged={changed} />}
     </div>
   );
 }

@@ -3,11 +3,11 @@ import { useEffect, useState } from "react";
 import type { AuthConfig, InvitationPreview, PendingInvite, SessionInfo } from "./session";
 import { acceptInvitation, AuthError, loginUrl, previewInvitation, reasonOf, refresh } from "./session";
 
-function Provider({ config, label }: { config: AuthConfig; label?: string }) {
+function Provider({ config, purpose }: { config: AuthConfig; purpose?: string }) {
   if (!config.sign_in) return <p>Sign-in is not configured on this server (see OIDC_ISSUER in the operator guide).</p>;
   return (
     <a className="button primary" href={loginUrl("/")} data-testid="sign-in">
-      {label ?? "Sign in"} with {config.provider_name ?? "your identity provider"}
+      Sign in with {config.provider_name ?? "your identity provider"}{purpose ? ` ${purpose}` : ""}
     </a>
   );
 }
@@ -89,7 +89,7 @@ export function Invite({ config, invite, info, onDone, onSignOut }: {
       )}
       {error && <p role="alert" className="refused" data-testid="invitation-error">{error}</p>}
       <div className="actions">
-        {open && !info && <Provider config={config} label="Sign in to accept" />}
+        {open && !info && <Provider config={config} purpose="to accept" />}
         {open && info && (
           <>
             <p className="muted">Signed in as {info.person.email ?? info.person.subject}.</p>

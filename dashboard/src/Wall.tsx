@@ -67,8 +67,8 @@ function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]
   );
 }
 
-export function Wall({ creators, recent, health }: {
-  creators: CreatorState[]; recent: Map<string, FeedEvent[]>; health: Map<string, string[]>;
+export function Wall({ creators, recent, health, canManage }: {
+  creators: CreatorState[]; recent: Map<string, FeedEvent[]>; health: Map<string, string[]>; canManage: boolean;
 }) {
   const [sort, setSort] = useState<Sort>("live");
   const [text, setText] = useState("");
@@ -126,6 +126,14 @@ export function Wall({ creators, recent, health }: {
         </select></label>
         <span>{shown.filter((c) => c.status === "live").length} live of {shown.length}</span>
       </div>
+      {!creators.length && (
+        <p className="empty" data-testid="wall-empty">
+          No creators on the wall yet.{" "}
+          {canManage
+            ? "Add them under Settings & admin → Creators, then send each one a connect link so their events can reach you."
+            : "An owner or admin of your company adds them."}
+        </p>
+      )}
       <div className="wall" ref={box} data-testid="wall">
         <div style={{ height: rows * TILE_H, position: "relative" }}>
           <div className="grid" style={{ transform: `translateY(${first * TILE_H}px)`, gridTemplateColumns: `repeat(${columns}, 1fr)` }}>

@@ -34,7 +34,7 @@ export function linkOf(
   const detail = lines.length ? lines.join("; ") : null;
   let state: LinkState;
   if (authorization?.status === "disconnected") {
-    return { state: "disconnected", headline: HEADLINES.disconnected, detail: "authorization revoked: send a new connect link" };
+    return { state: "disconnected", headline: HEADLINES.disconnected, detail: "authorization revoked; send a new connect link" };
   } else if (authorization?.status === "not_connected" && !enabled.length) state = "not-connected";
   else if (needs.length || failing.length || authorization?.status === "partial") state = "partial";
   else if (pending.length && !enabled.length) state = "pending";
