@@ -104,6 +104,8 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
         ("realtime relay (Socket.IO)", env.get("RELAY_URL", "")),
         ("identity provider (OIDC)", env.get("OIDC_ISSUER", "")),
         ("mail catcher (what was sent)", env.get("MAIL_CATCHER_URL", "")),
+        ("Twitch stand-in (OAuth, Helix)", env.get("HELIX_API_URL", "").removesuffix("/helix")),
+        ("subscriptions (reconciler)", env.get("SUBSCRIPTIONS_URL", "")),
         ("demo company", env["DEMO_COMPANY_ID"]),
     ]
     print("\nThe local stack is up:")
