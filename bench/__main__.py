@@ -14,6 +14,7 @@ BENCHMARKS = {
     "relay": "bench.relay",
     "browser": "bench.browser",
     "archive": "bench.archive",
+    "jwks_flood": "bench.jwks_flood",
 }
 
 
