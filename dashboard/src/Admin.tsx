@@ -196,7 +196,9 @@ function Invitations({ auth, me }: { auth: Credentials; me: Me }) {
       </form>
       {made && (
         <p role="status" className="sent" data-testid="invite-sent">
-          Invitation mailed to {made.email} ({made.role}). The same link, to pass on another way:{" "}
+          {made.mailed
+            ? `Invitation mailed to ${made.email} (${made.role}). The same link, to pass on another way: `
+            : `The mail to ${made.email} could not be sent; pass this link on yourself (${made.role}): `}
           <Copyable url={made.url} label={`invitation link for ${made.email}`} testid="invite-link" />
         </p>
       )}

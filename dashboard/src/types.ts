@@ -9,19 +9,9 @@ export type Company = Schemas["CompanyOut"];
 export type Me = Schemas["MeOut"];
 export type Role = Me["role"];
 // what the creator granted our Twitch client, and what that leaves of its subscriptions
-export interface Authorization {
-  status: "connected" | "partial" | "not_connected" | "disconnected";
-  scopes: string[];
-  granted_at: string | null;
-  revoked_at: string | null;
-}
-export interface SubscriptionLabels {
-  enabled: string[];
-  needs_authorization: string[];
-  failing: string[];
-  pending: string[];
-}
-export type Creator = Schemas["CreatorOut"] & { authorization?: Authorization; subscriptions?: SubscriptionLabels };
+export type Authorization = Schemas["CreatorAuthorization"];
+export type SubscriptionLabels = Schemas["CreatorSubscriptions"];
+export type Creator = Schemas["CreatorOut"];
 export type CreatorIn = Schemas["CreatorIn"];
 export type CreatorPatch = Schemas["CreatorPatch"];
 export type CompanyPatch = Schemas["CompanyPatch"];
@@ -33,19 +23,10 @@ export type MemberPatch = Schemas["MemberPatch"];
 export type SubscriptionHealth = Schemas["SubscriptionHealth"];
 export type AckIn = Schemas["AckIn"];
 export type AuditPage = Schemas["AuditPage"];
-export interface ConnectLink { url: string; expires_at: string }
-export interface InvitationIn { email: string; role: Role }
-export interface Invitation {
-  id: string;
-  email: string;
-  role: Role;
-  status: "pending" | "accepted" | "revoked" | "expired";
-  created_at: string;
-  expires_at: string;
-  invited_by_subject: string;
-  accepted_at: string | null;
-}
-export type InvitationCreated = Invitation & { url: string };
+export type ConnectLink = Schemas["ConnectLinkOut"];
+export type InvitationIn = Schemas["InvitationIn"];
+export type Invitation = Schemas["InvitationOut"];
+export type InvitationCreated = Schemas["InvitationCreated"];
 export type Chain = Schemas["ChainOut"];
 
 // What a summary may hold, by event type (the API declares it an open object).
