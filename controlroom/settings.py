@@ -209,6 +209,9 @@ class OidcSettings:
     client_secret: Secret
     scopes: str = "openid email profile"
     provider_name: str | None = None
+    # the issuer's email counts as verified without an email_verified claim (Entra ID sends
+    # none): only for a directory whose administrators control every address
+    trust_email: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OidcSettings | None:
@@ -220,11 +223,12 @@ class OidcSettings:
         if "openid" not in scopes.split():
             raise SettingsError(f"OIDC_SCOPES must include openid, got {scopes!r}")
         return cls(
-            issuer=issuer.rstrip("/"),
+            issuer=issuer,  # exactly as the provider writes it (Auth0's ends with a slash)
             client_id=require("OIDC_CLIENT_ID", env),
             client_secret=read_secret("OIDC_CLIENT_SECRET", env),
             scopes=scopes,
             provider_name=read("OIDC_PROVIDER_NAME", None, env),
+            trust_email=read_bool("OIDC_TRUST_EMAIL", False, env),
         )
 
 

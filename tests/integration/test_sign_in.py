@@ -32,11 +32,8 @@ CSRF = {"X-Requested-With": "controlroom"}
 def relay(local_stack: LocalStack) -> Iterator[RelayServer]:
     # plain http on loopback: httpx (like any cookie jar) keeps Secure cookies for https only
     server = local_stack.start_relay(extra_env={"COOKIE_SECURE": "false"})
-    try:
-        yield server
-    finally:
-        server.stop()
-        local_stack.relays.remove(server)
+    local_stack.relays.remove(server)  # not one of the stack's shared relays
+    yield server  # stopped with the stack
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import uuid
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from controlroom import errors, settings
 from controlroom.adapters import signing, tokens
@@ -31,11 +32,11 @@ def pems() -> tuple[str, str]:
     return signing.generate_pem(), signing.generate_pem()
 
 
-def _public_from_jwk(n: str, e: str) -> signing.rsa.RSAPublicKey:
+def _public_from_jwk(n: str, e: str) -> rsa.RSAPublicKey:
     def num(v: str) -> int:
         return int.from_bytes(base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)), "big")
 
-    return signing.rsa.RSAPublicNumbers(num(e), num(n)).public_key()
+    return rsa.RSAPublicNumbers(num(e), num(n)).public_key()
 
 
 def test_kid_is_the_rfc7638_thumbprint() -> None:
@@ -151,13 +152,13 @@ def test_settings_take_keys_and_the_public_url(pems: tuple[str, str]) -> None:
     oidc = settings.AuthSettings.from_env(
         {
             **env,
-            "OIDC_ISSUER": "https://accounts.google.com/",
+            "OIDC_ISSUER": "https://tenant.eu.auth0.com/",
             "OIDC_CLIENT_ID": "c",
             "OIDC_CLIENT_SECRET": "hunter2",
             "SESSION_SECRET": "s" * 32,
         }
     ).oidc
-    assert oidc is not None and oidc.issuer == "https://accounts.google.com"
+    assert oidc is not None and oidc.issuer == "https://tenant.eu.auth0.com/"  # kept as written
     assert oidc.scopes == "openid email profile" and "hunter2" not in repr(oidc)
 
 

@@ -86,6 +86,7 @@ class Endpoints:
             "WEBHOOK_URL": self.webhook_url or "",
             "PERSIST_URL": self.persist_url or "",
             "RELAY_URL": self.relay_url or "",
+            "PUBLIC_URL": self.relay_url or "",  # the service's origin: sign-in comes back here
         }
         return {
             "EVENTSUB_SECRET": self.eventsub_secret,
@@ -93,7 +94,8 @@ class Endpoints:
             "JWT_AUDIENCE": devkeys.AUDIENCE,
             "JWT_JWKS_URL": self.jwks_url,
             "JWT_DEV_PRIVATE_KEY": self.jwt_private_key,
-            "TOKEN_SIGNING_KEYS": self.token_signing_keys,
+            # one line (escaped newlines), so stack.env stays a file `source` reads
+            "TOKEN_SIGNING_KEYS": self.token_signing_keys.replace("\n", "\\n"),
             "OIDC_ISSUER": self.oidc_issuer,
             "OIDC_CLIENT_ID": OIDC_CLIENT_ID,
             "OIDC_CLIENT_SECRET": self.oidc_client_secret,
