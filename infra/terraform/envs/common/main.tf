@@ -53,6 +53,7 @@ module "secrets" {
     ]
     redis-url            = [module.service_accounts.emails["persist"], module.service_accounts.emails["realtime"]]
     twitch-client-secret = [module.service_accounts.emails["subscriptions"], module.service_accounts.emails["realtime"]]
+    smtp-password        = [module.service_accounts.emails["realtime"]]
   }
 }
 
@@ -110,7 +111,7 @@ module "functions" {
     })
     persist       = local.common
     subscriptions = merge(local.common, { TWITCH_CLIENT_ID = var.twitch_client_id, EVENTSUB_CALLBACK_URL = var.eventsub_callback_url })
-    archive       = merge(local.common, { ARCHIVE_BUCKET = module.storage.archive_bucket, ARCHIVE_RETENTION_DAYS = tostring(var.hot_retention_days) })
+    archive       = merge(local.common, { ARCHIVE_BUCKET = module.storage.archive_bucket, BRANDING_BUCKET = module.storage.branding_bucket, ARCHIVE_RETENTION_DAYS = tostring(var.hot_retention_days) })
   }
   secrets = {
     webhook       = { EVENTSUB_SECRET = module.secrets.ids["eventsub-secret"], EVENTSUB_SECRET_PREVIOUS = module.secrets.ids["eventsub-secret-previous"] }
@@ -148,10 +149,15 @@ module "realtime" {
     SUBSCRIPTIONS_URL                     = module.functions.urls["subscriptions"]
     SUBSCRIPTIONS_QUEUE                   = module.messaging.subscriptions_queue
     SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
+    SMTP_HOST                             = var.smtp_host
+    SMTP_PORT                             = tostring(var.smtp_port)
+    SMTP_USERNAME                         = var.smtp_username
+    SMTP_FROM                             = var.smtp_from
   })
   secrets = {
     DATABASE_URL         = module.secrets.ids["database-url"]
     REDIS_URL            = module.secrets.ids["redis-url"]
     TWITCH_CLIENT_SECRET = module.secrets.ids["twitch-client-secret"]
+    SMTP_PASSWORD        = module.secrets.ids["smtp-password"]
   }
 }

@@ -126,3 +126,27 @@ variable "eventsub_callback_url" {
   description = "Public URL Twitch calls (the webhook function's URL, or a domain in front of it)."
   type        = string
 }
+
+variable "smtp_host" {
+  description = "SMTP relay for invitation mail (STARTTLS on); empty: invitations are shown, not mailed."
+  type        = string
+  default     = ""
+}
+
+variable "smtp_port" {
+  description = "SMTP relay port (587: submission with STARTTLS)."
+  type        = number
+  default     = 587
+}
+
+variable "smtp_username" {
+  description = "SMTP login (its password is the smtp-password secret); empty: no login."
+  type        = string
+  default     = ""
+}
+
+variable "smtp_from" {
+  description = "Sender of invitation mail, e.g. \"Creator Control Room <no-reply@agency.example>\"."
+  type        = string
+  default     = ""
+}

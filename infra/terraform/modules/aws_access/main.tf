@@ -65,8 +65,19 @@ data "aws_iam_policy_document" "access" {
   }
   statement {
     sid       = "BrandingObjects"
-    actions   = ["s3:PutObject", "s3:GetObject"]
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
     resources = ["${var.branding_bucket_arn}/tenants/*"]
+  }
+  # the purge of a deleted company lists and removes its tenants/<id>/branding/ prefix
+  statement {
+    sid       = "BrandingList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.branding_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["tenants/*"]
+    }
   }
 }
 
