@@ -98,3 +98,23 @@ def test_no_host_means_no_mailer_and_bad_values_name_their_variable() -> None:
         settings.SmtpSettings.from_env({"SMTP_HOST": "h", "SMTP_STARTTLS": "maybe"})
     with pytest.raises(settings.SettingsError, match="COMPANY_DELETE_GRACE_DAYS"):
         settings.TenancySettings.from_env({"COMPANY_DELETE_GRACE_DAYS": "-1"})
+
+
+def test_the_catcher_page_links_urls_and_escapes_everything_else() -> None:
+    from controlroom.dev import mailcatcher
+
+    html = mailcatcher.page(
+        [
+            {
+                "subject": "<script>alert(1)</script>",
+                "to": ["a@b.example"],
+                "mail_from": "x@y.example",
+                "received_at": "now",
+                "text": 'Open http://127.0.0.1:8080/#invite=1.abc now <img src=x onerror="y">',
+                "links": [],
+            }
+        ]
+    )
+    assert '<a href="http://127.0.0.1:8080/#invite=1.abc">' in html
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html
