@@ -342,32 +342,64 @@ def test_used_and_expired_links_and_roles(stack: LocalStack, agency: Agency) -> 
     assert httpx.get(bogus, timeout=15).status_code == 404
 
 
-def test_revocation_disconnects_and_a_new_consent_reconnects(
+def test_revocation_disconnects_everywhere_and_a_new_consent_reconnects(
     stack: LocalStack, agency: Agency
 ) -> None:
     made = add_creator(stack, agency, "consent_revoked")
+    # another agency watches the same broadcaster: the grant and its revocation are Twitch's
+    other = Agency(new_agency(agency.cfg, "Also watching"), "", "", agency.cfg)
+    other.viewer_token = stack.keys.token("also-viewer", other.company, "viewer")
+    with db.connect(agency.cfg) as conn, db.tenant_transaction(conn, other.company):
+        user = conn.execute(
+            "INSERT INTO users (company_id, subject) VALUES (%s, 'also-viewer') RETURNING id",
+            (other.company,),
+        ).fetchone()
+        assert user is not None
+        conn.execute(
+            "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, 'viewer')",
+            (other.company, user["id"]),
+        )
+        theirs = conn.execute(
+            "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name) "
+            "VALUES (%s, %s, 'consent_revoked', 'Theirs') RETURNING id",
+            (other.company, made["twitch_user_id"]),
+        ).fetchone()
+        assert theirs is not None
+    their_id = str(theirs["id"])
+
     started = start(connect_link(stack, agency, made["id"]))
     assert back(decide(started, "consent_revoked"), started.cookie).status_code == 200
+    assert creator(stack, other, their_id)["authorization"]["status"] == "connected"
 
-    def status() -> str:
-        return str(creator(stack, agency, made["id"])["authorization"]["status"])
+    def status(who: Agency, creator_id: str) -> str:
+        return str(creator(stack, who, creator_id)["authorization"]["status"])
+
+    def enabled(who: Agency, creator_id: str) -> list[str]:
+        return list(creator(stack, who, creator_id)["subscriptions"]["enabled"])
 
     # the app's user.authorization.revoke subscription exists once the reconciler ran
-    assert wait_for(
-        lambda: "follows" in creator(stack, agency, made["id"])["subscriptions"]["enabled"],
-        timeout=60,
-        interval=0.5,
-    )
+    assert wait_for(lambda: "follows" in enabled(agency, made["id"]), timeout=60, interval=0.5)
     revoked = httpx.post(
         f"{stack.twitch.url}/_stub/revoke", params={"user_id": made["twitch_user_id"]}, timeout=30
     )
     assert revoked.status_code == 200 and revoked.json()["notified"] >= 1
-    assert wait_for(lambda: status() == "disconnected", timeout=30, interval=0.3)
+    assert wait_for(lambda: status(agency, made["id"]) == "disconnected", timeout=30, interval=0.3)
+    assert status(other, their_id) == "disconnected"
+    row = grant_row(agency, made["twitch_user_id"])
+    assert row is not None and row["revoked_at"] > row["granted_at"]
     shown = creator(stack, agency, made["id"])
     assert shown["authorization_revoked"] is True
     assert shown["authorization"]["revoked_at"] is not None
 
+    # a new consent wins over the older revocation, for every company watching
     again = start(connect_link(stack, agency, made["id"]))
     assert back(decide(again, "consent_revoked"), again.cookie).status_code == 200
-    assert status() == "connected"
+    assert status(agency, made["id"]) == "connected"
     assert creator(stack, agency, made["id"])["authorization_revoked"] is False
+    assert status(other, their_id) == "connected"
+    assert creator(stack, other, their_id)["authorization_revoked"] is False
+
+
+def new_agency(cfg: settings.DatabaseSettings, name: str) -> uuid.UUID:
+    with db.connect(cfg) as conn:
+        return new_company(conn, name)
