@@ -53,6 +53,9 @@ module "secrets" {
     ]
     redis-url            = [module.service_accounts.emails["persist"], module.service_accounts.emails["realtime"]]
     twitch-client-secret = [module.service_accounts.emails["subscriptions"], module.service_accounts.emails["realtime"]]
+    token-signing-keys   = [module.service_accounts.emails["realtime"]]
+    oidc-client-secret   = [module.service_accounts.emails["realtime"]]
+    session-secret       = [module.service_accounts.emails["realtime"]]
     smtp-password        = [module.service_accounts.emails["realtime"]]
   }
 }
@@ -141,9 +144,11 @@ module "realtime" {
   min_instances   = var.realtime_min_instances
   max_instances   = var.realtime_max_instances
   environment = merge(local.common, {
-    JWT_ISSUER                            = var.jwt_issuer
+    PUBLIC_URL                            = var.public_url
     JWT_AUDIENCE                          = var.jwt_audience
-    JWT_JWKS_URL                          = var.jwt_jwks_url
+    OIDC_ISSUER                           = var.oidc_issuer
+    OIDC_CLIENT_ID                        = var.oidc_client_id
+    OIDC_PROVIDER_NAME                    = var.oidc_provider_name
     BRANDING_BUCKET                       = module.storage.branding_bucket
     TWITCH_CLIENT_ID                      = var.twitch_client_id
     SUBSCRIPTIONS_URL                     = module.functions.urls["subscriptions"]
@@ -158,6 +163,9 @@ module "realtime" {
     DATABASE_URL         = module.secrets.ids["database-url"]
     REDIS_URL            = module.secrets.ids["redis-url"]
     TWITCH_CLIENT_SECRET = module.secrets.ids["twitch-client-secret"]
+    TOKEN_SIGNING_KEYS   = module.secrets.ids["token-signing-keys"]
+    OIDC_CLIENT_SECRET   = module.secrets.ids["oidc-client-secret"]
+    SESSION_SECRET       = module.secrets.ids["session-secret"]
     SMTP_PASSWORD        = module.secrets.ids["smtp-password"]
   }
 }

@@ -98,23 +98,39 @@ variable "hot_retention_days" {
   }
 }
 
-variable "jwt_issuer" {
-  description = "The identity provider's issuer (iss of dashboard tokens)."
+variable "public_url" {
+  description = "The service's external origin (sign-in redirects come back here; the iss of our tokens)."
   type        = string
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+(:[0-9]+)?$", var.public_url))
+    error_message = "public_url must be an https origin (no path)."
+  }
 }
 
 variable "jwt_audience" {
-  description = "The audience dashboard tokens are issued for."
+  description = "The audience our access tokens are issued for."
+  type        = string
+  default     = "controlroom"
+}
+
+variable "oidc_issuer" {
+  description = "The OpenID Connect issuer people sign in at (Google, Twitch, Auth0, Entra ID...)."
+  type        = string
+  validation {
+    condition     = startswith(var.oidc_issuer, "https://")
+    error_message = "oidc_issuer must be https."
+  }
+}
+
+variable "oidc_client_id" {
+  description = "Our client at the OpenID Connect issuer (its secret is the oidc-client-secret secret)."
   type        = string
 }
 
-variable "jwt_jwks_url" {
-  description = "The identity provider's JWKS URL."
+variable "oidc_provider_name" {
+  description = "The sign-in button's label (\"Sign in with ...\")."
   type        = string
-  validation {
-    condition     = startswith(var.jwt_jwks_url, "https://")
-    error_message = "jwt_jwks_url must be https."
-  }
+  default     = ""
 }
 
 variable "twitch_client_id" {
