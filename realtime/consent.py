@@ -235,7 +235,8 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{_e(title)} · Creator Control Room</title>"
-        "<link rel='stylesheet' href='/connect/style.css'></head>"
+        "<link rel='icon' href='data:,'><link rel='stylesheet' href='/connect/style.css'>"
+        "</head>"
         f"<body><main class='card'>{body}</main>"
         "<footer>Creator Control Room</footer></body></html>"
     )
