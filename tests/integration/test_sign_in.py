@@ -447,3 +447,48 @@ def test_platform_token_needs_an_operator(
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["aud"] == "controlroom-platform" and claims["email"] == "si-op@example.com"
     assert "company_id" not in claims
+
+
+# --- invitations, as the signed-in person ------------------------------------------------
+def test_an_invitation_is_accepted_by_the_signed_in_invitee(
+    relay: RelayServer, cfg: settings.DatabaseSettings, local_stack: LocalStack
+) -> None:
+    company = member_of(cfg, "si-inviter", "owner", "Inviting Agency")
+    admin = local_stack.keys.token("si-inviter", company, "owner")
+    created = httpx.post(
+        f"{relay.url}/api/invitations",
+        json={"email": "si-invitee@example.com", "role": "operator"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert created.status_code == 201, created.text
+    company_id, _, token = created.json()["url"].split("#invite=")[1].partition(".")
+    assert company_id == str(company)
+    preview = httpx.get(
+        f"{relay.url}/auth/invitations/preview", params={"company_id": company_id, "token": token}
+    )
+    assert preview.status_code == 200
+    assert preview.json()["role"] == "operator" and preview.json()["status"] == "pending"
+
+    def members() -> int:
+        with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+            row = conn.execute("SELECT count(*) AS n FROM members").fetchone()
+        assert row is not None
+        return int(row["n"])
+
+    body = {"company_id": company_id, "token": token}
+    before = members()
+    stranger = sign_in(relay, "si-not-invited")  # signed in, another email
+    r = stranger.post("/auth/invitations/accept", json=body, headers=CSRF)
+    assert r.status_code == 403 and members() == before
+    unsigned = httpx.post(f"{relay.url}/auth/invitations/accept", json=body, headers=CSRF)
+    assert unsigned.status_code == 401 and members() == before
+    invitee = sign_in(relay, "si-invitee")
+    assert invitee.post("/auth/invitations/accept", json=body).status_code == 403  # no header
+    r = invitee.post("/auth/invitations/accept", json=body, headers=CSRF)
+    assert r.status_code == 200, r.text
+    assert r.json()["company"]["id"] == company_id and r.json()["company"]["role"] == "operator"
+    assert members() == before + 1
+    chosen = refresh(invitee, company).json()
+    assert chosen["company"]["role"] == "operator" and chosen["access_token"]
+    again = invitee.post("/auth/invitations/accept", json=body, headers=CSRF)
+    assert again.status_code == 410 and members() == before + 1
