@@ -34,6 +34,14 @@ OIDC_CLIENT_ID = "controlroom-local"
 
 # `make run` prefers these ports so links stay the same between runs; a busy one is
 # replaced by a free one (stack.env always says which).
+# The local stack (make run, the tests, the benchmarks) hammers the services from one address
+# and a few people: its rate limits are loose but on, so every request still goes through the
+# buckets in Valkey. A variable set in the environment wins; tests of the limits set their own.
+LOCAL_RATE_LIMITS = {
+    f"RATE_LIMIT_{name}": "1000/s burst 100000"
+    for name in ("AUTH_IP", "API_IP", "API_SUBJECT", "CONNECT_IP", "RESUME_SUBJECT", "WEBHOOK_IP")
+}
+
 PREFERRED_PORTS = {
     "postgres": 55432,
     "valkey": 56379,
@@ -119,6 +127,7 @@ class Endpoints:
             "BRANDING_BUCKET": BRANDING_BUCKET,
             **dict(self.mail_env),
             **dict(self.twitch_env),
+            **{k: os.environ.get(k, v) for k, v in LOCAL_RATE_LIMITS.items()},
         }
 
 
