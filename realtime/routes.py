@@ -64,7 +64,7 @@ from realtime.schemas import (
 log = logging.getLogger("realtime.api")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 router = APIRouter(prefix="/api", responses=_ERRORS)
 probes = APIRouter()
