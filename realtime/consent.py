@@ -4,11 +4,13 @@ pages a creator goes through (`/connect` -> Twitch -> `/connect/callback`).
 The pages are server-rendered, with one same-origin stylesheet and no script, so the
 service's strict CSP holds. The OAuth state and PKCE verifier travel in a short-lived signed
 cookie bound to the link (Path=/connect, HttpOnly, SameSite=Lax so Twitch's redirect back
-carries it); the link itself is single use.
+carries it), which ties the answer to the browser that left; Redis holds each state once
+(GETDEL), so a state is good for one callback whatever happens. The link itself is single use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import html
 import logging
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
+import redis.asyncio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -47,6 +50,7 @@ class ConsentConfig:
     state_key: str  # signs the state cookie
     cookie_secure: bool
     link_ttl_days: int
+    states: redis.asyncio.Redis[bytes]  # each state issued, until its one callback (or expiry)
 
 
 def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
@@ -66,6 +70,7 @@ def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
         state_key=state_secret.reveal(),
         cookie_secure=cfg.auth.cookie_secure,
         link_ttl_days=cfg.consent.link_ttl_days,
+        states=redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2),
     )
 
 
@@ -78,6 +83,25 @@ def _config(request: Request) -> ConsentConfig:
 
 def _public_url(request: Request, config: ConsentConfig) -> str:
     return config.public_url or str(request.base_url).rstrip("/")
+
+
+def _state_key(state: str) -> str:
+    return "consent:state:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+async def _issue(config: ConsentConfig, state: str, link: consent.Link) -> None:
+    try:
+        await config.states.set(_state_key(state), str(link.company), ex=STATE_MAX_AGE, nx=True)
+    except redis.RedisError:
+        raise errors.UnavailableError("try again shortly") from None
+
+
+async def _spend(config: ConsentConfig, state: str) -> bool:
+    """True once per issued state: the first callback that brings it takes it."""
+    try:
+        return await config.states.getdel(_state_key(state)) is not None
+    except redis.RedisError:
+        raise errors.UnavailableError("try again shortly") from None
 
 
 def _serializer(config: ConsentConfig) -> URLSafeTimedSerializer:
@@ -141,6 +165,10 @@ async def start(request: Request, link: _LINK) -> Response:
     except Exception as exc:  # noqa: BLE001 - every refusal is a page
         return _refusal(exc)
     state, verifier = secrets.token_urlsafe(24), twitch_oauth.new_verifier()
+    try:
+        await _issue(config, state, parsed)
+    except errors.UnavailableError as exc:
+        return _refusal(exc)
     target = twitch_oauth.authorize_url(
         config.oauth,
         redirect_uri=f"{_public_url(request, config)}/connect/callback",
@@ -190,6 +218,8 @@ async def _complete(request: Request, state: str, code: str, error: str) -> Resp
         ) from None
     if not (state and hmac.compare_digest(str(saved.get("state", "")), state)):
         raise errors.BadRequestError("the answer from Twitch does not match this sign-in")
+    if not await _spend(config, state):
+        raise errors.BadRequestError("this sign-in was already used; open your link again")
     if error:
         raise errors.BadRequestError("you did not authorize on Twitch; nothing was changed")
     if not code:

@@ -274,6 +274,10 @@ def test_refused_callbacks_store_nothing(stack: LocalStack, agency: Agency) -> N
     wrong = back(decide(other, "someone_else"), other.cookie)
     assert wrong.status_code == 403
     assert "someone_else" in wrong.text
+    # a state is good for one callback: even a right answer under the spent state is refused
+    reused = back(decide(other, "consent_guarded"), other.cookie)
+    assert reused.status_code == 400
+    assert "already used" in reused.text
 
     # cancelled on Twitch
     cancelled = start(url)
