@@ -9,7 +9,9 @@ in the session's shared Valkey).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import time
 import urllib.error
@@ -24,7 +26,7 @@ import socketio
 from google.cloud import firestore
 
 from controlroom import settings
-from controlroom.adapters import db
+from controlroom.adapters import db, ratelimit
 from controlroom.dev import twitchsim
 from controlroom.dev.stack import LocalStack, local
 from controlroom.dev.stack.functions import FunctionServer, RelayServer
@@ -358,3 +360,36 @@ def test_with_its_store_down_the_webhook_fails_open_and_says_so(
         assert "rate limit store unavailable" in log
     finally:
         server.stop()
+
+
+# --- the adapter itself, on real Valkey and on none ---------------------------------------------
+def test_buckets_in_valkey_are_shared_by_every_limiter_of_a_rule(local_stack: LocalStack) -> None:
+    assert local_stack.endpoints is not None
+    url = local_stack.endpoints.redis_url
+    rate = settings.Rate(1, 1, 2)
+    key = _ip()
+    one = ratelimit.SyncLimiter("shared-rule", rate, ratelimit.sync_store(url))
+
+    async def other_instance() -> None:  # one event loop, as in the service
+        two = ratelimit.Limiter("shared-rule", rate, ratelimit.async_store(url))
+        assert one.check(key).allowed
+        assert (await two.check(key)).allowed
+        refused = one.check(key)
+        assert not refused.allowed and refused.retry_after >= 1
+        assert not (await two.peek(key)).allowed
+        await asyncio.sleep(refused.retry_after)
+        assert (await two.check(key)).allowed
+
+    asyncio.run(other_instance())
+
+
+def test_an_unreachable_store_fails_open_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    limiter = ratelimit.Limiter("dead-store", settings.Rate(1, 1, 1), ratelimit.async_store(dead))
+
+    async def burst() -> list[bool]:
+        return [(await limiter.check("k")).allowed for _ in range(5)]
+
+    with caplog.at_level(logging.WARNING, logger="controlroom.adapters.ratelimit"):
+        assert asyncio.run(burst()) == [True] * 5
+    assert any("store unavailable" in r.getMessage() for r in caplog.records)
