@@ -329,6 +329,9 @@ def _probes(b: Agency, b_only_seq: int, b_key: str) -> dict[tuple[str, str], lis
             (f"/api/creators/{s}", {"notes": "taken over"}) for s in spellings
         ],
         ("delete", "/api/creators/{creator_id}"): [(f"/api/creators/{s}", None) for s in spellings],
+        ("post", "/api/creators/{creator_id}/connect-link"): [
+            (f"/api/creators/{s}/connect-link", None) for s in spellings
+        ],
         ("get", "/api/members"): [("/api/members", None)],
         ("post", "/api/members"): [
             ("/api/members", {"subject": "sec_bravo-owner", "role": "owner"})
