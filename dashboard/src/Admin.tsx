@@ -229,23 +229,32 @@ function Members({ auth, me }: { auth: Credentials; me: Me }) {
     try { await api(auth, "PATCH", `/members/${row.user_id}`, { role } satisfies MemberPatch); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
     reload();
   }
+  async function remove(row: Member) {
+    setError("");
+    try { await api(auth, "DELETE", `/members/${row.user_id}`); } catch (err) { setError(err instanceof ApiError ? err.message : "failed"); }
+    reload();
+  }
   return (
-    <section className="card">
+    <section className="card" data-testid="members">
       <h2>Members</h2>
       {error && <p role="alert">{error}</p>}
-      <table><tbody>
-        {rows?.map((r) => {
-          const manageable = me.role === "owner" || !atLeast(r.role, "admin");
-          return (
-            <tr key={r.user_id}>
-              <td>{r.subject}</td><td>{r.email}</td>
-              <td>{manageable ? (
-                <select value={r.role} onChange={(e) => void change(r, e.target.value as Role)} aria-label={`role of ${r.subject}`}>
-                  {assignable.map((x) => <option key={x}>{x}</option>)}
-                </select>) : r.role}</td>
-            </tr>);
-        })}
-      </tbody></table>
+      <table>
+        <thead><tr><th>Name</th><th>Email</th><th>Role</th><th /></tr></thead>
+        <tbody>
+          {rows?.map((r) => {
+            const manageable = r.subject !== me.subject && (me.role === "owner" || !atLeast(r.role, "admin"));
+            return (
+              <tr key={r.user_id} data-testid={`member-${r.email ?? r.subject}`}>
+                <td>{r.display_name ?? r.subject}</td><td>{r.email}</td>
+                <td>{manageable ? (
+                  <select value={r.role} onChange={(e) => void change(r, e.target.value as Role)} aria-label={`role of ${r.display_name ?? r.subject}`}>
+                    {assignable.map((x) => <option key={x}>{x}</option>)}
+                  </select>) : r.role}</td>
+                <td>{manageable && <button onClick={() => void remove(r)} data-testid="member-remove">Remove</button>}</td>
+              </tr>);
+          })}
+        </tbody>
+      </table>
     </section>
   );
 }

@@ -99,7 +99,10 @@ export function App() {
         else signedOut(err instanceof AuthError && err.status === 401 ? undefined : reasonOf(err));
       }
     })();
-    return () => { cancelled = true; };
+    // an invitation link opened in this tab once it is running: start over with it
+    const linked = () => { if (/^#(invite|token)=/.test(window.location.hash)) window.location.reload(); };
+    window.addEventListener("hashchange", linked);
+    return () => { cancelled = true; window.removeEventListener("hashchange", linked); };
   }, [enter, signedOut, startDevSession]);
 
   const switchTo = useCallback(async (companyId: string) => {
@@ -293,8 +296,9 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
         {companies.length > 1 && (
           <label className="switcher">
             <span className="sr-only">Company</span>
-            <select value={session.company?.id} onChange={(e) => onSwitch(e.target.value)} data-testid="company-switcher">
-              {companies.map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
+            <select value="" onChange={(e) => { if (e.target.value) onSwitch(e.target.value); }} data-testid="company-switcher">
+              <option value="" disabled>Switch company…</option>
+              {companies.filter((c) => c.id !== session.company?.id).map((c) => <option key={c.id} value={c.id}>{c.name}</option>)}
             </select>
           </label>
         )}

@@ -20,7 +20,7 @@ export function SignIn({ config, reason, notice, onToken }: {
     <main className="signin">
       <h1>Creator Control Room</h1>
       {reason && <p role="alert" className="refused" data-testid="signed-out-reason">Signed out: {reason}</p>}
-      {notice && <p role="status">{notice}</p>}
+      {notice && <p role="status" data-testid="signed-out-notice">{notice}</p>}
       <Provider config={config} />
       {config.dev_token_sign_in && (
         <form onSubmit={(e) => { e.preventDefault(); if (value.trim()) onToken(value.trim()); }}>

@@ -130,7 +130,10 @@ export function reasonOf(err: unknown, company?: string): string {
   if (err instanceof AuthError) {
     if (err.code === "suspended") return `${company ?? "This company"} is suspended; ask your platform operator.`;
     if (err.status === 401) return "Your session has ended; sign in again.";
-    if (err.status === 403) return err.message === "forbidden" ? "You no longer have access to this company." : err.message;
+    if (err.status === 403 && err.code === "forbidden") {
+      return company ? `You are no longer a member of ${company}.` : "You no longer have access to this company.";
+    }
+    if (err.status === 403) return err.message;
     if (err.status === 429) return "Too many attempts; wait a moment and try again.";
     return err.message;
   }

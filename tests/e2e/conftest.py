@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from controlroom import settings
 from controlroom.adapters import db
@@ -51,19 +54,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @contextmanager
-def dev_token_sign_in() -> Iterator[None]:
-    """Turns on the dashboard's development sign-in (`#token=` links, token pasting) for the
-    services a stack starts meanwhile: they take their environment from ours. Off by default,
-    as in a newcomer's `make run`; these tests sign in with tokens from `stack.keys`."""
-    saved = os.environ.get("DEV_TOKEN_SIGN_IN")
-    os.environ["DEV_TOKEN_SIGN_IN"] = "true"
+def service_environment(**values: str) -> Iterator[None]:
+    """Settings for the services a stack starts meanwhile: they take their environment from
+    ours (the stack's own endpoints and credentials come on top)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if saved is None:
-            del os.environ["DEV_TOKEN_SIGN_IN"]
-        else:
-            os.environ["DEV_TOKEN_SIGN_IN"] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+def dev_token_sign_in() -> contextlib.AbstractContextManager[None]:
+    """The dashboard's development sign-in (`#token=` links, token pasting): off by default,
+    as in a newcomer's `make run`; these tests sign in with tokens from `stack.keys`."""
+    return service_environment(DEV_TOKEN_SIGN_IN="true")
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +146,39 @@ def send(env: dict[str, str], sub_type: str, broadcaster: str, login: str, **eve
         env["WEBHOOK_URL"], twitchsim.sign_delivery(body, env["EVENTSUB_SECRET"])
     )
     assert status == 204
+
+
+# --- the real sign-in, as a person clicks through it ------------------------------------------
+CONTROLROOM = str(Path(sys.executable).with_name("controlroom"))
+SLOW = 20_000  # ms: a step that waits for a function, the reconciler or a poll
+
+
+def controlroom(env: dict[str, str], *args: str) -> str:
+    """The operator's CLI, as a person runs it with the stack's environment."""
+    done = subprocess.run(
+        [CONTROLROOM, *args],
+        check=False,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, f"controlroom {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def fresh_browser(browser: Browser) -> tuple[BrowserContext, Page]:
+    """A person of their own: their own cookies and storage."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    return context, context.new_page()
+
+
+def sign_in_at_identity_provider(page: Page, who: tuple[str, str, str]) -> None:
+    """The identity stand-in's page: type who you are, press Sign in, follow the redirects."""
+    subject, email, name = who
+    page.get_by_test_id("sign-in").click()
+    page.locator("#sub").wait_for(timeout=SLOW)
+    page.locator("#sub").fill(subject)
+    page.locator("#email").fill(email)
+    page.locator("#name").fill(name)
+    page.get_by_role("button", name="Sign in", exact=True).click()

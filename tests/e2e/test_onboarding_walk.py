@@ -9,27 +9,28 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from controlroom import settings
 from controlroom.adapters import db
 from controlroom.dev.stack import LocalStack
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import (
+    SCREENSHOTS,
+    SLOW,
+    controlroom,
+    fresh_browser,
+    sign_in_at_identity_provider,
+)
 from tests.integration.conftest import services_stack, stack_env
 
 COMPANY = "Aurora Talent"
 OWNER = ("olivia", "owner@aurora.example", "Olivia Owner")
 OPERATOR = ("oscar", "operator@aurora.example", "Oscar Operator")
 CREATOR_LOGIN = "aurora_star"
-CONTROLROOM = str(Path(sys.executable).with_name("controlroom"))
-SLOW = 20_000  # ms: a step that waits for a function, the reconciler or a poll
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +46,8 @@ def env(stack: LocalStack) -> dict[str, str]:
     return stack_env(stack)
 
 
-def controlroom(env: dict[str, str], *args: str) -> str:
-    """The operator's CLI, as a person runs it with the stack's environment."""
-    done = subprocess.run(
-        [CONTROLROOM, *args],
-        check=False,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, f"controlroom {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
-
-
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"onboarding-{name}.png"))
-
-
-def fresh_browser(browser: Browser) -> tuple[BrowserContext, Page]:
-    """A person of their own: their own cookies and storage."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    return context, context.new_page()
 
 
 def open_mail(page: Page, env: dict[str, str], to: str, name: str) -> None:
@@ -76,17 +57,6 @@ def open_mail(page: Page, env: dict[str, str], to: str, name: str) -> None:
     expect(message).to_be_visible(timeout=SLOW)
     shot(page, name)
     message.locator("a", has_text="#invite=").first.click()
-
-
-def sign_in_at_identity_provider(page: Page, who: tuple[str, str, str]) -> None:
-    """The identity stand-in's page: type who you are, press Sign in, follow the redirects."""
-    subject, email, name = who
-    page.get_by_test_id("sign-in").click()
-    page.locator("#sub").wait_for(timeout=SLOW)
-    page.locator("#sub").fill(subject)
-    page.locator("#email").fill(email)
-    page.locator("#name").fill(name)
-    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def accept_invitation(page: Page, name: str) -> None:
