@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from throttled.exceptions import StoreUnavailableError
 from controlroom import edge, errors
 from controlroom.adapters import ratelimit
 from controlroom.adapters.ratelimit import Decision, Limiter, Limits, SyncLimiter, client_ip
+from controlroom.core.roles import Claims
 from controlroom.dev.twitchsim import sign_delivery
 from controlroom.settings import Rate, RateLimitSettings
 from controlroom.usecases import receiver
@@ -273,3 +277,60 @@ def test_a_refused_socket_is_told_the_code_and_when_to_retry() -> None:
 def test_no_limits_means_no_limiting() -> None:
     client = _Client(Limits())
     assert all(client.get("/api/x").status_code == 200 for _ in range(20))
+
+
+# --- the REST API's per-person bucket sits between the token check and the pool ---------------
+class _Pool:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def connection(self) -> Any:
+        self.asked += 1
+        raise _ReachedPoolError()
+
+
+class _ReachedPoolError(Exception):
+    pass
+
+
+class _Verifier:
+    def verify(self, token: object) -> Claims:
+        if token != "good":
+            raise errors.AuthError("invalid token")
+        return Claims(str(token) + "-person", uuid.uuid4(), "viewer", datetime.now(UTC))
+
+
+def _session_of(limits: Limits, pool: _Pool, token: str) -> Any:
+    from starlette.requests import Request
+
+    from realtime import routes
+
+    app = Starlette()
+    app.state.pool, app.state.verifier, app.state.limits = pool, _Verifier(), limits
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/api/me",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "app": app,
+    }
+
+    async def first() -> Any:
+        return await anext(routes._session(Request(scope)))
+
+    return asyncio.run(first())
+
+
+def test_a_throttled_person_is_refused_before_a_connection_is_asked_for() -> None:
+    pool = _Pool()
+    limits = Limits(api_subject=Limiter("api-subject", Rate(1, 60, 1), ratelimit.async_store(None)))
+    with pytest.raises(_ReachedPoolError):  # verified, with a token left: on to the pool
+        _session_of(limits, pool, "good")
+    assert pool.asked == 1
+    with pytest.raises(errors.RateLimitedError) as refused:
+        _session_of(limits, pool, "good")
+    assert refused.value.retry_after >= 1
+    assert pool.asked == 1  # the refused request never asked the pool
+    with pytest.raises(errors.UnauthorizedError):  # a bad token takes no one's token
+        _session_of(limits, pool, "forged")
+    assert pool.asked == 1
