@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -176,6 +177,21 @@ def reconcile(
     return report
 
 
+def look_again(helix: HelixPort, callback: str, record: StatusSink) -> int:
+    """Record the current status of each of our subscriptions (a created one starts as
+    `webhook_callback_verification_pending` and turns `enabled` once our webhook answered
+    Twitch's challenge, seconds later). Returns how many were recorded."""
+    seen = 0
+    for sub in helix.subscriptions():
+        if (sub.get("transport") or {}).get("callback") != callback:
+            continue
+        broadcaster = _broadcaster(dict(sub.get("condition") or {}))
+        if broadcaster:
+            record(broadcaster, sub)
+            seen += 1
+    return seen
+
+
 def run(
     conn: Any,
     helix: HelixPort,
@@ -184,8 +200,13 @@ def run(
     callback: str,
     secret: str,
     chat_user_id: str | None = None,
+    settle_seconds: float = 0.0,
 ) -> Report:
-    """Reconcile against the rosters in PostgreSQL; statuses land in eventsub_subscriptions."""
+    """Reconcile against the rosters in PostgreSQL; statuses land in eventsub_subscriptions.
+
+    With `settle_seconds`, a run that created subscriptions waits that long and records their
+    statuses again, so a creator's tile shows them enabled without waiting for the next run.
+    """
     from psycopg.types.json import Jsonb
 
     rows = conn.execute("SELECT broadcaster_user_id FROM watched_broadcasters()").fetchall()
@@ -205,7 +226,7 @@ def run(
                 ),
             )
 
-    return reconcile(
+    report = reconcile(
         helix,
         broadcasters,
         client_id=client_id,
@@ -214,3 +235,7 @@ def run(
         record=record,
         chat_user_id=chat_user_id,
     )
+    if report.created and settle_seconds > 0:
+        time.sleep(settle_seconds)
+        look_again(helix, callback, record)
+    return report

@@ -18,6 +18,10 @@ from controlroom.usecases import subscriptions as reconciler
 logs.configure()
 log = logging.getLogger("subscriptions")
 
+# after creating subscriptions, look again this much later: Twitch verifies the callback
+# within seconds, and the statuses then say enabled rather than pending until the next run
+SETTLE_SECONDS = 5.0
+
 
 @functions_framework.http
 @entrypoint.http(log)
@@ -37,6 +41,7 @@ def subscriptions(request: flask.Request) -> flask.Response:
             callback=cfg.callback_url,
             secret=cfg.eventsub_secret.reveal(),
             chat_user_id=cfg.chat_user_id,
+            settle_seconds=SETTLE_SECONDS,
         )
     return flask.Response(
         json.dumps({"status": "reconciled", **asdict(report)}),

@@ -180,3 +180,15 @@ def test_login_lookup_and_token_refresh(twitch: FakeTwitch) -> None:
     assert helix_client.user_by_login("nobody") is None
     twitch.tokens.clear()  # Twitch revoked the app token: the client fetches a new one once
     assert helix_client.user_by_login("newcreator") is not None
+
+
+def test_looking_again_records_what_twitch_says_now(twitch: FakeTwitch) -> None:
+    # created a moment ago as pending; Twitch has since verified our callback
+    twitch.add("stream.online", "1", {"broadcaster_user_id": "5150"}, CALLBACK)
+    twitch.add("stream.online", "1", {"broadcaster_user_id": "5151"}, "https://other.example/cb")
+    twitch.add("user.authorization.revoke", "1", {"client_id": "test-client"}, CALLBACK)
+    seen: list[tuple[str, str]] = []
+    count = subscriptions.look_again(
+        client(twitch), CALLBACK, lambda b, sub: seen.append((b, sub["status"]))
+    )
+    assert (count, seen) == (1, [("5150", "enabled")])
