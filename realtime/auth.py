@@ -194,7 +194,10 @@ async def login(request: Request, next: str | None = None) -> Response:
             "identity provider unreachable", extra={"fields": {"error": type(exc).__name__}}
         )
         return _page(503, "Sign-in is unavailable", "The identity provider did not answer.")
-    # Authlib keeps state, nonce and the PKCE verifier in the signed login cookie
+    # Authlib keeps state, nonce and the PKCE verifier in the signed login cookie; only the
+    # latest attempt's (repeated clicks would grow the cookie past what browsers keep)
+    for key in [k for k in request.session if k.startswith("_state_")]:
+        del request.session[key]
     await sign_in.oauth.save_authorize_data(
         request, redirect_uri=redirect_uri, next=local_path(next), **found
     )
@@ -231,12 +234,17 @@ async def callback(request: Request) -> Response:
     sign_in = _state(request)
     if sign_in.oauth is None or sign_in.signer is None:
         return _page(404, "Sign-in is not configured", "Ask your administrator.")
+    if request.query_params.get("error") == "access_denied":
+        return _page(400, "Sign-in cancelled", "Nothing was changed; sign in again when ready.")
     try:
         person, next_ = await _exchange(request, sign_in)
     except Exception as exc:  # noqa: BLE001 - a refused sign-in is a 400 page, nothing stored
         log.warning("sign-in refused", extra={"fields": {"error": type(exc).__name__}})
         return _page(400, "Sign-in failed", "The sign-in could not be completed. Try again.")
     async with request.app.state.pool.connection() as conn:
+        previous = request.cookies.get(REFRESH_COOKIE)
+        if previous:  # this browser's earlier sign-in ends here
+            await identity.revoke(conn, previous, "signed in again")
         _session, token = await identity.start(conn, person, sign_in.cfg.refresh_ttl_seconds)
     response = RedirectResponse(next_, status_code=302, headers={"Cache-Control": "no-store"})
     _set_refresh(response, sign_in, token)

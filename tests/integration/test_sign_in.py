@@ -492,3 +492,34 @@ def test_an_invitation_is_accepted_by_the_signed_in_invitee(
     assert chosen["company"]["role"] == "operator" and chosen["access_token"]
     again = invitee.post("/auth/invitations/accept", json=body, headers=CSRF)
     assert again.status_code == 410 and members() == before + 1
+
+
+def test_cancel_at_the_provider_stores_nothing(
+    relay: RelayServer, cfg: settings.DatabaseSettings
+) -> None:
+    browser = httpx.Client(base_url=relay.url, timeout=10)
+    authorize = browser.get("/auth/login").headers["location"]
+    before = tables(cfg)
+    denied = httpx.post(authorize, data={"action": "deny"}, timeout=10)
+    assert denied.status_code == 302 and "error=access_denied" in denied.headers["location"]
+    r = browser.get(denied.headers["location"])
+    assert r.status_code == 400 and "Sign-in cancelled" in r.text
+    assert "cr_refresh" not in browser.cookies and tables(cfg) == before
+
+
+def test_signing_in_again_ends_the_browsers_earlier_session(
+    relay: RelayServer, cfg: settings.DatabaseSettings
+) -> None:
+    member_of(cfg, "si-again")
+    browser = sign_in(relay, "si-again")
+    first = session_of(cfg, "si-again")["id"]
+    flow = start(relay, "si-again")
+    old = browser.cookies["cr_refresh"]
+    flow.browser.cookies.set("cr_refresh", old, domain="127.0.0.1", path="/auth")
+    assert flow.browser.get(flow.callback).status_code == 302
+    with db.connect(cfg) as conn:
+        row = conn.execute(
+            "SELECT revoked_reason FROM sign_in_sessions WHERE id = %s", (first,)
+        ).fetchone()
+    assert row is not None and row["revoked_reason"] == "signed in again"
+    assert refresh(flow.browser).status_code == 200
