@@ -100,6 +100,11 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
 
     # --- the owner: mail, invitation, sign-in through the identity stand-in, the wall ------
     owner_ctx, owner = fresh_browser(browser)
+    refused: list[str] = []  # the strict CSP costs the new pages nothing either
+    owner_ctx.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     open_mail(owner, env, OWNER[1], "01-owner-mail")
     expect(owner.get_by_test_id("invitation")).to_contain_text(f"Join {COMPANY}", timeout=SLOW)
     expect(owner.get_by_test_id("invitation")).to_contain_text("owner")
@@ -133,6 +138,19 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
     owner.reload()  # the owner sees the invitation used
     owner.get_by_test_id("nav-admin").click()
     expect(row.get_by_test_id("invitation-status")).to_have_text("accepted", timeout=SLOW)
+
+    # --- an invitation sent by mistake is revoked: its link no longer lets anyone in --------
+    owner.get_by_test_id("invite-email").fill("mistake@aurora.example")
+    owner.get_by_test_id("invite-send").click()
+    mistaken = owner.get_by_test_id("invite-link").input_value(timeout=SLOW)
+    wrong = owner.get_by_test_id("invitation-mistake@aurora.example")
+    wrong.get_by_test_id("invite-revoke").click()
+    expect(wrong.get_by_test_id("invitation-status")).to_have_text("revoked", timeout=SLOW)
+    stranger_ctx, stranger = fresh_browser(browser)
+    stranger.goto(mistaken)
+    expect(stranger.get_by_test_id("invitation")).to_contain_text("revoked", timeout=SLOW)
+    expect(stranger.get_by_test_id("sign-in")).to_have_count(0)
+    stranger_ctx.close()
 
     # --- a creator, connected through the Twitch stand-in's consent page -------------------
     creators = owner.get_by_test_id("creators")
@@ -209,5 +227,6 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
     # and signing in again does not get round it
     operator.reload()
     expect(operator.get_by_test_id("signed-out-reason")).to_contain_text("suspended", timeout=SLOW)
+    assert refused == []
     owner_ctx.close()
     operator_ctx.close()
