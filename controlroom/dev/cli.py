@@ -59,6 +59,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             "DEMO_ADMIN_TOKEN": token,
         }
         write_env_file(Path(args.env_file), env)
+        _request_reconcile(env)
         _print_summary(env, Path(args.env_file))
         interval = settings.read_int("ARCHIVE_INTERVAL_SECONDS", 3600)
         threading.Thread(target=_archive_timer, args=(env, stop, interval), daemon=True).start()
@@ -68,6 +69,28 @@ def cmd_stack(args: argparse.Namespace) -> int:
         stack.stop()
         print("stopped; nothing left running.", flush=True)
     return 0
+
+
+def _request_reconcile(env: dict[str, str]) -> None:
+    """Cloud Scheduler's stand-in for the reconciler: one run once the demo company is seeded,
+    so its creators' tiles show what needs authorization from the start."""
+    from controlroom.adapters import cloudtasks, taskqueue
+    from controlroom.errors import QueueUnavailableError
+
+    if not (env.get("SUBSCRIPTIONS_URL") and env.get("SUBSCRIPTIONS_QUEUE")):
+        return
+    target = taskqueue.Target(
+        queue_path=cloudtasks.queue_path(
+            env["GOOGLE_CLOUD_PROJECT"], env["CLOUD_TASKS_LOCATION"], env["SUBSCRIPTIONS_QUEUE"]
+        ),
+        url=env["SUBSCRIPTIONS_URL"],
+        service_account=None,
+    )
+    try:
+        client = cloudtasks.client(env["CLOUD_TASKS_EMULATOR_HOST"])
+        taskqueue.request_run(client, target, "make run started")
+    except QueueUnavailableError:
+        print("  (the first subscription reconcile was not queued)", flush=True)
 
 
 def _archive_timer(env: dict[str, str], stop: threading.Event, interval: float) -> None:
