@@ -16,6 +16,7 @@ export class LiveFeed {
   private pending: FeedEvent[] = [];
   private frame = 0;
   private resuming = false;
+  private retry = 0;
 
   constructor(private token: string, private handlers: FeedHandlers) {
     this.socket = io({
@@ -34,9 +35,13 @@ export class LiveFeed {
     s.on("disconnect", (reason) => {
       if (reason !== "io client disconnect") handlers.connection("reconnecting");
     });
-    s.on("connect_error", (err) => {
-      const refused = !err.message.startsWith("websocket") && !err.message.includes("xhr") && err.message !== "timeout";
-      handlers.connection(refused ? "refused" : "reconnecting", err.message);
+    s.on("connect_error", (err: Error & { data?: { code?: string; retry_after?: number } }) => {
+      const transport = err.message.startsWith("websocket") || err.message.includes("xhr") || err.message === "timeout";
+      // too many connects from here, or the service busy: not a refusal of the person; the
+      // client does not retry after a refusal by itself, so try again when told to
+      const later = err.data?.code === "rate_limited" || err.message === "service unavailable";
+      if (later) this.retry = window.setTimeout(() => this.reconnect(), Math.max(1, err.data?.retry_after ?? 5) * 1000);
+      handlers.connection(transport || later ? "reconnecting" : "refused", err.message);
     });
     // the server ends a session whose token ran out or whose person lost access; the page then
     // asks the sign-in service why (and gets a fresh token if the session is still good)
@@ -67,7 +72,7 @@ export class LiveFeed {
         if (!this.resuming) {
           this.resuming = true;
           this.handlers.connection("catching up");
-          this.socket.emit("resume", { last_seq: this.lastSeq, epoch: this.epoch });
+          this.resume();
         }
         return;
       }
@@ -84,6 +89,14 @@ export class LiveFeed {
     }
   }
 
+  // ask for what is missing after lastSeq; refused (a replay running, or rate limited): ask again later
+  private resume(): void {
+    this.socket.emit("resume", { last_seq: this.lastSeq, epoch: this.epoch }, (ack?: { ok: boolean; retry_after?: number }) => {
+      if (ack?.ok || !this.resuming) return;
+      this.retry = window.setTimeout(() => { if (this.resuming && this.socket.connected) this.resume(); }, Math.max(1, ack?.retry_after ?? 1) * 1000);
+    });
+  }
+
   refreshToken(token: string): Promise<boolean> {
     this.token = token;
     if (!this.socket.connected) return Promise.resolve(true); // the next connect carries it
@@ -98,6 +111,7 @@ export class LiveFeed {
   }
 
   close(): void {
+    window.clearTimeout(this.retry);
     this.socket.close();
   }
 }
