@@ -164,17 +164,26 @@ class TwitchStub:
         return f"{redirect}?{urlencode({'code': code, 'scope': ' '.join(ticked), 'state': state})}"
 
     def revoke_user(self, user_id: str) -> list[tuple[str, twitchsim.Delivery]]:
-        """The user disconnects our app: grant, tokens and their subscriptions go; returns the
-        `user.authorization.revoke` notifications to deliver (outside the lock)."""
+        """The user disconnects our app: grant and tokens go, and so do the subscriptions that
+        needed the grant (each announced by a `revocation` message, status
+        `authorization_revoked`); returns what to deliver (outside the lock), the app's
+        `user.authorization.revoke` notifications last."""
         self.grants.pop(user_id, None)
         self.tokens = {
             k: t
             for k, t in self.tokens.items()
             if t.login is None or user_id_for(t.login) != user_id
         }
-        self.subs = [s for s in self.subs if user_id not in _broadcasters(s)]
-        login = self.logins.get(user_id, f"user{user_id}")
+        gone = [s for s in self.subs if user_id in _broadcasters(s) and scopes.required(s["type"])]
+        self.subs = [s for s in self.subs if s not in gone]
         deliveries = []
+        for sub in gone:
+            body = {"subscription": {**sub, "status": "authorization_revoked"}}
+            signed = twitchsim.sign_delivery(
+                body, self.secrets.pop(sub["id"], ""), message_type=eventsub.REVOCATION
+            )
+            deliveries.append((sub["transport"]["callback"], signed))
+        login = self.logins.get(user_id, f"user{user_id}")
         for sub in self.subs:
             if sub["type"] != "user.authorization.revoke":
                 continue
@@ -402,7 +411,8 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                 sent = 0  # delivered outside the lock: the webhook may take its time
                 for callback, delivery in deliveries:
                     status, _ = twitchsim.post(callback, delivery, timeout=10)
-                    sent += 1 if status < 300 else 0
+                    notice = delivery.headers[eventsub.MESSAGE_TYPE] == eventsub.NOTIFICATION
+                    sent += 1 if status < 300 and notice else 0
                 return self._json(200, {"user_id": user, "notified": sent})
             with stub.lock:
                 if parts.path == "/oauth2/token":

@@ -395,6 +395,13 @@ def test_revocation_disconnects_everywhere_and_a_new_consent_reconnects(
     assert shown["authorization_revoked"] is True
     assert shown["authorization"]["revoked_at"] is not None
 
+    # Twitch revoked the subscriptions that needed the grant; the rest go on
+    def revoked_subs() -> bool:
+        subs = creator(stack, agency, made["id"])["subscriptions"]
+        return "follows" in subs["needs_authorization"] and "live status" in subs["enabled"]
+
+    assert wait_for(revoked_subs, timeout=30, interval=0.3), creator(stack, agency, made["id"])
+
     # a new consent wins over the older revocation, for every company watching
     again = start(connect_link(stack, agency, made["id"]))
     assert back(decide(again, "consent_revoked"), again.cookie).status_code == 200
@@ -402,6 +409,8 @@ def test_revocation_disconnects_everywhere_and_a_new_consent_reconnects(
     assert creator(stack, agency, made["id"])["authorization_revoked"] is False
     assert status(other, their_id) == "connected"
     assert creator(stack, other, their_id)["authorization_revoked"] is False
+    # and the reconciler the consent asked for subscribes again
+    assert wait_for(lambda: "follows" in enabled(other, their_id), timeout=60, interval=0.5)
 
 
 def new_agency(cfg: settings.DatabaseSettings, name: str) -> uuid.UUID:
