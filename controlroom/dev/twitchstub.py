@@ -11,8 +11,9 @@ granted answers 403 "subscription missing proper authorization". Where it simpli
 consent replaces the user's grant with the scopes ticked; a webhook subscription on a loopback
 callback is verified (challenge) before the answer, so the answer already says `enabled`; any
 login resolves to a deterministic id (the seeded demo creators keep theirs); `POST
-/_stub/revoke?user_id=` plays a user disconnecting our app (the grant and their subscriptions
-go, and `user.authorization.revoke` is delivered to the callback).
+/_stub/revoke?user_id=` (or `?login=`) plays a user disconnecting our app: the grant goes,
+the subscriptions that needed it are revoked (a `revocation` message each) and
+`user.authorization.revoke` is delivered to the callback.
 """
 
 from __future__ import annotations
