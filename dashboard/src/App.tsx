@@ -155,6 +155,11 @@ export function App() {
 
 type Page = "wall" | "feed" | "admin";
 
+// a 403 for a role is an answer, not a lost session; a suspended company's is
+function isLost(e: unknown): e is ApiError {
+  return e instanceof ApiError && (e.status === 401 || e.code === "suspended");
+}
+
 function ControlRoom({ session, onSwitch, signOut, refused }: {
   session: Session;
   onSwitch: (companyId: string) => void;
@@ -170,24 +175,27 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
   const feed = useRef<LiveFeed | null>(null);
   const lastRescue = useRef(0);
 
-  // A refusal (REST 401/403, a socket refused or closed by the server): a fresh access token
-  // may be all it takes; if the session itself is refused, it ends with the server's reason.
-  const lost = useCallback(async (detail?: string) => {
-    const now = Date.now();
-    if (now - lastRescue.current < 30_000) { refused(detail ?? "Your session has ended; sign in again."); return; }
-    lastRescue.current = now;
+  // Refused (a REST 401, a socket refused or closed by the server): a fresh access token may
+  // be all it takes; if the session itself is refused, it ends with the server's reason. A
+  // socket refused again right after a successful renewal ends it too (no reconnect loop).
+  const lost = useCallback(async (detail?: string, socket = false) => {
+    if (socket) {
+      const now = Date.now();
+      if (now - lastRescue.current < 30_000) { refused(detail ?? "Your session has ended; sign in again."); return; }
+      lastRescue.current = now;
+    }
     if (!(await session.renew())) {
       if (!session.renewable) refused(detail ?? "Your session has ended."); // a development token
       return;
     }
-    feed.current?.reconnect();
+    if (socket) feed.current?.reconnect();
   }, [session, refused]);
 
   const loadMe = useCallback(async () => {
     try {
       setMe(await api<Me>(session, "GET", "/me"));
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) void lost(e.message);
+      if (isLost(e)) void lost(e.message);
     }
   }, [session, lost]);
 
@@ -197,7 +205,7 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
     try {
       rows = await api<Creator[]>(session, "GET", "/creators");
     } catch (e) {
-      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) void lost(e.message);
+      if (isLost(e)) void lost(e.message);
       return;
     }
     // labels and consent come from the REST API; live state from the socket's snapshot
@@ -214,7 +222,7 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
       }
       return next; // removed creators leave the wall
     });
-    const bad = await api<SubscriptionHealth[]>(session, "GET", "/subscriptions/unhealthy");
+    const bad = await api<SubscriptionHealth[]>(session, "GET", "/subscriptions/unhealthy").catch(() => []);
     const byCreator = new Map<string, string[]>();
     // refused for authorization is said once, by the consent line ("needs authorization: ...")
     for (const b of bad.filter((x) => x.status !== "authorization_missing")) {
@@ -249,7 +257,7 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
       }),
       connection: (status, detail) => {
         setConnection(status);
-        if (status === "refused") void lost(detail);
+        if (status === "refused") void lost(detail, true);
       },
       resync: () => { void loadHistory(); },
     });
