@@ -10,12 +10,14 @@ carries it), which ties the answer to the browser that left; Redis holds each st
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import logging
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -27,7 +29,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from controlroom import edge, errors, settings
 from controlroom.adapters import twitch_oauth
+from controlroom.adapters.emitter import SocketIOPublisher
 from controlroom.core import scopes
+from controlroom.logs import fields
 from controlroom.usecases import consent
 from realtime.routes import _ERRORS, Conn, Who, _notify_roster
 from realtime.schemas import ConnectLinkOut
@@ -51,6 +55,7 @@ class ConsentConfig:
     cookie_secure: bool
     link_ttl_days: int
     states: redis.asyncio.Redis[bytes]  # each state issued, until its one callback (or expiry)
+    publish: Callable[[uuid.UUID, str, Any], None] | None = None  # to every relay's sockets
 
 
 def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
@@ -71,6 +76,7 @@ def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
         cookie_secure=cfg.auth.cookie_secure,
         link_ttl_days=cfg.consent.link_ttl_days,
         states=redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2),
+        publish=SocketIOPublisher(cfg.redis_url.reveal()).publish,
     )
 
 
@@ -238,6 +244,7 @@ async def _complete(request: Request, state: str, code: str, error: str) -> Resp
     async with request.app.state.pool.connection() as conn:
         done = await consent.complete(conn, link, info)
     await _notify_roster(request.app.state.roster_changed, "creator connected")
+    await _push_state(config, link.company, done["state"])
     granted = "".join(f"<li>{_e(g)}</li>" for g in done["granted"]) or "<li>nothing</li>"
     missing = (
         "<p class='warn'>Not allowed, so not shown: "
@@ -253,6 +260,16 @@ async def _complete(request: Request, state: str, code: str, error: str) -> Resp
         "<p class='small'>You can close this tab.</p>"
     )
     return _page("Connected", body)
+
+
+async def _push_state(config: ConsentConfig, company: uuid.UUID, state: dict[str, Any]) -> None:
+    # open dashboards see the creator connected again now; the others read it from the API
+    if config.publish is None:
+        return
+    try:
+        await asyncio.to_thread(config.publish, company, "creator_state", state)
+    except Exception as exc:  # noqa: BLE001 - recorded is what matters; dashboards poll too
+        log.warning("creator state not pushed", extra=fields(error=type(exc).__name__))
 
 
 # --- rendering -----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import psycopg
 from controlroom.adapters.db import tenant_transaction_async
 from controlroom.adapters.twitch_oauth import TokenInfo
 from controlroom.core import scopes
+from controlroom.core.events import CREATOR_STATE_COLUMNS, creator_state
 from controlroom.core.roles import Caller
 from controlroom.errors import ForbiddenError, GoneError, NotFoundError
 from controlroom.logs import fields
@@ -145,8 +146,8 @@ async def complete(
     """Record a consent Twitch confirmed: the token must belong to the link's creator.
 
     In one transaction: the grant (scopes, time), the link used, this company's revocation flag
-    cleared, an audit row. Returns what the page shows: the creator and the labels granted and
-    still missing.
+    cleared, an audit row. Returns what the page shows (the creator, the labels granted and
+    still missing) and the creator's live state for dashboards.
     """
     async with tenant_transaction_async(conn, link.company):
         cur = await conn.execute(_OPEN + " FOR UPDATE OF l", (link.token_hash,))
@@ -168,10 +169,13 @@ async def complete(
         await conn.execute(
             "UPDATE creator_connect_links SET used_at = %s WHERE id = %s", (now, row["id"])
         )
-        await conn.execute(
-            "UPDATE creators SET authorization_revoked_at = NULL WHERE id = %s",
+        cur = await conn.execute(
+            "UPDATE creators SET authorization_revoked_at = NULL WHERE id = %s "  # noqa: S608
+            f"RETURNING {CREATOR_STATE_COLUMNS}",
             (row["creator_id"],),
         )
+        state = await cur.fetchone()
+        assert state is not None
         missing = scopes.missing(CONSENT_TYPES, granted)
         await audit.record_async(
             conn,
@@ -188,4 +192,5 @@ async def complete(
         "company_name": row["company_name"],
         "granted": scopes.scope_labels(granted),
         "missing": missing,
+        "state": creator_state(state),  # for the live push: no longer revoked
     }

@@ -21,6 +21,7 @@ from controlroom.dev.twitchstub import user_id_for
 from controlroom.usecases import consent
 from tests.integration.conftest import new_company, services_stack
 from tests.integration.listener import wait_for
+from tests.integration.relay_client import FeedClient
 
 ALL_SCOPES = scopes.requested(consent.CONSENT_TYPES)
 
@@ -402,9 +403,25 @@ def test_revocation_disconnects_everywhere_and_a_new_consent_reconnects(
 
     assert wait_for(revoked_subs, timeout=30, interval=0.3), creator(stack, agency, made["id"])
 
-    # a new consent wins over the older revocation, for every company watching
-    again = start(connect_link(stack, agency, made["id"]))
-    assert back(decide(again, "consent_revoked"), again.cookie).status_code == 200
+    # a new consent wins over the older revocation, for every company watching; an open
+    # dashboard of the consenting company hears it at once
+    assert stack.endpoints is not None and stack.endpoints.relay_url
+    feed = FeedClient(stack.endpoints.relay_url)
+    try:
+        assert feed.connect({"token": agency.token})
+        feed.wait_live()
+        again = start(connect_link(stack, agency, made["id"]))
+        assert back(decide(again, "consent_revoked"), again.cookie).status_code == 200
+
+        def pushed() -> bool:
+            return any(
+                s["creator_id"] == made["id"] and s["authorization_revoked"] is False
+                for s in feed.states
+            )
+
+        assert wait_for(pushed, timeout=15)
+    finally:
+        feed.close()
     assert status(agency, made["id"]) == "connected"
     assert creator(stack, agency, made["id"])["authorization_revoked"] is False
     assert status(other, their_id) == "connected"
