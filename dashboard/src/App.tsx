@@ -232,9 +232,13 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
   }, [session, lost]);
 
   const loadHistory = useCallback(async () => {
-    const page = await api<EventsPage>(session, "GET", "/events?limit=200");
-    setEvents(page.items.slice().reverse());
-  }, [session]);
+    try {
+      const page = await api<EventsPage>(session, "GET", "/events?limit=200");
+      setEvents(page.items.slice().reverse());
+    } catch (e) {
+      if (isLost(e)) void lost(e.message);
+    }
+  }, [session, lost]);
 
   useEffect(() => {
     void loadMe();

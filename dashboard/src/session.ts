@@ -147,6 +147,7 @@ export class Session {
   private timer = 0;
   private listeners = new Set<Listener>();
   private closed = false;
+  private renewAt = 0;
 
   constructor(
     public info: SessionInfo,
@@ -154,7 +155,13 @@ export class Session {
     public readonly renewable = true,
   ) {
     this.schedule();
+    document.addEventListener("visibilitychange", this.onVisible);
   }
+
+  // a hidden tab's timers are throttled (to once a minute and less): catch up when it shows
+  private onVisible = () => {
+    if (document.visibilityState === "visible" && this.renewable && Date.now() >= this.renewAt) void this.renew();
+  };
 
   token(): string {
     return this.info.access_token;
@@ -196,6 +203,7 @@ export class Session {
 
   close(): void {
     this.closed = true;
+    document.removeEventListener("visibilitychange", this.onVisible);
     window.clearTimeout(this.timer);
     this.listeners.clear();
   }
@@ -209,6 +217,7 @@ export class Session {
     window.clearTimeout(this.timer);
     if (!this.renewable) return;
     const delay = Math.max(5_000, this.info.expires_in * 1000 - RENEW_BEFORE_MS);
+    this.renewAt = Date.now() + delay;
     this.timer = window.setTimeout(() => void this.renew(), delay);
   }
 }
