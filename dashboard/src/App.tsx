@@ -105,12 +105,16 @@ export function App() {
     return () => { cancelled = true; window.removeEventListener("hashchange", linked); };
   }, [enter, signedOut, startDevSession]);
 
+  const [switchError, setSwitchError] = useState("");
   const switchTo = useCallback(async (companyId: string) => {
+    setSwitchError("");
     try {
       enter(await refresh(companyId), null);
     } catch (err) {
       const name = current.current?.info.companies.find((c) => c.id === companyId)?.name;
-      signedOut(reasonOf(err, name));
+      // refused for that company only: stay where we are, and say why
+      if (current.current && err instanceof AuthError && err.status === 403) setSwitchError(reasonOf(err, name));
+      else signedOut(reasonOf(err, name));
     }
   }, [enter, signedOut]);
 
@@ -146,6 +150,7 @@ export function App() {
           key={phase.session.company?.id ?? "none"}
           session={phase.session}
           onSwitch={(id) => void switchTo(id)}
+          switchError={switchError}
           signOut={() => void signOut()}
           refused={signedOut}
         />
@@ -160,9 +165,10 @@ function isLost(e: unknown): e is ApiError {
   return e instanceof ApiError && (e.status === 401 || e.code === "suspended");
 }
 
-function ControlRoom({ session, onSwitch, signOut, refused }: {
+function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   session: Session;
   onSwitch: (companyId: string) => void;
+  switchError: string;
   signOut: () => void;
   refused: (reason: string) => void;
 }) {
@@ -330,6 +336,7 @@ function ControlRoom({ session, onSwitch, signOut, refused }: {
         <button className="signout" onClick={signOut} data-testid="sign-out">Sign out</button>
       </header>
       <div className="sr-only" aria-live="polite">{announcement}</div>
+      {switchError && <div className="banner" role="alert" data-testid="switch-error">{switchError}</div>}
       {!session.renewable && <RefreshBanner session={session} feed={feed} />}
       {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} canManage={Boolean(me && atLeast(me.role, "admin"))} />}
       {page === "feed" && <Feed auth={session} events={events} creators={creators} role={me?.role ?? "viewer"} />}
