@@ -50,6 +50,7 @@ export function Invite({ config, invite, info, onDone, onSignOut }: {
   const [preview, setPreview] = useState<InvitationPreview | null>(null);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
+  const [wrongPerson, setWrongPerson] = useState(false);
   useEffect(() => {
     previewInvitation(invite.company, invite.token).then(setPreview, (err) => setError(`This invitation cannot be used: ${goneReason(err)}`));
   }, [invite]);
@@ -66,6 +67,7 @@ export function Invite({ config, invite, info, onDone, onSignOut }: {
       onDone(await refresh(invite.company));
     } catch (err) {
       if (err instanceof AuthError && err.status === 403 && preview && info) {
+        setWrongPerson(true);
         setError(`This invitation is for ${preview.email}, and you are signed in as ${info.person.email ?? info.person.subject}. Sign out, then sign in as ${preview.email}.`);
       } else setError(`This invitation cannot be used: ${goneReason(err)}`);
       setBusy(false);
@@ -90,7 +92,7 @@ export function Invite({ config, invite, info, onDone, onSignOut }: {
       {error && <p role="alert" className="refused" data-testid="invitation-error">{error}</p>}
       <div className="actions">
         {open && !info && <Provider config={config} purpose="to accept" />}
-        {open && info && (
+        {open && info && !wrongPerson && (
           <>
             <p className="muted">Signed in as {info.person.email ?? info.person.subject}.</p>
             <button className="primary" disabled={busy} onClick={() => void accept()} data-testid="invite-accept">
@@ -99,7 +101,7 @@ export function Invite({ config, invite, info, onDone, onSignOut }: {
           </>
         )}
         {info && <button onClick={() => onDone(info)}>{open ? "Not now" : "Continue"}</button>}
-        {info && error && <button onClick={onSignOut}>Sign out</button>}
+        {info && error && <button className={wrongPerson ? "primary" : ""} onClick={onSignOut}>Sign out</button>}
         {!info && !open && (preview || error) && <button onClick={() => onDone(null)}>Back to sign-in</button>}
       </div>
     </main>

@@ -1,7 +1,8 @@
 """Signed-in sessions in the browser, through the real sign-in (development sign-in off): a
 person in two companies picks one with the switcher; access tokens that last seconds are
 renewed before they run out and handed to the live socket, in two tabs at once; signing out
-ends every tab; a removed member is told why; token links and pasting are not offered."""
+ends every tab; an invitation opened by someone else is refused; a removed member is told
+why; token links and pasting are not offered."""
 
 from __future__ import annotations
 
@@ -137,6 +138,17 @@ def test_a_removed_member_is_signed_out_and_told_why(browser: Browser, env: dict
     owner.get_by_test_id("invite-send").click()
     invite = owner.get_by_test_id("invite-link").input_value(timeout=SLOW)
 
+    # someone else with the link is refused (the invitation binds Omar's verified email), and
+    # the link still works for Omar afterwards
+    eve_ctx, eve = fresh_browser(browser)
+    eve.goto(invite)
+    sign_in_at_identity_provider(eve, ("eve", "eve@elsewhere.example", "Eve"))
+    eve.get_by_test_id("invite-accept").click(timeout=SLOW)
+    expect(eve.get_by_test_id("invitation-error")).to_contain_text(
+        f"This invitation is for {omar[1]}", timeout=SLOW
+    )
+    eve.screenshot(path=str(SCREENSHOTS / "sessions-wrong-person.png"))
+    eve_ctx.close()
     operator_ctx, operator = fresh_browser(browser)
     join(operator, invite, "Gamma Group", omar)
     owner.reload()
