@@ -92,16 +92,21 @@ export async function authConfig(): Promise<AuthConfig> {
 // Refresh tokens rotate on every use and a token presented twice revokes the whole family, so
 // two tabs must never refresh at once: a Web Lock serializes them across the browser's tabs,
 // and one promise at a time within this one.
-let inFlight: Promise<SessionInfo> | null = null;
+let inFlight: { company: string | null; answer: Promise<SessionInfo> } | null = null;
 
 export function refresh(companyId: string | null): Promise<SessionInfo> {
-  if (inFlight) return inFlight;
+  if (inFlight && inFlight.company === companyId) return inFlight.answer; // the same question: one call
   const run = () => auth<SessionInfo>("POST", "/auth/refresh", { company_id: companyId });
-  const locked: Promise<SessionInfo> = navigator.locks
+  const locked = (): Promise<SessionInfo> => navigator.locks
     ? (navigator.locks.request("controlroom-refresh", run) as unknown as Promise<SessionInfo>)
     : run();
-  inFlight = locked.finally(() => { inFlight = null; });
-  return inFlight;
+  // another company's refresh still running: this one goes after it (each rotates the cookie)
+  const before = inFlight ? inFlight.answer.then(() => undefined, () => undefined) : Promise.resolve();
+  const answer = before.then(locked);
+  const mine = { company: companyId, answer };
+  inFlight = mine;
+  void answer.finally(() => { if (inFlight === mine) inFlight = null; }).catch(() => undefined);
+  return answer;
 }
 
 export async function logout(): Promise<void> {
