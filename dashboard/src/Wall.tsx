@@ -56,7 +56,7 @@ function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]
       {link ? (
         <div className={`link ${link.state}`} data-testid="link" data-state={link.state} title={link.detail ?? undefined}>
           <span className="dot" aria-hidden="true" />{link.headline}
-          {link.detail && <div className="link-detail">{link.detail}</div>}
+          {link.brief && <div className="link-detail">{link.brief}</div>}
         </div>
       ) : c.authorization_revoked && <div className="health bad">Authorization revoked</div>}
       {health.slice(0, link?.detail ? 1 : 2).map((h) => <div key={h} className="health bad" data-testid="health">{h}</div>)}

@@ -8,6 +8,14 @@ export interface Link {
   state: LinkState;
   headline: string;
   detail: string | null;
+  brief: string | null; // the detail for a tile: the first few labels, then "+N more"
+}
+
+const BRIEF = 3;
+
+function listed(labels: string[], brief: boolean): string {
+  if (!brief || labels.length <= BRIEF + 1) return labels.join(", ");
+  return `${labels.slice(0, BRIEF).join(", ")} +${labels.length - BRIEF} more`;
 }
 
 const HEADLINES: Record<LinkState, string> = {
@@ -27,20 +35,28 @@ export function linkOf(
   const failing = subs?.failing ?? [];
   const enabled = subs?.enabled ?? [];
   const pending = subs?.pending ?? [];
-  const lines = [
-    needs.length ? `needs authorization: ${needs.join(", ")}` : "",
-    failing.length ? `failing: ${failing.join(", ")}` : "",
-  ].filter(Boolean);
-  const detail = lines.length ? lines.join("; ") : null;
+  const say = (brief: boolean) => {
+    const lines = [
+      needs.length ? `needs authorization: ${listed(needs, brief)}` : "",
+      failing.length ? `failing: ${listed(failing, brief)}` : "",
+    ].filter(Boolean);
+    return lines.length ? lines.join("; ") : null;
+  };
+  const detail = say(false);
+  const brief = say(true);
   let state: LinkState;
   if (authorization?.status === "disconnected") {
-    return { state: "disconnected", headline: HEADLINES.disconnected, detail: "authorization revoked; send a new connect link" };
+    const revoked = "authorization revoked; send a new connect link";
+    return { state: "disconnected", headline: HEADLINES.disconnected, detail: revoked, brief: revoked };
   } else if (authorization?.status === "not_connected" && !enabled.length) state = "not-connected";
   else if (needs.length || failing.length || authorization?.status === "partial") state = "partial";
   else if (pending.length && !enabled.length) state = "pending";
   else state = enabled.length ? "healthy" : "pending";
-  if (state === "not-connected" && !detail) return { state, headline: HEADLINES[state], detail: "send the creator a connect link" };
-  return { state, headline: HEADLINES[state], detail };
+  if (state === "not-connected" && !detail) {
+    const hint = "send the creator a connect link";
+    return { state, headline: HEADLINES[state], detail: hint, brief: hint };
+  }
+  return { state, headline: HEADLINES[state], detail, brief };
 }
 
 export function authorizationText(a: Authorization | undefined): string {

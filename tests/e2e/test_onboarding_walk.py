@@ -168,26 +168,34 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
     expect(needs).to_contain_text("follows")
     expect(needs).to_contain_text("subscriptions")
     expect(needs).to_contain_text("bits")
+    # and the wall says it too: what needs no consent (stream up/down, raids) is subscribed
+    owner.get_by_test_id("nav-wall").click()
+    before = owner.get_by_test_id(f"tile-{CREATOR_LOGIN}").get_by_test_id("link")
+    look_again_until(owner, lambda: before.get_attribute("data-state") == "partial")
+    expect(before).to_have_attribute("data-state", "partial")
+    expect(before).to_contain_text("needs authorization: follows")
+    shot(owner, "09-tile-partial")
+    owner.get_by_test_id("nav-admin").click()
     creator_row.get_by_test_id("make-connect-link").click()
     link = creator_row.get_by_test_id("connect-link")
     expect(link).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/connect"), timeout=SLOW)
     creator_row.scroll_into_view_if_needed()
-    shot(owner, "09-owner-connect-link")
+    shot(owner, "10-owner-connect-link")
     connect_url = link.input_value()
 
     creator_ctx, creator = fresh_browser(browser)  # the creator's own browser
     creator.goto(connect_url)
-    shot(creator, "10-creator-connect")
+    shot(creator, "11-creator-connect")
     creator.get_by_role("link", name=re.compile("Twitch", re.I)).or_(
         creator.get_by_role("button", name=re.compile("Twitch", re.I))
     ).first.click()
     # the Twitch stand-in's consent page: who you are, what you grant
     creator.get_by_role("button", name=re.compile("^Authorize", re.I)).wait_for(timeout=SLOW)
     creator.get_by_label(re.compile("signed in to Twitch as")).fill(CREATOR_LOGIN)
-    shot(creator, "11-twitch-consent")
+    shot(creator, "12-twitch-consent")
     creator.get_by_role("button", name=re.compile("^Authorize", re.I)).click()
     expect(creator.locator("body")).to_contain_text(re.compile("connected", re.I), timeout=SLOW)
-    shot(creator, "12-creator-connected")
+    shot(creator, "13-creator-connected")
     creator_ctx.close()
 
     # the reconciler subscribes; the wall shows it (polled, and looked at again on focus)
@@ -198,7 +206,7 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
     look_again_until(owner, lambda: state.get_attribute("data-state") == "healthy")
     expect(tile.get_by_test_id("link")).to_have_attribute("data-state", "healthy")
     expect(tile).to_contain_text("Subscriptions healthy")
-    shot(owner, "13-tile-healthy")
+    shot(owner, "14-tile-healthy")
 
     # --- the creator revokes our access at Twitch: the tile turns disconnected -------------
     user_id = twitch_user_id(env, company_id, CREATOR_LOGIN)
@@ -215,11 +223,11 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
         "data-state", "disconnected", timeout=SLOW
     )
     expect(tile).to_contain_text("Disconnected")
-    shot(owner, "14-tile-disconnected")
+    shot(owner, "15-tile-disconnected")
 
     # --- the platform suspends the company: everyone in it is signed out, and told why -----
     controlroom(env, "company", "suspend", company_id)
-    for page, name in ((owner, "15-owner-suspended"), (operator, "16-operator-suspended")):
+    for page, name in ((owner, "16-owner-suspended"), (operator, "17-operator-suspended")):
         reason = page.get_by_test_id("signed-out-reason")
         expect(reason).to_contain_text("suspended", timeout=SLOW)
         expect(page.get_by_test_id("wall")).to_have_count(0)
