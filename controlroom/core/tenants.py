@@ -15,3 +15,11 @@ def tenant_id(company_id: uuid.UUID | str) -> str:
         return str(uuid.UUID(company_id))
     except (ValueError, AttributeError, TypeError):
         raise TenantError("company id is not a UUID") from None
+
+
+def archive_prefix(company_id: uuid.UUID) -> str:
+    """Every archived object of a company lies under this S3 prefix (a purge removes it).
+
+    Here, not in the archive use case, so the services that purge or presign need not load
+    the archive's Arrow stack to know where a company's objects are."""
+    return f"events/company_id={company_id}/"

@@ -39,7 +39,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters.db import tenant_transaction
-from controlroom.core.tenants import tenant_id
+from controlroom.core.tenants import archive_prefix, tenant_id
 from controlroom.errors import ArchiveError
 from controlroom.logs import fields
 
@@ -137,13 +137,8 @@ class Summary:
         return sum(r.bytes for r in self.exported)
 
 
-def company_prefix(company: uuid.UUID) -> str:
-    """Every archived object of a company lies under this prefix (a purge removes it)."""
-    return f"events/company_id={company}/"
-
-
 def prefix(company: uuid.UUID, day: date) -> str:
-    return f"{company_prefix(company)}date={day.isoformat()}/"
+    return f"{archive_prefix(company)}date={day.isoformat()}/"
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -24,10 +24,10 @@ from psycopg import sql
 
 from controlroom.adapters.db import tenant_transaction
 from controlroom.core.identity import Person
-from controlroom.core.tenants import tenant_id
+from controlroom.core.tenants import archive_prefix, tenant_id
 from controlroom.errors import ConflictError, InvalidError, NotFoundError, TenantError
 from controlroom.logs import fields
-from controlroom.usecases import archive, audit, branding, invitations
+from controlroom.usecases import audit, branding, invitations
 from controlroom.usecases.invitations import Mailer
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ class PurgeSummary:
 
 def company_prefixes(company: uuid.UUID) -> tuple[str, str]:
     """Where a company's objects live: its archive (events) and its branding (logos)."""
-    return archive.company_prefix(company), branding.branding_prefix(company)
+    return archive_prefix(company), branding.branding_prefix(company)
 
 
 def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:

@@ -202,7 +202,11 @@ def test_the_image_context_installs_and_serves(
 ) -> None:
     context, python = bundles["realtime"]
     port = free_port()
-    env = _env(endpoints, DASHBOARD_DIR=str(tmp_path / "no-dashboard"))
+    env = _env(
+        endpoints,
+        DASHBOARD_DIR=str(tmp_path / "no-dashboard"),
+        PUBLIC_URL=f"http://127.0.0.1:{port}",  # sign-in is configured: it needs its origin
+    )
     server = subprocess.Popen(
         _image_command(python, port),
         cwd=context,
@@ -217,7 +221,13 @@ def test_the_image_context_installs_and_serves(
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
                     answer = r.read()
             except OSError:
+                if server.poll() is not None:
+                    break
                 time.sleep(0.3)
+        if answer is None:
+            server.terminate()
+            printed = server.communicate(timeout=10)[0].decode(errors="replace")
+            pytest.fail(f"the image never answered /healthz; it printed:\n{printed[-3000:]}")
         assert answer == b'{"status":"ok"}'
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/openapi.json", timeout=5) as r:
             assert b'"/api/creators"' in r.read()
