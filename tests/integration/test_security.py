@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import hmac
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -107,21 +108,23 @@ def token_for(stack: LocalStack, agency: Agency, role: str, **kw: Any) -> str:
 def counts(superuser: psycopg.Connection[Any], company: uuid.UUID) -> dict[str, int]:
     """Rows per tenant table for one company, read past RLS: the 'nothing changed' oracle."""
     found = {}
-    for table, column in (
-        ("companies", "id"),
-        ("users", "company_id"),
-        ("members", "company_id"),
-        ("creators", "company_id"),
-        ("events", "company_id"),
-        ("event_acks", "company_id"),
-        ("audit_logs", "company_id"),
+    for table, where in (
+        ("companies", "id = %s"),
+        ("companies", "id = %s AND status = 'active'"),
+        ("users", "company_id = %s"),
+        ("members", "company_id = %s"),
+        ("creators", "company_id = %s"),
+        ("events", "company_id = %s"),
+        ("event_acks", "company_id = %s"),
+        ("audit_logs", "company_id = %s"),
+        ("invitations", "company_id = %s"),
+        ("invitations", "company_id = %s AND revoked_at IS NULL AND accepted_at IS NULL"),
     ):
         row = superuser.execute(
-            f"SELECT count(*) AS n FROM {table} WHERE {column} = %s",
-            (company,),
+            f"SELECT count(*) AS n FROM {table} WHERE {where}", (company,)
         ).fetchone()
         assert row is not None
-        found[table] = int(row["n"])
+        found[f"{table} where {where}"] = int(row["n"])
     return found
 
 
@@ -302,9 +305,15 @@ def test_a_removed_member_is_cut_off_everywhere(
 # --- 2. cross-tenant probes -----------------------------------------------------------------
 
 
-def _probes(b: Agency, b_only_seq: int, b_key: str) -> dict[tuple[str, str], list[tuple[str, Any]]]:
-    """For every route of the API: requests that name company B's things (ids, seqs, keys)."""
+def _probes(
+    b: Agency, b_only_seq: int, b_key: str, b_invitation: uuid.UUID
+) -> dict[tuple[str, str], list[tuple[str, Any]]]:
+    """For every route of the API: requests that name company B's things (ids, seqs, keys).
+
+    The platform routes answer only platform-operator tokens: a company's owner naming B
+    there must be refused before anything is read, with nothing of B in the answer."""
     creator, user = b.creators[0], b.users["viewer"]
+    company = f"/api/platform/companies/{b.company}"
     spellings = [str(creator), str(creator).upper(), f"urn:uuid:{creator}", creator.hex]
     return {
         ("get", "/api/me"): [("/api/me", None)],
@@ -346,6 +355,23 @@ def _probes(b: Agency, b_only_seq: int, b_key: str) -> dict[tuple[str, str], lis
         ("post", "/api/events/{seq}/ack"): [(f"/api/events/{b_only_seq}/ack", {"note": "mine"})],
         ("get", "/api/audit"): [("/api/audit?limit=200", None)],
         ("get", "/api/audit/verify"): [("/api/audit/verify", None)],
+        ("get", "/api/invitations"): [("/api/invitations", None)],
+        ("post", "/api/invitations"): [
+            ("/api/invitations", {"email": "sec_bravo-owner@example.test", "role": "owner"})
+        ],
+        ("delete", "/api/invitations/{invitation_id}"): [
+            (f"/api/invitations/{b_invitation}", None)
+        ],
+        ("get", "/api/platform/companies"): [("/api/platform/companies", None)],
+        ("post", "/api/platform/companies"): [
+            ("/api/platform/companies", {"name": "sec_intruder", "owner_email": "x@example.test"})
+        ],
+        ("get", "/api/platform/companies/{company_id}"): [(company, None)],
+        ("post", "/api/platform/companies/{company_id}/suspend"): [(f"{company}/suspend", None)],
+        ("post", "/api/platform/companies/{company_id}/resume"): [(f"{company}/resume", None)],
+        ("post", "/api/platform/companies/{company_id}/restore"): [(f"{company}/restore", None)],
+        ("delete", "/api/platform/companies/{company_id}"): [(company, None)],
+        ("get", "/api/platform/audit"): [("/api/platform/audit?limit=200", None)],
     }
 
 
@@ -357,7 +383,13 @@ def test_every_api_route_with_another_company_ids(
     a, b = agencies
     owner = Api(stack, a, "owner")
     b_key = f"tenants/{b.company}/branding/logo-{uuid.uuid4().hex}.png"
-    probes = _probes(b, 30, b_key)
+    b_invitation = superuser.execute(
+        "INSERT INTO invitations (company_id, email, role, token_hash, invited_by_subject,"
+        " expires_at) VALUES (%s, 'invitee@bravo.test', 'admin', %s, 'sec_bravo-owner',"
+        " now() + interval '7 days') RETURNING id",
+        (b.company, os.urandom(32)),
+    ).fetchone()["id"]
+    probes = _probes(b, 30, b_key, b_invitation)
     status, spec = owner("GET", "/api/openapi.json")
     assert status == 200
     routes = {(m, p) for p, ops in spec["paths"].items() for m in ops if p.startswith("/api/")}
@@ -366,12 +398,19 @@ def test_every_api_route_with_another_company_ids(
     b_audit_before = superuser.execute(
         "SELECT max(id) AS m FROM audit_logs WHERE company_id = %s", (b.company,)
     ).fetchone()
+    platform_before = superuser.execute(
+        "SELECT (SELECT count(*) FROM companies) AS companies,"
+        " (SELECT count(*) FROM platform_audit) AS audit"
+    ).fetchone()
     seen: list[Any] = []
     for (method, _template), requests in probes.items():
         for path, body in requests:
             status, answer = owner(method.upper(), path, body)
             assert status < 500, (method, path, status)
-            if "{" in _template or "confirm" in path:
+            if _template.startswith("/api/platform/"):
+                # a company token is not a platform token: refused before anything is read
+                assert status == 401, (method, path, status, answer)
+            elif "{" in _template or "confirm" in path:
                 assert status in (403, 404, 422), (method, path, status, answer)
             seen.append(answer)
     dump = json.dumps(seen)
@@ -390,6 +429,13 @@ def test_every_api_route_with_another_company_ids(
         ).fetchone()
         == b_audit_before
     )
+    assert (
+        superuser.execute(
+            "SELECT (SELECT count(*) FROM companies) AS companies,"
+            " (SELECT count(*) FROM platform_audit) AS audit"
+        ).fetchone()
+        == platform_before
+    ), "a company's token changed something at the platform level"
 
 
 def publish_stored(
