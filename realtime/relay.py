@@ -210,8 +210,8 @@ class Relay:
                 try:
                     async with self.pool.connection() as conn:
                         head = await history.head(conn, company)
-                        subjects = await members.member_subjects(conn, company)
-                    await self._end_revoked(company, subjects)
+                        current = await members.current_members(conn, company)
+                    await self._end_revoked(company, current)
                     if head.last_seq > feed.head:
                         await feed.catch_up(head.last_seq)
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
@@ -219,18 +219,21 @@ class Relay:
                 except Exception:  # a bug must not end gap filling for the whole instance
                     log.exception("reconcile failed", extra=fields(company_id=str(company)))
 
-    async def _end_revoked(self, company: uuid.UUID, subjects: set[str]) -> None:
-        """Close the sockets of people who are no longer members (their tokens may still be
-        valid for hours)."""
+    async def _end_revoked(self, company: uuid.UUID, current: members.CurrentMembers) -> None:
+        """Close the sockets of people who are no longer members, or of everyone when the
+        company is suspended (their tokens may still be valid for minutes), saying why."""
+        reason = "company suspended" if current.suspended else "not a member of this company"
         for session in self.sessions_of(company):
-            if session.subject not in subjects:
+            if session.subject not in current.subjects:
                 log.info(
-                    "member removed; socket closed",
+                    "company suspended; socket closed"
+                    if current.suspended
+                    else "member removed; socket closed",
                     extra=fields(sid=session.sid, company_id=str(company)),
                 )
                 await self.sio.emit(
                     "session_expired",
-                    {"reason": "not a member of this company"},
+                    {"reason": reason},
                     to=session.sid,
                     ignore_queue=True,
                 )

@@ -46,10 +46,6 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "user_id": str(row["user_id"])}
 
 
-# a suspended or deleting company has no usable members: sign-in, the API and sockets refuse
-_ACTIVE = "JOIN companies c ON c.id = m.company_id AND c.status = 'active'"
-
-
 async def caller_for(
     conn: psycopg.AsyncConnection[Any], company: uuid.UUID, subject: str
 ) -> Caller | None:
@@ -71,13 +67,30 @@ async def caller_for(
     return Caller(company, row["user_id"], subject, row["role"])
 
 
-async def member_subjects(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> set[str]:
-    """The subjects of everyone who is a member of the company now (nobody, while the company
-    is suspended: the relay's reconcile tick then closes their sockets)."""
+@dataclass(frozen=True)
+class CurrentMembers:
+    """Who may watch a company now: nobody while it is suspended or being deleted."""
+
+    subjects: frozenset[str]
+    suspended: bool
+
+
+async def current_members(conn: psycopg.AsyncConnection[Any], company: uuid.UUID) -> CurrentMembers:
+    """The subjects of everyone who is a member of the company now, and whether it is
+    suspended (then nobody is: the relay's reconcile tick closes their sockets, saying why)."""
     async with tenant_transaction_async(conn, company):
-        cur = await conn.execute(f"SELECT u.subject {_MEMBERS} {_ACTIVE}")
+        cur = await conn.execute(
+            "SELECT c.status, u.subject FROM companies c LEFT JOIN (members m JOIN users u "
+            "ON u.company_id = m.company_id AND u.id = m.user_id) ON m.company_id = c.id "
+            "WHERE c.id = %s",
+            (company,),
+        )
         rows = await cur.fetchall()
-    return {str(r["subject"]) for r in rows}
+    suspended = not rows or rows[0]["status"] != "active"
+    subjects = (
+        frozenset() if suspended else frozenset(str(r["subject"]) for r in rows if r["subject"])
+    )
+    return CurrentMembers(subjects, suspended)
 
 
 @dataclass(frozen=True)

@@ -251,8 +251,9 @@ def test_a_suspended_company_is_refused_everywhere_until_resumed(
         feed.wait_live()
         status, changed = call(base, operator, "POST", f"/api/platform/companies/{paused}/suspend")
         assert status == 200 and changed["status"] == "suspended"
-        # the open socket is closed by the relay's reconcile tick
+        # the open socket is closed by the relay's reconcile tick, saying why
         assert wait_for(lambda: any(n == "session_expired" for n, _ in feed.control), timeout=20)
+        assert ("session_expired", {"reason": "company suspended"}) in feed.control
         assert wait_for(lambda: not feed.client.connected, timeout=10)
     finally:
         feed.close()

@@ -37,14 +37,14 @@ def test_an_unexpected_error_does_not_end_the_reconcile_loop(
     async def head(_conn: object, _company: uuid.UUID) -> Any:
         return SimpleNamespace(last_seq=5)
 
-    async def members(_conn: object, _company: uuid.UUID) -> set[str]:
-        return set()
+    async def members(_conn: object, _company: uuid.UUID) -> members_usecase.CurrentMembers:
+        return members_usecase.CurrentMembers(frozenset(), suspended=False)
 
-    async def no_revocations(_company: uuid.UUID, _subjects: set[str]) -> None:
+    async def no_revocations(_company: uuid.UUID, _current: object) -> None:
         return None
 
     monkeypatch.setattr(history, "head", head)
-    monkeypatch.setattr(members_usecase, "member_subjects", members)
+    monkeypatch.setattr(members_usecase, "current_members", members)
     relay = SimpleNamespace(
         cfg=SimpleNamespace(reconcile_seconds=0),
         feeds={uuid.uuid4(): Feed()},
