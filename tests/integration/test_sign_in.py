@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -296,6 +298,40 @@ def test_refresh_token_reuse_revokes_the_family(
     # the newer token of the family is dead too: the victim signs in again
     assert refresh(browser).status_code == 401
     assert tables(cfg) == after
+
+
+@pytest.mark.parametrize("round_", range(8))
+def test_concurrent_refreshes_of_one_token_let_one_through_then_revoke_the_family(
+    relay: RelayServer, cfg: settings.DatabaseSettings, round_: int
+) -> None:
+    """Two tabs (or a tab and a thief) racing with the same refresh token: the row lock
+    orders them, the first rotates, every later one is a reuse and revokes the family, so
+    even the winner's new token is dead. Repeated: the interleaving differs each round."""
+    subject = f"si-race-{round_}"
+    member_of(cfg, subject)
+    browser = sign_in(relay, subject)
+    token = browser.cookies["cr_refresh"]
+    racers = [
+        httpx.Client(base_url=relay.url, cookies={"cr_refresh": token}, timeout=15)
+        for _ in range(6)
+    ]
+    gate = threading.Barrier(len(racers))
+
+    def race(client: httpx.Client) -> httpx.Response:
+        gate.wait(10)
+        return refresh(client)
+
+    try:
+        with ThreadPoolExecutor(len(racers)) as pool:
+            answers = list(pool.map(race, racers))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200] + [401] * (len(racers) - 1), codes
+        winner = next(c for c, a in zip(racers, answers, strict=True) if a.status_code == 200)
+        assert session_of(cfg, subject)["revoked_reason"] == "refresh token reused"
+        assert refresh(winner).status_code == 401  # the family is gone, the newest included
+    finally:
+        for client in racers:
+            client.close()
 
 
 def test_a_cross_origin_refresh_is_refused(
