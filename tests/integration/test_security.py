@@ -734,8 +734,9 @@ def test_injection_through_every_filter_is_inert(
         assert superuser.execute("SELECT to_regclass(%s) AS t", (table,)).fetchone()["t"]
     assert counts(superuser, b.company) == before[b.company]
     after = counts(superuser, a.company)
-    assert {k: v for k, v in after.items() if k not in ("audit_logs", "users")} == {
-        k: v for k, v in before[a.company].items() if k not in ("audit_logs", "users")
+    written = ("audit_logs ", "users ")
+    assert {k: v for k, v in after.items() if not k.startswith(written)} == {
+        k: v for k, v in before[a.company].items() if not k.startswith(written)
     }
 
 

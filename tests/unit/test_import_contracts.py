@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
-CONTRACTS = ("layers", "no-dev", "pure-core")
+CONTRACTS = ("layers", "no-dev", "pure-core", "no-arrow-outside-archive")
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -68,6 +68,14 @@ def test_every_contract_holds_on_the_untouched_code(tmp_path: Path) -> None:
         ("pure-core", "controlroom/core/events.py", "import psycopg"),
         ("pure-core", "controlroom/core/roles.py", "import jwt"),
         ("pure-core", "controlroom/core/eventsub.py", "from google.cloud import firestore"),
+        # the service reaching the archive's Arrow stack through a use case (what broke the
+        # realtime image once: it does not install pyarrow)
+        (
+            "no-arrow-outside-archive",
+            "controlroom/usecases/companies.py",
+            "from controlroom.usecases import archive",
+        ),
+        ("no-arrow-outside-archive", "functions/webhook/main.py", "import pyarrow"),
     ],
 )
 def test_a_wrong_import_breaks_its_contract(
