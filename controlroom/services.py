@@ -118,7 +118,7 @@ def archive() -> ArchiveService:
     from controlroom.adapters import s3
 
     cfg = settings.archive()
-    return ArchiveService(cfg=cfg, s3=s3.client(cfg.s3_endpoint_url))
+    return ArchiveService(cfg=cfg, s3=s3.client(cfg.s3_endpoint_url, aws=cfg.aws))
 
 
 # Socket.IO's Redis manager: connect within 2 s, and notice a dead Redis within 10 s.
@@ -173,7 +173,7 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
             jwks_refetch_seconds=cfg.auth.jwks_refetch_seconds,
             keys=signer,
         ),
-        s3=s3.client(cfg.s3_endpoint_url),
+        s3=s3.client(cfg.s3_endpoint_url, aws=cfg.aws),
         twitch=_realtime_twitch(cfg),
         roster_changed=_roster_changed(cfg),
         ready_checks=[database_ready, redis_ready],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +96,77 @@ def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
     return Secret(require(name, env))
 
 
+_SESSION_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """How a deployable reaches AWS (docs/deploy.md, "AWS credentials from Google Cloud").
+
+    On Google Cloud, AWS_ROLE_ARN names the role this deployable assumes with a Google
+    identity token for AWS_WEB_IDENTITY_AUDIENCE; elsewhere (AWS_ACCESS_KEY_ID set, or no
+    role) boto's ordinary credential chain applies. AWS_REGION is the buckets' and the
+    database's region: presigned URLs and database tokens are signed for it.
+    """
+
+    region: str | None
+    role_arn: str | None = None  # set: federated credentials, fetched and refreshed in process
+    audience: str | None = None  # the identity token's `aud`, checked by the role's trust policy
+    session_name: str = "controlroom"  # RoleSessionName: the deployable, seen in CloudTrail
+    metadata_host: str = "metadata.google.internal"  # GCE_METADATA_HOST (a stand-in in tests)
+    sts_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_STS (moto in tests)
+
+    @property
+    def federated(self) -> bool:
+        return self.role_arn is not None
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, deployable: str = "controlroom"
+    ) -> AwsSettings:
+        region = read("AWS_REGION", None, env) or read("AWS_DEFAULT_REGION", None, env)
+        role = read("AWS_ROLE_ARN", None, env)
+        if read("AWS_ACCESS_KEY_ID", None, env) is not None:
+            role = None  # explicit keys (the local stack, a developer's shell) win
+        session_name = read("AWS_ROLE_SESSION_NAME", None, env) or deployable
+        if not _SESSION_NAME.fullmatch(session_name):
+            raise SettingsError(
+                f"AWS_ROLE_SESSION_NAME must be 2-64 of A-Z a-z 0-9 +=,.@_-, got {session_name!r}"
+            )
+        if role is None:
+            return cls(region=region, session_name=session_name)
+        if region is None:
+            raise SettingsError("AWS_REGION is not set (needed with AWS_ROLE_ARN)")
+        return cls(
+            region=region,
+            role_arn=role,
+            audience=require("AWS_WEB_IDENTITY_AUDIENCE", env),
+            session_name=session_name,
+            metadata_host=read("GCE_METADATA_HOST", cls.metadata_host, env) or cls.metadata_host,
+            sts_endpoint_url=read("AWS_ENDPOINT_URL_STS", None, env),
+        )
+
+
+def _iam_database_url(url: str) -> None:
+    """With IAM authentication the URL names who and where, and never carries a password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(
+            "DATABASE_IAM_AUTH needs DATABASE_URL as postgresql://user@host:port/db"
+        )
+    if parts.password is not None:
+        raise SettingsError("DATABASE_URL must not carry a password with DATABASE_IAM_AUTH")
+    if not parts.username or not parts.hostname:
+        raise SettingsError("DATABASE_URL must name the user and the host with DATABASE_IAM_AUTH")
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     """How every deployable reaches PostgreSQL as the runtime role.
 
     Either ``DATABASE_URL`` (Aurora through RDS Proxy, or the local stack), or a Cloud SQL
-    instance connection name with user, password and database name.
+    instance connection name with user, password and database name. With DATABASE_IAM_AUTH
+    the URL carries no password: each connection signs an RDS IAM token with `aws`.
     """
 
     url: Secret | None
@@ -109,11 +175,34 @@ class DatabaseSettings:
     password: Secret | None
     name: str | None
     connect_timeout: int
+    iam_auth: bool = False  # RDS Proxy IAM authentication (a token per connection)
+    aws: AwsSettings | None = None  # the credentials and region the tokens are signed with
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> DatabaseSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, deployable: str = "controlroom"
+    ) -> DatabaseSettings:
         instance = read("CLOUD_SQL_INSTANCE", None, env)
         timeout = read_int("DATABASE_CONNECT_TIMEOUT", 5, env)
+        iam_auth = read_bool("DATABASE_IAM_AUTH", False, env)
+        if instance is not None and iam_auth:
+            raise SettingsError("DATABASE_IAM_AUTH is for RDS Proxy, not with CLOUD_SQL_INSTANCE")
+        if iam_auth:
+            url = read_secret("DATABASE_URL", env)
+            _iam_database_url(url.reveal())
+            aws = AwsSettings.from_env(env, deployable)
+            if aws.region is None:
+                raise SettingsError("AWS_REGION is not set (needed with DATABASE_IAM_AUTH)")
+            return cls(
+                url=url,
+                cloud_sql_instance=None,
+                user=None,
+                password=None,
+                name=None,
+                connect_timeout=timeout,
+                iam_auth=True,
+                aws=aws,
+            )
         if instance is not None:
             return cls(
                 url=None,
@@ -186,7 +275,10 @@ class PersistSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PersistSettings:
-        return cls(database=DatabaseSettings.from_env(env), redis_url=read_secret("REDIS_URL", env))
+        return cls(
+            database=DatabaseSettings.from_env(env, "persist"),
+            redis_url=read_secret("REDIS_URL", env),
+        )
 
 
 @functools.cache
@@ -465,11 +557,12 @@ class RealtimeSettings:
     tenancy: TenancySettings = TenancySettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     consent: ConsentSettings = ConsentSettings()
+    aws: AwsSettings = AwsSettings(region=None, session_name="realtime")  # branding uploads
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
         return cls(
-            database=DatabaseSettings.from_env(env),
+            database=DatabaseSettings.from_env(env, "realtime"),
             redis_url=read_secret("REDIS_URL", env),
             auth=AuthSettings.from_env(env),
             batch_ms=read_int("RELAY_BATCH_MS", 0, env),
@@ -498,6 +591,7 @@ class RealtimeSettings:
             tenancy=TenancySettings.from_env(env),
             rate_limits=RateLimitSettings.from_env(env),
             consent=ConsentSettings.from_env(env),
+            aws=AwsSettings.from_env(env, "realtime"),
         )
 
 
@@ -530,7 +624,7 @@ class SubscriptionsSettings:
         secret = read("TWITCH_CLIENT_SECRET", None, env)
         eventsub_secret = read("EVENTSUB_SECRET", None, env)
         return cls(
-            database=DatabaseSettings.from_env(env),
+            database=DatabaseSettings.from_env(env, "subscriptions"),
             client_id=read("TWITCH_CLIENT_ID", None, env),
             client_secret=Secret(secret) if secret else None,
             callback_url=read("EVENTSUB_CALLBACK_URL", None, env),
@@ -555,6 +649,7 @@ class ArchiveSettings:
     s3_endpoint_url: str | None
     retention_days: int | None
     branding_bucket: str | None = None  # purged with the archive's prefixes
+    aws: AwsSettings = AwsSettings(region=None, session_name="archive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveSettings:
@@ -562,11 +657,12 @@ class ArchiveSettings:
         if retention is not None and not retention.isdigit():
             raise SettingsError(f"ARCHIVE_RETENTION_DAYS must be a whole number, got {retention!r}")
         return cls(
-            database=DatabaseSettings.from_env(env),
+            database=DatabaseSettings.from_env(env, "archive"),
             bucket=require("ARCHIVE_BUCKET", env),
             s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
             retention_days=int(retention) if retention is not None else None,
             branding_bucket=read("BRANDING_BUCKET", None, env),
+            aws=AwsSettings.from_env(env, "archive"),
         )
 
 

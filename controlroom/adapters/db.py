@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +35,25 @@ def _cloud_sql_connect(cfg: settings.DatabaseSettings) -> psycopg.Connection[dic
     return conn
 
 
+def _url_kwargs(cfg: settings.DatabaseSettings) -> dict[str, Any]:
+    """Per-connection parameters beside DATABASE_URL: with IAM authentication, a fresh RDS
+    token (15 minutes) as the password, and never without TLS (the token is a credential)."""
+    if not cfg.iam_auth:
+        return {}
+    from controlroom.adapters import aws_identity  # botocore only where IAM auth is on
+
+    assert cfg.url is not None and cfg.aws is not None
+    info = psycopg.conninfo.conninfo_to_dict(cfg.url.reveal())
+    kwargs: dict[str, Any] = {
+        "password": aws_identity.db_auth_token(
+            cfg.aws, str(info["host"]), int(info.get("port") or 5432), str(info["user"])
+        )
+    }
+    if "sslmode" not in info:
+        kwargs["sslmode"] = "require"
+    return kwargs
+
+
 _CONNECTOR: Any = None
 
 
@@ -62,6 +82,7 @@ def connect(
         row_factory=dict_row,
         autocommit=autocommit,
         connect_timeout=cfg.connect_timeout,
+        **_url_kwargs(cfg),
     )
 
 
@@ -86,11 +107,14 @@ async def connect_async(
             connect_timeout=cfg.connect_timeout,
         )
     assert cfg.url is not None
+    # a token may first need credentials from the metadata server and STS: off the loop
+    extra = await asyncio.to_thread(_url_kwargs, cfg) if cfg.iam_auth else {}
     return await psycopg.AsyncConnection.connect(
         cfg.url.reveal(),
         row_factory=dict_row,
         autocommit=autocommit,
         connect_timeout=cfg.connect_timeout,
+        **extra,
     )
 
 
@@ -185,15 +209,21 @@ def async_pool(
     else:
         assert cfg.url is not None
         conninfo = cfg.url.reveal()
+    base: dict[str, Any] = {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "connect_timeout": cfg.connect_timeout,
+    }
+
+    async def per_connection() -> dict[str, Any]:
+        # each new connection of the pool signs its own IAM token
+        return base | await asyncio.to_thread(_url_kwargs, cfg)
+
     return psycopg_pool.AsyncConnectionPool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
-        kwargs={
-            "autocommit": True,
-            "row_factory": dict_row,
-            "connect_timeout": cfg.connect_timeout,
-        },
+        kwargs=per_connection if cfg.iam_auth else base,
         timeout=cfg.connect_timeout,
         open=False,
     )

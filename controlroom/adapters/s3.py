@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from controlroom import settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -13,13 +16,18 @@ if TYPE_CHECKING:
 
 def client(
     endpoint_url: str | None = None,
-    region: str = "us-east-1",
+    *,
+    aws: settings.AwsSettings | None = None,
+    region: str | None = None,
     credentials: tuple[str, str] | None = None,
 ) -> S3Client:
     """An S3 client; with `endpoint_url` it talks to that endpoint (moto's server locally).
 
-    Without `credentials`, boto3's usual chain applies (web identity federation in
-    production); the local stack passes its own placeholder keys.
+    Requests and presigned URLs are signed for `region`, else `aws.region` (AWS_REGION, the
+    buckets' region); a URL scoped to another region is refused by S3. With `aws` federated
+    (AWS_ROLE_ARN on Google Cloud), the role's credentials come from a Google identity token
+    (adapters/aws_identity.py); `credentials` are fixed keys (the local stack's placeholders);
+    otherwise boto3's usual chain applies.
     """
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"},
@@ -28,35 +36,65 @@ def client(
         s3={"addressing_style": "path"} if endpoint_url else {},
         signature_version="s3v4",
     )
-    access_key, secret_key = credentials or (None, None)
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=config,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-    )
+    region = region or (aws.region if aws else None)
+    if credentials is not None:
+        return boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=config,
+            aws_access_key_id=credentials[0],
+            aws_secret_access_key=credentials[1],
+        )
+    if aws is not None and aws.federated:
+        return _federated(aws).client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+@functools.cache
+def _federated(aws: settings.AwsSettings) -> boto3.session.Session:
+    # one boto3 session over the process's botocore session (boto3 registers its handlers on
+    # it once; the credentials and their refresh are shared by every client)
+    from controlroom.adapters import aws_identity
+
+    return boto3.session.Session(botocore_session=aws_identity.session(aws))
 
 
 def lifecycle_rules(
-    infrequent_access_days: int = 30, glacier_days: int = 90, abort_multipart_days: int = 7
+    infrequent_access_days: int = 30,
+    glacier_days: int = 90,
+    abort_multipart_days: int = 7,
+    noncurrent_days: int = 30,
 ) -> dict[str, Any]:
-    """The archive bucket's lifecycle: IA, then Glacier; stale multipart uploads aborted."""
-    if not 30 <= infrequent_access_days < glacier_days:
-        # S3 refuses STANDARD_IA before 30 days, and Glacier must come after IA.
-        raise ValueError("need 30 <= infrequent_access_days < glacier_days")
+    """The archive bucket's lifecycle (terraform's aws_storage sets the same rules).
+
+    Parquet (`events/parquet/`, what Athena reads) goes to STANDARD_IA, then GLACIER_IR:
+    both are read by Athena as they are. NDJSON (`events/ndjson/`, the raw copy nobody
+    queries) goes to STANDARD_IA, then GLACIER, which Athena would skip. Replaced versions
+    expire, and stale multipart uploads are aborted.
+    """
+    if not 30 <= infrequent_access_days <= glacier_days - 30:
+        # S3 refuses STANDARD_IA before 30 days, and a colder class before 30 days in IA.
+        raise ValueError("need 30 <= infrequent_access_days <= glacier_days - 30")
+
+    def tiering(fmt: str, cold: str) -> dict[str, Any]:
+        return {
+            "ID": f"{fmt}-tiering",
+            "Status": "Enabled",
+            "Filter": {"Prefix": f"events/{fmt}/"},
+            "Transitions": [
+                {"Days": infrequent_access_days, "StorageClass": "STANDARD_IA"},
+                {"Days": glacier_days, "StorageClass": cold},
+            ],
+            "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent_days},
+        }
+
     return {
         "Rules": [
-            {
-                "ID": "archive-tiering",
-                "Status": "Enabled",
-                "Filter": {"Prefix": "events/"},
-                "Transitions": [
-                    {"Days": infrequent_access_days, "StorageClass": "STANDARD_IA"},
-                    {"Days": glacier_days, "StorageClass": "GLACIER"},
-                ],
-            },
+            tiering("parquet", "GLACIER_IR"),
+            tiering("ndjson", "GLACIER"),
             {
                 "ID": "abort-incomplete-multipart",
                 "Status": "Enabled",

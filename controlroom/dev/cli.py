@@ -102,7 +102,7 @@ def _archive_timer(env: dict[str, str], stop: threading.Event, interval: float) 
     while not stop.wait(interval):
         try:
             with db.connect(cfg.database, autocommit=True) as conn:
-                summary = archive.run(conn, s3.client(cfg.s3_endpoint_url), cfg.bucket)
+                summary = archive.run(conn, s3.client(cfg.s3_endpoint_url, aws=cfg.aws), cfg.bucket)
         except Exception as exc:  # noqa: BLE001 - a timer must outlive one failed run
             print(f"  archive run failed: {type(exc).__name__}", flush=True)
             continue
@@ -268,7 +268,7 @@ def cmd_archive(_args: argparse.Namespace) -> int:
     with db.connect(cfg.database, autocommit=True) as conn:
         summary = archive.run(
             conn,
-            s3.client(cfg.s3_endpoint_url),
+            s3.client(cfg.s3_endpoint_url, aws=cfg.aws),
             cfg.bucket,
             retention_days=cfg.retention_days,
             progress=lambda line: print(f"  {line}", flush=True),
@@ -375,7 +375,11 @@ def _purge(cfg: settings.ArchiveSettings, *, quiet: bool = False) -> int:
 
     with db.connect(cfg.database, autocommit=True) as conn:
         summary = companies.purge_due(
-            conn, s3.client(cfg.s3_endpoint_url), cfg.bucket, cfg.branding_bucket, actor=_actor()
+            conn,
+            s3.client(cfg.s3_endpoint_url, aws=cfg.aws),
+            cfg.bucket,
+            cfg.branding_bucket,
+            actor=_actor(),
         )
     if summary.purged or summary.failed or not quiet:
         print(
