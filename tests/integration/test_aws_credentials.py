@@ -15,7 +15,7 @@ import pytest
 from botocore.credentials import ReadOnlyCredentials
 from moto.server import ThreadedMotoServer
 
-from controlroom import settings
+from controlroom import services, settings
 from controlroom.adapters import aws_identity, db, s3
 from controlroom.dev.metadata import IdentityRequest, MetadataServer
 from controlroom.dev.stack.process import free_port
@@ -231,3 +231,29 @@ def test_rds_tokens_are_signed_with_the_federated_credentials(
         aws_session_token=creds.token,
     )
     assert who.get_caller_identity()["Arn"].endswith("/controlroom-test-realtime/persist")
+
+
+def test_the_archive_service_builds_its_s3_client_on_the_archive_role(
+    metadata: MetadataServer, moto: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = _env(
+        metadata,
+        moto,
+        AWS_ENDPOINT_URL_S3=moto,
+        ARCHIVE_BUCKET="archive-test",
+        DATABASE_URL="postgresql://unused",
+    )
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings.archive.cache_clear()
+    try:
+        service = services.archive()
+        assert service.cfg.aws.federated and service.cfg.aws.session_name == "archive"
+        service.s3.create_bucket(
+            Bucket="archive-test", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        assert service.s3.meta.region_name == "eu-west-1"
+    finally:
+        settings.archive.cache_clear()
+    assert [r.audience for r in metadata.state.requests] == [AUDIENCE]
