@@ -1,6 +1,11 @@
 # Every environment, described once: Google Cloud for the services, AWS for storage, the
-# database and analytics. envs/<env>/ links these files and adds only its backend.tf and
-# environment.auto.tfvars.
+# database (or Cloud SQL: database_engine) and analytics. envs/<env>/ links these files and
+# adds only its backend.tf, environment.auto.tfvars and the example <env>.tfvars.
+#
+# Order of a first deployment (docs/deploy.md, "First deployment"): apply
+# -target=module.bootstrap (APIs, Artifact Registry, the deploy identities), push the image,
+# then one full apply. Within the full apply, every secret has its version and every reader
+# its grant before a service that reads it is deployed (gcp_secrets' `versions`).
 
 terraform {
   required_version = ">= 1.6"
@@ -8,6 +13,8 @@ terraform {
     google  = { source = "hashicorp/google", version = "~> 6.10" }
     aws     = { source = "hashicorp/aws", version = "~> 5.80" }
     archive = { source = "hashicorp/archive", version = "~> 2.6" }
+    random  = { source = "hashicorp/random", version = "~> 3.6" }
+    tls     = { source = "hashicorp/tls", version = "~> 4.0" }
   }
 }
 
@@ -21,13 +28,43 @@ provider "aws" {
 }
 
 locals {
-  prefix = "cr-${var.environment}"
+  prefix    = "cr-${var.environment}"
+  aurora    = var.database_engine == "aurora"
+  cloud_sql = var.database_engine == "cloud_sql"
+}
+
+# Aurora needs the AWS network described; Cloud SQL needs none of it.
+resource "terraform_data" "inputs" {
+  lifecycle {
+    precondition {
+      condition     = !local.aurora || (var.aws_vpc_id != "" && length(var.aws_subnet_ids) >= 2 && length(var.aws_route_table_ids) > 0 && var.aws_vpc_cidr != "")
+      error_message = "database_engine = \"aurora\" needs aws_vpc_id, aws_vpc_cidr, aws_subnet_ids (two zones) and aws_route_table_ids."
+    }
+  }
+}
+
+module "bootstrap" {
+  source            = "../../modules/gcp_bootstrap"
+  project           = var.project
+  region            = var.region
+  prefix            = local.prefix
+  github_repository = var.github_repository
+  cloud_sql         = local.cloud_sql
+}
+
+module "aws_ci" {
+  source               = "../../modules/aws_ci"
+  prefix               = local.prefix
+  github_repository    = var.github_repository
+  github_environment   = var.environment
+  create_oidc_provider = var.aws_create_github_oidc_provider
 }
 
 module "service_accounts" {
-  source  = "../../modules/gcp_service_accounts"
-  project = var.project
-  prefix  = local.prefix
+  source     = "../../modules/gcp_service_accounts"
+  project    = var.project
+  prefix     = local.prefix
+  depends_on = [module.bootstrap]
 }
 
 module "data" {
@@ -38,27 +75,152 @@ module "data" {
   network         = var.network
   connector_cidr  = var.connector_cidr
   redis_memory_gb = var.redis_memory_gb
+  depends_on      = [module.bootstrap]
+}
+
+# ---- the network to AWS (Aurora only): HA VPN with BGP, four tunnels
+
+resource "random_password" "vpn_psk" {
+  count   = local.aurora ? 4 : 0
+  length  = 48
+  special = false # AWS accepts letters, digits, '.' and '_' only
+}
+
+module "aws_vpn" {
+  source               = "../../modules/aws_vpn"
+  count                = local.aurora ? 1 : 0
+  prefix               = local.prefix
+  vpc_id               = var.aws_vpc_id
+  route_table_ids      = var.aws_route_table_ids
+  amazon_side_asn      = var.aws_asn
+  google_asn           = var.google_asn
+  google_interface_ips = module.gcp_vpn[0].interface_ips
+  # a key must not start with 0: each begins with a letter
+  preshared_keys = [for p in random_password.vpn_psk : "k${p.result}"]
+}
+
+module "gcp_vpn" {
+  source            = "../../modules/gcp_vpn"
+  count             = local.aurora ? 1 : 0
+  project           = var.project
+  region            = var.region
+  prefix            = local.prefix
+  network           = var.network
+  google_asn        = var.google_asn
+  advertised_ranges = [var.connector_cidr]
+  aws_tunnels       = module.aws_vpn[0].tunnels
+  aws_asn           = var.aws_asn
+  preshared_keys    = [for p in random_password.vpn_psk : "k${p.result}"]
+  depends_on        = [module.bootstrap]
+}
+
+# ---- the database: Aurora behind RDS Proxy (IAM authentication) or Cloud SQL
+
+resource "random_password" "database_app" {
+  length  = 40
+  special = false
+}
+
+resource "random_password" "database_admin" {
+  count   = local.cloud_sql ? 1 : 0
+  length  = 40
+  special = false
+}
+
+module "database" {
+  source           = "../../modules/aws_database"
+  count            = local.aurora ? 1 : 0
+  prefix           = local.prefix
+  vpc_id           = var.aws_vpc_id
+  subnet_ids       = var.aws_subnet_ids
+  client_cidrs     = [var.connector_cidr]
+  max_capacity     = var.database_max_capacity
+  runtime_password = random_password.database_app.result
+  depends_on       = [terraform_data.inputs]
+}
+
+module "cloud_sql" {
+  source         = "../../modules/gcp_cloud_sql"
+  count          = local.cloud_sql ? 1 : 0
+  project        = var.project
+  region         = var.region
+  prefix         = local.prefix
+  network        = var.network
+  tier           = var.cloud_sql_tier
+  admin_password = random_password.database_admin[0].result
+  depends_on     = [module.bootstrap]
+}
+
+# ---- secrets: every one created with its first version
+
+# Two slots, so that a rotation keeps the previous value: raising eventsub_secret_generation
+# by one regenerates the slot that was "previous" and makes it current.
+resource "random_password" "eventsub" {
+  for_each = toset(["a", "b"])
+  length   = 64
+  special  = false
+  keepers = {
+    generation = each.key == "a" ? floor(var.eventsub_secret_generation / 2) : floor((var.eventsub_secret_generation + 1) / 2)
+  }
+}
+
+resource "random_password" "session" {
+  length  = 64
+  special = false
+}
+
+resource "tls_private_key" "token_signing" {
+  algorithm = "RSA"
+  rsa_bits  = 2048
+}
+
+locals {
+  sa             = module.service_accounts.emails
+  eventsub_now   = var.eventsub_secret_generation % 2 == 0 ? "a" : "b"
+  eventsub_then  = local.eventsub_now == "a" ? "b" : "a"
+  database_users = [local.sa["persist"], local.sa["realtime"], local.sa["subscriptions"], local.sa["archive"]]
+  secret_readers = merge(
+    {
+      eventsub-secret          = [local.sa["webhook"], local.sa["subscriptions"]]
+      eventsub-secret-previous = [local.sa["webhook"]]
+      redis-url                = [local.sa["persist"], local.sa["realtime"]]
+      twitch-client-secret     = [local.sa["subscriptions"], local.sa["realtime"]]
+      token-signing-keys       = [local.sa["realtime"]]
+      oidc-client-secret       = [local.sa["realtime"]]
+      session-secret           = [local.sa["realtime"]]
+    },
+    var.smtp_username != "" ? { smtp-password = [local.sa["realtime"]] } : {},
+    # Cloud SQL signs in with a password; Aurora's proxy with IAM tokens (no password at all)
+    local.cloud_sql ? { database-password = local.database_users, database-admin-password = [] } : {},
+  )
+  secret_values = merge(
+    {
+      eventsub-secret          = random_password.eventsub[local.eventsub_now].result
+      eventsub-secret-previous = random_password.eventsub[local.eventsub_then].result
+      redis-url                = "rediss://:${module.data.redis_auth}@${module.data.redis_host}:${module.data.redis_port}/0"
+      twitch-client-secret     = var.twitch_client_secret
+      token-signing-keys       = tls_private_key.token_signing.private_key_pem_pkcs8
+      oidc-client-secret       = var.oidc_client_secret
+      session-secret           = random_password.session.result
+    },
+    var.smtp_username != "" ? { smtp-password = var.smtp_password } : {},
+    local.cloud_sql ? {
+      database-password       = random_password.database_app.result
+      database-admin-password = random_password.database_admin[0].result
+    } : {},
+  )
 }
 
 module "secrets" {
-  source  = "../../modules/gcp_secrets"
-  project = var.project
-  prefix  = local.prefix
-  readers = {
-    eventsub-secret          = [module.service_accounts.emails["webhook"], module.service_accounts.emails["subscriptions"]]
-    eventsub-secret-previous = [module.service_accounts.emails["webhook"]]
-    database-url = [
-      module.service_accounts.emails["persist"], module.service_accounts.emails["realtime"],
-      module.service_accounts.emails["subscriptions"], module.service_accounts.emails["archive"],
-    ]
-    redis-url            = [module.service_accounts.emails["persist"], module.service_accounts.emails["realtime"]]
-    twitch-client-secret = [module.service_accounts.emails["subscriptions"], module.service_accounts.emails["realtime"]]
-    token-signing-keys   = [module.service_accounts.emails["realtime"]]
-    oidc-client-secret   = [module.service_accounts.emails["realtime"]]
-    session-secret       = [module.service_accounts.emails["realtime"]]
-    smtp-password        = [module.service_accounts.emails["realtime"]]
-  }
+  source     = "../../modules/gcp_secrets"
+  project    = var.project
+  prefix     = local.prefix
+  readers    = local.secret_readers
+  values     = local.secret_values
+  depends_on = [module.bootstrap]
 }
+
+# ---- AWS: buckets, per-deployable federated roles, analytics
 
 module "storage" {
   source            = "../../modules/aws_storage"
@@ -67,19 +229,16 @@ module "storage" {
 }
 
 module "aws_access" {
-  source              = "../../modules/aws_access"
-  prefix              = local.prefix
-  google_subjects     = [module.service_accounts.unique_ids["archive"], module.service_accounts.unique_ids["realtime"]]
-  archive_bucket_arn  = module.storage.bucket_arns["archive"]
-  branding_bucket_arn = module.storage.bucket_arns["branding"]
-}
-
-module "database" {
-  source                 = "../../modules/aws_database"
-  prefix                 = local.prefix
-  subnet_ids             = var.aws_subnet_ids
-  vpc_security_group_ids = var.aws_security_group_ids
-  max_capacity           = var.database_max_capacity
+  source   = "../../modules/aws_access"
+  prefix   = local.prefix
+  audience = var.aws_web_identity_audience
+  google_subjects = {
+    for name in ["archive", "realtime", "persist", "subscriptions"] : name => module.service_accounts.unique_ids[name]
+  }
+  archive_bucket_arn   = module.storage.bucket_arns["archive"]
+  branding_bucket_arn  = module.storage.bucket_arns["branding"]
+  database_iam_auth    = local.aurora
+  database_connect_arn = local.aurora ? module.database[0].connect_arn : null
 }
 
 module "analytics" {
@@ -88,12 +247,38 @@ module "analytics" {
   archive_bucket = module.storage.archive_bucket
 }
 
+# ---- what each deployable reads (controlroom/settings.py)
+
 locals {
-  queue_base = "projects/${var.project}/locations/${var.region}/queues"
+  secret = module.secrets.versions
+  # every deployable that reaches AWS: the region its requests and tokens are signed for
+  aws_env = {
+    AWS_REGION                = var.aws_region
+    AWS_WEB_IDENTITY_AUDIENCE = module.aws_access.audience
+  }
+  # the database settings, per engine
+  database_env = local.aurora ? {
+    DATABASE_URL      = "postgresql://${module.database[0].runtime_user}@${module.database[0].proxy_endpoint}:5432/controlroom?sslmode=require"
+    DATABASE_IAM_AUTH = "true"
+    } : {
+    CLOUD_SQL_INSTANCE = module.cloud_sql[0].instance_connection_name
+    DATABASE_USER      = "controlroom_app"
+    DATABASE_NAME      = module.cloud_sql[0].database_name
+  }
+  database_secrets = local.cloud_sql ? { DATABASE_PASSWORD = local.secret["database-password"] } : {}
+  # archive and realtime use S3; with Aurora, persist and subscriptions sign the proxy's IAM
+  # tokens with their own role too
+  aws_for = {
+    for name in ["archive", "realtime", "persist", "subscriptions"] : name => (
+      contains(["archive", "realtime"], name) || local.aurora
+      ? merge(local.aws_env, { AWS_ROLE_ARN = module.aws_access.role_arns[name] })
+      : {}
+    )
+  }
+  redis_env = { REDIS_CA_CERT = module.data.redis_ca_certs }
   common = {
     GOOGLE_CLOUD_PROJECT = var.project
     CLOUD_TASKS_LOCATION = var.region
-    AWS_ROLE_ARN         = module.aws_access.role_arn
   }
 }
 
@@ -112,15 +297,28 @@ module "functions" {
       PERSIST_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
       LEDGER_DATABASE                 = module.data.firestore_database
     })
-    persist       = local.common
-    subscriptions = merge(local.common, { TWITCH_CLIENT_ID = var.twitch_client_id, EVENTSUB_CALLBACK_URL = var.eventsub_callback_url })
-    archive       = merge(local.common, { ARCHIVE_BUCKET = module.storage.archive_bucket, BRANDING_BUCKET = module.storage.branding_bucket, ARCHIVE_RETENTION_DAYS = tostring(var.hot_retention_days) })
+    persist = merge(local.common, local.database_env, local.aws_for["persist"], local.redis_env)
+    subscriptions = merge(local.common, local.database_env, local.aws_for["subscriptions"], {
+      TWITCH_CLIENT_ID      = var.twitch_client_id
+      EVENTSUB_CALLBACK_URL = var.eventsub_callback_url
+    })
+    archive = merge(local.common, local.database_env, local.aws_for["archive"], {
+      ARCHIVE_BUCKET         = module.storage.archive_bucket
+      BRANDING_BUCKET        = module.storage.branding_bucket
+      ARCHIVE_RETENTION_DAYS = tostring(var.hot_retention_days)
+    })
   }
   secrets = {
-    webhook       = { EVENTSUB_SECRET = module.secrets.ids["eventsub-secret"], EVENTSUB_SECRET_PREVIOUS = module.secrets.ids["eventsub-secret-previous"] }
-    persist       = { DATABASE_URL = module.secrets.ids["database-url"], REDIS_URL = module.secrets.ids["redis-url"] }
-    subscriptions = { DATABASE_URL = module.secrets.ids["database-url"], EVENTSUB_SECRET = module.secrets.ids["eventsub-secret"], TWITCH_CLIENT_SECRET = module.secrets.ids["twitch-client-secret"] }
-    archive       = { DATABASE_URL = module.secrets.ids["database-url"] }
+    webhook = {
+      EVENTSUB_SECRET          = local.secret["eventsub-secret"]
+      EVENTSUB_SECRET_PREVIOUS = local.secret["eventsub-secret-previous"]
+    }
+    persist = merge(local.database_secrets, { REDIS_URL = local.secret["redis-url"] })
+    subscriptions = merge(local.database_secrets, {
+      EVENTSUB_SECRET      = local.secret["eventsub-secret"]
+      TWITCH_CLIENT_SECRET = local.secret["twitch-client-secret"]
+    })
+    archive = local.database_secrets
   }
 }
 
@@ -134,16 +332,17 @@ module "messaging" {
 }
 
 module "realtime" {
-  source          = "../../modules/gcp_realtime"
-  project         = var.project
-  region          = var.region
-  prefix          = local.prefix
-  image           = var.realtime_image
-  service_account = module.service_accounts.emails["realtime"]
-  connector       = module.data.connector
-  min_instances   = var.realtime_min_instances
-  max_instances   = var.realtime_max_instances
-  environment = merge(local.common, {
+  source             = "../../modules/gcp_realtime"
+  project            = var.project
+  region             = var.region
+  prefix             = local.prefix
+  image              = var.realtime_image
+  service_account    = module.service_accounts.emails["realtime"]
+  connector          = module.data.connector
+  min_instances      = var.realtime_min_instances
+  max_instances      = var.realtime_max_instances
+  cloud_sql_instance = local.cloud_sql ? module.cloud_sql[0].instance_connection_name : null
+  environment = merge(local.common, local.database_env, local.aws_for["realtime"], local.redis_env, {
     PUBLIC_URL                            = var.public_url
     JWT_AUDIENCE                          = var.jwt_audience
     OIDC_ISSUER                           = var.oidc_issuer
@@ -154,18 +353,19 @@ module "realtime" {
     SUBSCRIPTIONS_URL                     = module.functions.urls["subscriptions"]
     SUBSCRIPTIONS_QUEUE                   = module.messaging.subscriptions_queue
     SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
+    TRUSTED_PROXY_HOPS                    = "1" # Cloud Run's front end appends the client's address
     SMTP_HOST                             = var.smtp_host
     SMTP_PORT                             = tostring(var.smtp_port)
     SMTP_USERNAME                         = var.smtp_username
     SMTP_FROM                             = var.smtp_from
   })
-  secrets = {
-    DATABASE_URL         = module.secrets.ids["database-url"]
-    REDIS_URL            = module.secrets.ids["redis-url"]
-    TWITCH_CLIENT_SECRET = module.secrets.ids["twitch-client-secret"]
-    TOKEN_SIGNING_KEYS   = module.secrets.ids["token-signing-keys"]
-    OIDC_CLIENT_SECRET   = module.secrets.ids["oidc-client-secret"]
-    SESSION_SECRET       = module.secrets.ids["session-secret"]
-    SMTP_PASSWORD        = module.secrets.ids["smtp-password"]
-  }
+  secrets = merge(local.database_secrets, {
+    REDIS_URL            = local.secret["redis-url"]
+    TWITCH_CLIENT_SECRET = local.secret["twitch-client-secret"]
+    TOKEN_SIGNING_KEYS   = local.secret["token-signing-keys"]
+    OIDC_CLIENT_SECRET   = local.secret["oidc-client-secret"]
+    SESSION_SECRET       = local.secret["session-secret"]
+    }, var.smtp_username != "" ? {
+    SMTP_PASSWORD = local.secret["smtp-password"]
+  } : {})
 }

@@ -13,18 +13,38 @@ output "dashboard_url" {
   value       = module.realtime.url
 }
 
+output "database_engine" {
+  description = "aurora or cloud_sql."
+  value       = var.database_engine
+}
+
 output "database_proxy_endpoint" {
-  description = "RDS Proxy host for DATABASE_URL (runtime role, sslmode=require)."
-  value       = module.database.proxy_endpoint
+  description = "RDS Proxy host in DATABASE_URL (runtime role, TLS, IAM tokens); null with Cloud SQL."
+  value       = one(module.database[*].proxy_endpoint)
 }
 
 output "database_cluster_endpoint" {
-  description = "Aurora writer endpoint for migrations as the owner role."
-  value       = module.database.cluster_endpoint
+  description = "Aurora writer endpoint for `controlroom db bootstrap` and migrations as the owner role; null with Cloud SQL."
+  value       = one(module.database[*].cluster_endpoint)
+}
+
+output "database_runtime_secret_arn" {
+  description = "Secrets Manager secret with controlroom_app's password (what the proxy signs in to Aurora with; DATABASE_APP_PASSWORD of the bootstrap); null with Cloud SQL."
+  value       = one(module.database[*].runtime_secret_arn)
+}
+
+output "cloud_sql_instance" {
+  description = "Cloud SQL instance connection name (CLOUD_SQL_INSTANCE); null with Aurora."
+  value       = one(module.cloud_sql[*].instance_connection_name)
+}
+
+output "vpn_tunnels" {
+  description = "The four HA VPN tunnels to AWS (each should show an established BGP session); empty with Cloud SQL."
+  value       = flatten(module.gcp_vpn[*].tunnels)
 }
 
 output "redis_host" {
-  description = "Memorystore host for REDIS_URL."
+  description = "Memorystore host (the redis-url secret is written by terraform)."
   value       = module.data.redis_host
 }
 
@@ -43,7 +63,32 @@ output "athena_table" {
   value       = module.analytics.table
 }
 
-output "aws_role_arn" {
-  description = "The role Google workloads assume in AWS."
-  value       = module.aws_access.role_arn
+output "aws_role_arns" {
+  description = "Deployable => the AWS role its Google service account assumes (its AWS_ROLE_ARN)."
+  value       = module.aws_access.role_arns
+}
+
+output "image_repository" {
+  description = "Artifact Registry repository CI pushes the realtime image to."
+  value       = module.bootstrap.image_repository
+}
+
+output "deploy_service_account" {
+  description = "Google service account CI deploys as."
+  value       = module.bootstrap.deploy_service_account
+}
+
+output "workload_identity_provider" {
+  description = "Google workload identity provider of the GitHub workflows."
+  value       = module.bootstrap.workload_identity_provider
+}
+
+output "aws_deploy_role_arn" {
+  description = "AWS role CI deploys as (GitHub OIDC)."
+  value       = module.aws_ci.deploy_role_arn
+}
+
+output "secret_names" {
+  description = "Secret Manager secrets terraform created, each with its first version."
+  value       = module.secrets.ids
 }

@@ -72,14 +72,106 @@ variable "dashboard_origins" {
   type        = list(string)
 }
 
-variable "aws_subnet_ids" {
-  description = "Private subnets for Aurora and the RDS Proxy."
-  type        = list(string)
+variable "database_engine" {
+  description = "Where PostgreSQL runs: \"aurora\" (AWS, behind RDS Proxy with IAM authentication, reached over the HA VPN) or \"cloud_sql\" (Cloud SQL for PostgreSQL; no VPN)."
+  type        = string
+  default     = "aurora"
+  validation {
+    condition     = contains(["aurora", "cloud_sql"], var.database_engine)
+    error_message = "database_engine must be aurora or cloud_sql."
+  }
 }
 
-variable "aws_security_group_ids" {
-  description = "Security groups for Aurora and the RDS Proxy."
+variable "aws_vpc_id" {
+  description = "The AWS VPC of Aurora and the RDS Proxy (aurora only)."
+  type        = string
+  default     = ""
+}
+
+variable "aws_vpc_cidr" {
+  description = "The AWS VPC's range (aurora only): private (RFC 1918), so the serverless egress PRIVATE_RANGES_ONLY sends it through the connector and the VPN."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.aws_vpc_cidr == "" || (can(cidrnetmask(var.aws_vpc_cidr)) && can(regex("^(10\\.|172\\.(1[6-9]|2[0-9]|3[01])\\.|192\\.168\\.)", var.aws_vpc_cidr)))
+    error_message = "aws_vpc_cidr must be a private (RFC 1918) range."
+  }
+}
+
+variable "aws_subnet_ids" {
+  description = "Private subnets (two zones at least) for Aurora and the RDS Proxy (aurora only)."
   type        = list(string)
+  default     = []
+}
+
+variable "aws_route_table_ids" {
+  description = "Route tables of those subnets: the VPN propagates the Google ranges into them (aurora only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "google_asn" {
+  description = "Private BGP ASN of the Cloud Router (differs from aws_asn)."
+  type        = number
+  default     = 65010
+}
+
+variable "aws_asn" {
+  description = "Private BGP ASN of AWS's virtual private gateway."
+  type        = number
+  default     = 64512
+}
+
+variable "cloud_sql_tier" {
+  description = "Cloud SQL machine type (cloud_sql only)."
+  type        = string
+  default     = "db-custom-2-7680"
+}
+
+variable "aws_web_identity_audience" {
+  description = "Audience of the Google ID tokens the workloads exchange for AWS credentials (checked by every role's trust policy)."
+  type        = string
+  default     = "controlroom-aws"
+}
+
+variable "github_repository" {
+  description = "owner/name of the GitHub repository whose workflows deploy (workload identity on both clouds)."
+  type        = string
+}
+
+variable "aws_create_github_oidc_provider" {
+  description = "Create GitHub's OIDC provider in the AWS account (one per account: false for the second environment in the same account)."
+  type        = bool
+  default     = true
+}
+
+variable "twitch_client_secret" {
+  description = "Twitch application client secret (stored in Secret Manager)."
+  type        = string
+  sensitive   = true
+}
+
+variable "oidc_client_secret" {
+  description = "Our client's secret at the OpenID Connect issuer (stored in Secret Manager)."
+  type        = string
+  sensitive   = true
+}
+
+variable "smtp_password" {
+  description = "SMTP relay password for smtp_username (stored in Secret Manager; unused without smtp_username)."
+  type        = string
+  sensitive   = true
+  default     = ""
+}
+
+variable "eventsub_secret_generation" {
+  description = "Raise by one to rotate the EventSub secret: the new value becomes current, the old one stays accepted as previous."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.eventsub_secret_generation >= 1 && floor(var.eventsub_secret_generation) == var.eventsub_secret_generation
+    error_message = "eventsub_secret_generation must be a whole number, 1 or more."
+  }
 }
 
 variable "database_max_capacity" {

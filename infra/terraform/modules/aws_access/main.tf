@@ -1,18 +1,36 @@
-# AWS access for the Google workloads without long-lived keys: a role trusted through web
-# identity federation with Google, for exactly the service accounts that need S3, scoped to
-# the prefixes they use.
+# AWS access for the Google workloads without long-lived keys: one role per deployable,
+# trusted through web identity federation with Google for exactly that deployable's service
+# account, each limited to what its code does.
+#
+# - archive: writes and reads the archive (events/), and the company purge deletes a company's
+#   archive and branding prefixes;
+# - realtime: presigns logo uploads and reads logos (tenants/*/branding/*), nothing else in S3;
+# - persist, subscriptions: no S3 at all.
+# With `database_iam_auth`, every role of a deployable that uses the database may also sign in
+# to the RDS Proxy as the runtime role (rds-db:connect on `database_connect_arn`).
+#
+# A Google service account's ID token carries an azp claim (the account's numeric id). When
+# azp is present AWS maps `accounts.google.com:aud` to azp and `accounts.google.com:oaud` to the
+# token's aud (the audience the workload asked the metadata server for). The trust policies
+# check all three: azp and sub (that one service account) and oaud (the fixed audience).
 
 variable "prefix" {
   description = "Name prefix for this environment."
   type        = string
 }
 
+variable "audience" {
+  description = "The audience the workloads request their Google ID token for (AWS_WEB_IDENTITY_AUDIENCE)."
+  type        = string
+  default     = "controlroom-aws"
+}
+
 variable "google_subjects" {
-  description = "Unique ids of the Google service accounts allowed to assume the role (archive, realtime)."
-  type        = list(string)
+  description = "Deployable => numeric unique id of its Google service account (archive, realtime, persist, subscriptions)."
+  type        = map(string)
   validation {
-    condition     = length(var.google_subjects) > 0
-    error_message = "at least one Google service account must be trusted."
+    condition     = contains(keys(var.google_subjects), "archive") && contains(keys(var.google_subjects), "realtime")
+    error_message = "google_subjects needs at least archive and realtime."
   }
 }
 
@@ -21,12 +39,40 @@ variable "archive_bucket_arn" {
   type        = string
 }
 
+variable "archive_prefixes" {
+  description = "Key prefixes of the archive's objects (the archive role reads, writes and purges only these)."
+  type        = list(string)
+  default     = ["events/"]
+}
+
 variable "branding_bucket_arn" {
   description = "ARN of the branding bucket."
   type        = string
 }
 
+variable "database_iam_auth" {
+  description = "Whether the deployables sign in to the RDS Proxy with IAM tokens (Aurora); false for Cloud SQL."
+  type        = bool
+  default     = true
+}
+
+variable "database_connect_arn" {
+  description = "rds-db:connect resource of the runtime role through the proxy (ignored without database_iam_auth)."
+  type        = string
+  default     = null
+}
+
+locals {
+  database_users = ["archive", "realtime", "persist", "subscriptions"]
+  # a role per deployable that needs AWS: S3 users always, database users with IAM auth
+  roles = {
+    for name, subject in var.google_subjects : name => subject
+    if contains(["archive", "realtime"], name) || (var.database_iam_auth && contains(local.database_users, name))
+  }
+}
+
 data "aws_iam_policy_document" "trust" {
+  for_each = local.roles
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
@@ -35,23 +81,35 @@ data "aws_iam_policy_document" "trust" {
     }
     condition {
       test     = "StringEquals"
+      variable = "accounts.google.com:oaud"
+      values   = [var.audience]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "accounts.google.com:aud"
+      values   = [each.value]
+    }
+    condition {
+      test     = "StringEquals"
       variable = "accounts.google.com:sub"
-      values   = var.google_subjects
+      values   = [each.value]
     }
   }
 }
 
-resource "aws_iam_role" "workloads" {
-  name                 = "${var.prefix}-controlroom-workloads"
-  assume_role_policy   = data.aws_iam_policy_document.trust.json
+resource "aws_iam_role" "deployable" {
+  for_each             = local.roles
+  name                 = "${var.prefix}-controlroom-${each.key}"
+  description          = "Assumed by the ${each.key} deployable's Google service account"
+  assume_role_policy   = data.aws_iam_policy_document.trust[each.key].json
   max_session_duration = 3600
 }
 
-data "aws_iam_policy_document" "access" {
+data "aws_iam_policy_document" "archive" {
   statement {
     sid       = "ArchiveObjects"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:GetObjectAttributes", "s3:AbortMultipartUpload", "s3:DeleteObject"]
-    resources = ["${var.archive_bucket_arn}/events/*"]
+    resources = [for p in var.archive_prefixes : "${var.archive_bucket_arn}/${p}*"]
   }
   statement {
     sid       = "ArchiveList"
@@ -60,15 +118,15 @@ data "aws_iam_policy_document" "access" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["events/*"]
+      values   = [for p in var.archive_prefixes : "${p}*"]
     }
   }
-  statement {
-    sid       = "BrandingObjects"
-    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
-    resources = ["${var.branding_bucket_arn}/tenants/*"]
-  }
   # the purge of a deleted company lists and removes its tenants/<id>/branding/ prefix
+  statement {
+    sid       = "BrandingPurge"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${var.branding_bucket_arn}/tenants/*/branding/*"]
+  }
   statement {
     sid       = "BrandingList"
     actions   = ["s3:ListBucket"]
@@ -76,18 +134,54 @@ data "aws_iam_policy_document" "access" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["tenants/*"]
+      values   = ["tenants/*/branding/*"]
     }
   }
 }
 
-resource "aws_iam_role_policy" "access" {
-  name   = "s3-prefixes"
-  role   = aws_iam_role.workloads.id
-  policy = data.aws_iam_policy_document.access.json
+data "aws_iam_policy_document" "realtime" {
+  # presigned uploads are signed with these credentials, so PutObject is the upload's grant
+  statement {
+    sid       = "BrandingObjects"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${var.branding_bucket_arn}/tenants/*/branding/*"]
+  }
 }
 
-output "role_arn" {
-  description = "Role the Google workloads assume (AWS_ROLE_ARN with a Google-issued token)."
-  value       = aws_iam_role.workloads.arn
+resource "aws_iam_role_policy" "archive" {
+  name   = "s3-archive-and-purge"
+  role   = aws_iam_role.deployable["archive"].id
+  policy = data.aws_iam_policy_document.archive.json
+}
+
+resource "aws_iam_role_policy" "realtime" {
+  name   = "s3-branding"
+  role   = aws_iam_role.deployable["realtime"].id
+  policy = data.aws_iam_policy_document.realtime.json
+}
+
+data "aws_iam_policy_document" "database" {
+  count = var.database_iam_auth ? 1 : 0
+  statement {
+    sid       = "ProxySignIn"
+    actions   = ["rds-db:connect"]
+    resources = [var.database_connect_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "database" {
+  for_each = var.database_iam_auth ? toset([for name in local.database_users : name if contains(keys(local.roles), name)]) : toset([])
+  name     = "rds-proxy-connect"
+  role     = aws_iam_role.deployable[each.key].id
+  policy   = data.aws_iam_policy_document.database[0].json
+}
+
+output "role_arns" {
+  description = "Deployable => the role its Google service account assumes (AWS_ROLE_ARN)."
+  value       = { for name, role in aws_iam_role.deployable : name => role.arn }
+}
+
+output "audience" {
+  description = "The audience of the Google ID tokens the roles accept (AWS_WEB_IDENTITY_AUDIENCE)."
+  value       = var.audience
 }

@@ -1,5 +1,6 @@
-# Memorystore Redis behind a Serverless VPC Access connector, and the Firestore database of the
-# webhook's delivery ledger with a TTL policy on its expiry field.
+# Memorystore Redis behind a Serverless VPC Access connector (TLS with server authentication:
+# clients get the server CA as REDIS_CA_CERT and connect with rediss://), and the Firestore
+# database of the webhook's delivery ledger with a TTL policy on its expiry field.
 
 variable "project" {
   description = "Google Cloud project id."
@@ -85,6 +86,17 @@ output "redis_host" {
 output "redis_port" {
   description = "Memorystore port."
   value       = google_redis_instance.pubsub.port
+}
+
+output "redis_auth" {
+  description = "Memorystore AUTH string (goes into the redis-url secret only)."
+  value       = google_redis_instance.pubsub.auth_string
+  sensitive   = true
+}
+
+output "redis_ca_certs" {
+  description = "PEM of Memorystore's server CA(s) (REDIS_CA_CERT: clients verify the server with it; several during a rotation)."
+  value       = join("\n", [for c in google_redis_instance.pubsub.server_ca_certs : trimspace(c.cert)])
 }
 
 output "connector" {

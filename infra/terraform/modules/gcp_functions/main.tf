@@ -37,8 +37,11 @@ variable "environment" {
 }
 
 variable "secrets" {
-  description = "Per function: environment variable => Secret Manager secret id."
-  type        = map(map(string))
+  description = "Per function: environment variable => the Secret Manager secret and its pinned version (gcp_secrets' versions)."
+  type = map(map(object({
+    secret  = string
+    version = string
+  })))
 }
 
 variable "max_instances" {
@@ -52,7 +55,7 @@ locals {
     webhook       = { vpc = false, memory = "256M", timeout = 10, invokers = [] }
     persist       = { vpc = true, memory = "512M", timeout = 60, invokers = ["tasks"] }
     subscriptions = { vpc = true, memory = "256M", timeout = 300, invokers = ["tasks", "scheduler"] }
-    archive       = { vpc = true, memory = "1Gi", timeout = 3600, invokers = ["scheduler"] }
+    archive       = { vpc = true, memory = "1Gi", timeout = 1800, invokers = ["scheduler"] } # Scheduler waits 30 min at most
   }
 }
 
@@ -118,8 +121,8 @@ resource "google_cloudfunctions2_function" "function" {
       content {
         key        = secret_environment_variables.key
         project_id = var.project
-        secret     = secret_environment_variables.value
-        version    = "latest"
+        secret     = secret_environment_variables.value.secret
+        version    = secret_environment_variables.value.version
       }
     }
   }

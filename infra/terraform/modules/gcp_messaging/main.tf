@@ -90,6 +90,8 @@ resource "google_cloud_scheduler_job" "archive" {
   name      = "${var.prefix}-archive"
   schedule  = var.archive_schedule
   time_zone = "Etc/UTC"
+  # the longest Scheduler waits for an HTTP target (30 min); the function's timeout matches
+  attempt_deadline = "1800s"
   http_target {
     http_method = "POST"
     uri         = var.function_urls["archive"]
@@ -108,6 +110,8 @@ resource "google_cloud_scheduler_job" "reconcile" {
   name      = "${var.prefix}-reconcile"
   schedule  = var.reconcile_schedule
   time_zone = "Etc/UTC"
+  # the subscriptions function's own timeout
+  attempt_deadline = "300s"
   http_target {
     http_method = "POST"
     uri         = var.function_urls["subscriptions"]

@@ -52,8 +52,17 @@ variable "environment" {
 }
 
 variable "secrets" {
-  description = "Environment variable => Secret Manager secret id."
-  type        = map(string)
+  description = "Environment variable => the Secret Manager secret and its pinned version (gcp_secrets' versions)."
+  type = map(object({
+    secret  = string
+    version = string
+  }))
+}
+
+variable "cloud_sql_instance" {
+  description = "Cloud SQL instance connection name mounted at /cloudsql (asyncio connections use its socket); null with Aurora."
+  type        = string
+  default     = null
 }
 
 resource "google_cloud_run_v2_service" "realtime" {
@@ -75,6 +84,15 @@ resource "google_cloud_run_v2_service" "realtime" {
       connector = var.connector
       egress    = "PRIVATE_RANGES_ONLY"
     }
+    dynamic "volumes" {
+      for_each = var.cloud_sql_instance == null ? [] : [var.cloud_sql_instance]
+      content {
+        name = "cloudsql"
+        cloud_sql_instance {
+          instances = [volumes.value]
+        }
+      }
+    }
     containers {
       image = var.image
       ports {
@@ -82,6 +100,13 @@ resource "google_cloud_run_v2_service" "realtime" {
       }
       resources {
         limits = { cpu = "2", memory = "1Gi" }
+      }
+      dynamic "volume_mounts" {
+        for_each = var.cloud_sql_instance == null ? [] : ["cloudsql"]
+        content {
+          name       = volume_mounts.value
+          mount_path = "/cloudsql"
+        }
       }
       startup_probe {
         http_get {
@@ -106,8 +131,8 @@ resource "google_cloud_run_v2_service" "realtime" {
           name = env.key
           value_source {
             secret_key_ref {
-              secret  = env.value
-              version = "latest"
+              secret  = env.value.secret
+              version = env.value.version
             }
           }
         }

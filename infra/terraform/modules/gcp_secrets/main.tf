@@ -1,5 +1,8 @@
-# Secret Manager secrets (values are added out of band: see docs/deploy.md), readable only
-# by the deployables that use them.
+# Secret Manager secrets, each created with its first version (generated values or the
+# operator's sensitive variables, never left empty), readable only by the deployables that use
+# them. `versions` names the pinned version per secret and is known only once the readers'
+# grants exist, so a service referencing it deploys after its secret has a value and after it
+# may read it.
 
 variable "project" {
   description = "Google Cloud project id."
@@ -16,6 +19,12 @@ variable "readers" {
   type        = map(list(string))
 }
 
+variable "values" {
+  description = "Secret name => its value (one per secret in readers); stored as the secret's version."
+  type        = map(string)
+  sensitive   = true
+}
+
 resource "google_secret_manager_secret" "secret" {
   for_each  = var.readers
   project   = var.project
@@ -23,6 +32,12 @@ resource "google_secret_manager_secret" "secret" {
   replication {
     auto {}
   }
+}
+
+resource "google_secret_manager_secret_version" "value" {
+  for_each    = var.readers
+  secret      = google_secret_manager_secret.secret[each.key].id
+  secret_data = var.values[each.key]
 }
 
 resource "google_secret_manager_secret_iam_member" "reader" {
@@ -38,4 +53,15 @@ resource "google_secret_manager_secret_iam_member" "reader" {
 output "ids" {
   description = "Secret id per name."
   value       = { for name, s in google_secret_manager_secret.secret : name => s.secret_id }
+}
+
+output "versions" {
+  description = "Secret name => {secret, version}: the pinned version services read, available once the version and every reader's grant exist."
+  value = {
+    for name, v in google_secret_manager_secret_version.value : name => {
+      secret  = google_secret_manager_secret.secret[name].secret_id
+      version = v.version
+    }
+  }
+  depends_on = [google_secret_manager_secret_iam_member.reader]
 }
