@@ -54,9 +54,11 @@ def identity_token(audience: str, host: str, timeout: float = 3.0) -> str:
         with _OPENER.open(request, timeout=timeout) as answer:
             body: bytes = answer.read()
     except urllib.error.HTTPError as refused:
+        # the server's own words (no token in them) say why: no such account, no header...
+        said = refused.read(200).decode("utf-8", "replace").strip()
         raise FederationError(
             f"the metadata server at {host} refused an identity token for audience "
-            f"{audience!r}: HTTP {refused.code}"
+            f"{audience!r}: HTTP {refused.code} {said}".rstrip()
         ) from None
     except (urllib.error.URLError, OSError) as failed:
         reason = getattr(failed, "reason", failed)

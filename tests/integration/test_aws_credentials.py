@@ -134,7 +134,8 @@ def test_a_metadata_server_that_refuses_is_a_clear_error(
     aws = settings.AwsSettings.from_env(_env(metadata, moto))
     creds = aws_identity.WebIdentity(aws).credentials()
     with pytest.raises(
-        aws_identity.FederationError, match=r"refused .*'controlroom-aws-test'.*503"
+        aws_identity.FederationError,
+        match=r"refused .*'controlroom-aws-test'.*503 metadata server unavailable",
     ):
         creds.get_frozen_credentials()
     # and the real endpoint's own refusal: a request without the header
