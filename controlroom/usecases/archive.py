@@ -1,5 +1,9 @@
 """Exporting closed days to S3 (NDJSON.gz and Parquet per company-day), and a safe prune.
 
+Parquet goes under `events/parquet/company_id=<id>/date=<day>/` (the only tree Athena's
+table reads) and NDJSON under `events/ndjson/company_id=<id>/date=<day>/` (which the
+lifecycle may move to Glacier); a company's objects are under `tenants.archive_prefixes`.
+
 A company-day is streamed out of PostgreSQL under the company's RLS context with a
 server-side cursor, written to two files whose bytes depend only on the rows (so a re-run
 writes the same objects under the same keys), uploaded with SHA-256 checksums, verified by
@@ -28,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pyarrow as pa
@@ -137,8 +141,21 @@ class Summary:
         return sum(r.bytes for r in self.exported)
 
 
-def prefix(company: uuid.UUID, day: date) -> str:
-    return f"{archive_prefix(company)}date={day.isoformat()}/"
+# the two formats of a part, each under its own top-level prefix (see core.tenants)
+Format = Literal["ndjson", "parquet"]
+FORMATS: tuple[Format, ...] = ("ndjson", "parquet")
+SUFFIX: dict[Format, str] = {"ndjson": "ndjson.gz", "parquet": "parquet"}
+
+
+def prefix(company: uuid.UUID, day: date, fmt: Format) -> str:
+    """`events/<format>/company_id=<id>/date=<YYYY-MM-DD>/`: Athena's table reads only the
+    Parquet tree, and the lifecycle keeps it in a class Athena can read."""
+    return f"{archive_prefix(company, fmt)}date={day.isoformat()}/"
+
+
+def object_key(company: uuid.UUID, day: date, fmt: Format, digest: str) -> str:
+    """A part's object key: named by its content, so a re-run writes the same key."""
+    return f"{prefix(company, day, fmt)}part-{digest[:16]}.{SUFFIX[fmt]}"
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -287,21 +304,23 @@ def manifest(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Ma
 
 
 def remove_orphans(s3: Any, bucket: str, company: uuid.UUID, day: date, keep: set[str]) -> int:
-    """Delete the objects under the day's prefix that `keep` (the manifest's keys) lacks.
+    """Delete the objects under the day's prefixes (both formats) that `keep` (the manifest's
+    keys) lacks.
 
     A run that died after an upload and before its manifest leaves such an object; its rows
     may overlap the next delta, so it goes before anything new is written.
     """
     removed = 0
     try:
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=prefix(company, day)
-        )
-        for page in pages:
-            for obj in page.get("Contents", []):
-                if obj["Key"] not in keep:
-                    s3.delete_object(Bucket=bucket, Key=obj["Key"])
-                    removed += 1
+        for fmt in FORMATS:
+            pages = s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix(company, day, fmt)
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if obj["Key"] not in keep:
+                        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+                        removed += 1
     except (BotoCoreError, ClientError) as exc:
         raise ArchiveError(f"orphan cleanup failed: {type(exc).__name__}") from exc
     if removed:
@@ -326,13 +345,15 @@ def export_day(
         written = _write(conn, company, day, Path(tmp), current.covered_seq)
         if written.rows == 0:
             return DayResult(company, day, 0, 0, {}, None, None, 0, current.covered_seq, orphans)
-        keys, checksums, total = {}, {}, 0
-        for kind, path in (("ndjson", written.ndjson), ("parquet", written.parquet)):
+        keys: dict[str, str] = {}
+        checksums: dict[str, str] = {}
+        total = 0
+        for fmt in FORMATS:
+            path = written.ndjson if fmt == "ndjson" else written.parquet
             digest = _sha256(path)
-            suffix = "ndjson.gz" if kind == "ndjson" else "parquet"
-            key = f"{prefix(company, day)}part-{digest[:16]}.{suffix}"
-            _upload(s3, bucket, path, key, digest)
-            keys[kind], checksums[kind], total = key, digest, total + path.stat().st_size
+            name = object_key(company, day, fmt, digest)
+            _upload(s3, bucket, path, name, digest)
+            keys[fmt], checksums[fmt], total = name, digest, total + path.stat().st_size
     part = {
         **keys,
         "rows": written.rows,

@@ -1,4 +1,7 @@
-"""The archive against the real PostgreSQL and moto's S3 server."""
+"""The archive against the real PostgreSQL and moto's S3 server.
+
+Parquet lies under events/parquet/company_id=<id>/date=<day>/ (the only tree Athena's table
+reads) and NDJSON under events/ndjson/company_id=<id>/date=<day>/."""
 
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ from psycopg.types.json import Jsonb
 
 from controlroom import settings
 from controlroom.adapters import db, eventstore, s3
+from controlroom.core import tenants
 from controlroom.dev.stack import Endpoints
-from controlroom.usecases import archive
+from controlroom.usecases import archive, companies
 from tests.integration.conftest import new_company
 from tests.integration.tenant_data import sample_event
 
@@ -77,9 +81,19 @@ def run(
 
 
 def objects(bucket: tuple[Any, str], company: uuid.UUID) -> dict[str, str]:
+    """Every archived object of the company (both formats), key -> ETag."""
     client, name = bucket
-    listing = client.list_objects_v2(Bucket=name, Prefix=f"events/company_id={company}/")
-    return {o["Key"]: o["ETag"] for o in listing.get("Contents", [])}
+    found = {}
+    for prefix in tenants.archive_prefixes(company):
+        listing = client.list_objects_v2(Bucket=name, Prefix=prefix)
+        found.update({o["Key"]: o["ETag"] for o in listing.get("Contents", [])})
+    return found
+
+
+def all_objects(bucket: tuple[Any, str]) -> set[str]:
+    client, name = bucket
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=name)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
 def test_a_company_day_is_exported_exactly_and_a_rerun_changes_nothing(
@@ -92,6 +106,10 @@ def test_a_company_day_is_exported_exactly_and_a_rerun_changes_nothing(
     assert all(r.rows == 40 for r in mine)
     client, name = bucket
     day1 = next(r for r in mine if r.day == DAY1)
+    # each format under its own prefix: Athena's table reads the Parquet tree only
+    for fmt, suffix in (("parquet", ".parquet"), ("ndjson", ".ndjson.gz")):
+        assert day1.keys[fmt].startswith(f"events/{fmt}/company_id={company}/date={DAY1}/part-")
+        assert day1.keys[fmt].endswith(suffix)
     expected = rows_of(db_settings, company, DAY1)
     # NDJSON: every column of every row, in seq order
     raw = client.get_object(Bucket=name, Key=day1.keys["ndjson"])["Body"].read()
@@ -166,13 +184,33 @@ def test_exports_hold_only_their_own_company(
     client, name = bucket
     for company, count in ((a, 5), (b, 7)):
         for key in objects(bucket, company):
-            assert key.startswith(f"events/company_id={company}/")
+            fmt = "parquet" if key.endswith(".parquet") else "ndjson"
+            assert key.startswith(f"events/{fmt}/company_id={company}/date=")
             if key.endswith(".ndjson.gz"):
                 lines = gzip.decompress(
                     client.get_object(Bucket=name, Key=key)["Body"].read()
                 ).splitlines()
                 assert len(lines) == count
                 assert {json.loads(line)["company_id"] for line in lines} == {str(company)}
+
+
+def test_a_company_s_archive_prefixes_reach_every_object_it_has_and_no_other_s(
+    db_settings: settings.DatabaseSettings, bucket: tuple[Any, str]
+) -> None:
+    # what the purge of a deleted company removes: every object under its archive prefixes
+    doomed = company_with_events(db_settings, 3)
+    kept = company_with_events(db_settings, 2)
+    run(db_settings, bucket)
+    client, name = bucket
+    mine = set(objects(bucket, doomed))
+    assert {k.split("/")[1] for k in mine} == {"parquet", "ndjson"}
+    assert {k for k in all_objects(bucket) if str(doomed) in k} == mine
+    removed = sum(
+        companies.delete_prefix(client, name, prefix) for prefix in tenants.archive_prefixes(doomed)
+    )
+    assert removed == len(mine) == 4  # two days, two formats
+    assert not any(str(doomed) in key for key in all_objects(bucket))
+    assert len(objects(bucket, kept)) == 4
 
 
 def test_prune_deletes_exactly_the_verified_expired_days(
@@ -220,15 +258,25 @@ def test_duckdb_reads_the_tree_with_hive_partitions(
     run(db_settings, bucket)
     client, name = bucket
     for key in objects(bucket, company):
-        if key.endswith(".parquet"):
-            target = tmp_path / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(client.get_object(Bucket=name, Key=key)["Body"].read())
+        target = tmp_path / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(client.get_object(Bucket=name, Key=key)["Body"].read())
+    # Athena's table reads events/parquet/ only: every file there is Parquet, and only there
+    assert {p.name.split(".", 1)[1] for p in (tmp_path / "events" / "parquet").rglob("*.*")} == {
+        "parquet"
+    }
+    assert {p.name.split(".", 1)[1] for p in (tmp_path / "events" / "ndjson").rglob("*.*")} == {
+        "ndjson.gz"
+    }
     counts = duckdb.sql(
-        f"SELECT date, count(*) AS n FROM read_parquet('{tmp_path}/events/*/*/*.parquet', "
-        "hive_partitioning = true) GROUP BY date ORDER BY date"
+        "SELECT company_id, date, count(*) AS n "
+        f"FROM read_parquet('{tmp_path}/events/parquet/*/*/*', hive_partitioning = true) "
+        "GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    assert [(str(d), n) for d, n in counts] == [(str(DAY1), 9), (str(DAY2), 9)]
+    assert [(str(c), str(d), n) for c, d, n in counts] == [
+        (str(company), str(DAY1), 9),
+        (str(company), str(DAY2), 9),
+    ]
     with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
         assert conn.execute("SELECT count(*) AS n FROM events").fetchone()["n"] == 18
 
