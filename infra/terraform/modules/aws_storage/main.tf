@@ -26,9 +26,15 @@ variable "infrequent_access_days" {
 }
 
 variable "glacier_days" {
-  description = "Days before archive objects move to GLACIER."
+  description = "Days before archive objects move to a colder class: Parquet to GLACIER_IR (Athena still reads it), NDJSON to GLACIER."
   type        = number
   default     = 90
+}
+
+variable "noncurrent_days" {
+  description = "Days a replaced or deleted archive object version is kept."
+  type        = number
+  default     = 30
 }
 
 variable "abort_multipart_days" {
@@ -102,24 +108,44 @@ resource "aws_s3_bucket_policy" "tls_only" {
   policy   = data.aws_iam_policy_document.tls_only[each.key].json
 }
 
+# Athena's table reads events/parquet/ only, and skips objects in GLACIER or DEEP_ARCHIVE:
+# Parquet stays in classes Athena reads (STANDARD_IA, then GLACIER_IR); the NDJSON copy,
+# which nothing queries, may go to GLACIER. controlroom/adapters/s3.py lifecycle_rules sets
+# the same rules on the local stack's bucket (tests/unit/test_athena.py checks they agree).
+locals {
+  cold_storage_class = {
+    parquet = "GLACIER_IR"
+    ndjson  = "GLACIER"
+  }
+}
+
 resource "aws_s3_bucket_lifecycle_configuration" "archive" {
   bucket = aws_s3_bucket.bucket["archive"].id
-  rule {
-    id     = "archive-tiering"
-    status = "Enabled"
-    filter {
-      prefix = "events/"
+  lifecycle {
+    precondition {
+      condition     = var.glacier_days >= var.infrequent_access_days + 30
+      error_message = "objects stay 30 days in STANDARD_IA before a colder class: glacier_days >= infrequent_access_days + 30."
     }
-    transition {
-      days          = var.infrequent_access_days
-      storage_class = "STANDARD_IA"
-    }
-    transition {
-      days          = var.glacier_days
-      storage_class = "GLACIER"
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 30
+  }
+  dynamic "rule" {
+    for_each = local.cold_storage_class
+    content {
+      id     = "${rule.key}-tiering"
+      status = "Enabled"
+      filter {
+        prefix = "events/${rule.key}/"
+      }
+      transition {
+        days          = var.infrequent_access_days
+        storage_class = "STANDARD_IA"
+      }
+      transition {
+        days          = var.glacier_days
+        storage_class = rule.value
+      }
+      noncurrent_version_expiration {
+        noncurrent_days = var.noncurrent_days
+      }
     }
   }
   rule {
