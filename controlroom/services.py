@@ -68,7 +68,7 @@ def webhook() -> WebhookService:
         ),
         queue=CloudTasksQueue(cloudtasks.client(cfg.tasks_emulator_host), target),
         limiter=ratelimit.webhook_limiter(
-            limits, cfg.redis_url.reveal() if cfg.redis_url else None
+            limits, cfg.redis_url.reveal() if cfg.redis_url else None, cfg.redis_ca_cert
         ),
         trusted_proxy_hops=limits.trusted_proxy_hops,
     )
@@ -80,7 +80,8 @@ def persist() -> PersistService:
 
     cfg = settings.persist()
     return PersistService(
-        pool=db.Pool(cfg.database), publisher=SocketIOPublisher(cfg.redis_url.reveal())
+        pool=db.Pool(cfg.database),
+        publisher=SocketIOPublisher(cfg.redis_url.reveal(), ca_cert=cfg.redis_ca_cert),
     )
 
 
@@ -145,13 +146,15 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
     """The realtime service's dependencies (built once, by realtime.app.create_app)."""
     import redis.asyncio
 
-    from controlroom.adapters import ratelimit, s3
+    from controlroom.adapters import ratelimit, redis_tls, s3
     from controlroom.adapters.tokens import TokenVerifier
 
     cfg = cfg or settings.realtime()
     signer = _signer(cfg.auth)
     pool = db.async_pool(cfg.database)
-    redis_client = redis.asyncio.Redis.from_url(cfg.redis_url.reveal(), socket_connect_timeout=2)
+    # (for rediss://, an asyncio client's URL and options from redis_tls: see client_args)
+    redis_url, tls = redis_tls.client_args(cfg.redis_url.reveal(), cfg.redis_ca_cert, asyncio=True)
+    redis_client = redis.asyncio.Redis.from_url(redis_url, socket_connect_timeout=2, **tls)
 
     async def database_ready() -> None:
         async with pool.connection() as conn:
@@ -177,9 +180,9 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
         twitch=_realtime_twitch(cfg),
         roster_changed=_roster_changed(cfg),
         ready_checks=[database_ready, redis_ready],
-        redis_url=cfg.redis_url.reveal(),
-        redis_options=dict(REDIS_MANAGER_OPTIONS),
-        limits=ratelimit.Limits.build(cfg.rate_limits, cfg.redis_url.reveal()),
+        redis_url=redis_url,
+        redis_options={**REDIS_MANAGER_OPTIONS, **tls},
+        limits=ratelimit.Limits.build(cfg.rate_limits, cfg.redis_url.reveal(), cfg.redis_ca_cert),
         signer=signer,
         mailer=mailer(cfg.tenancy.smtp),
     )

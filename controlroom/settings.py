@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import ssl
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,33 @@ def _origins(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:
 
 def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
     return Secret(require(name, env))
+
+
+_PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
+
+
+def redis_ca_cert(redis_url: Secret | None, env: Mapping[str, str] | None = None) -> str | None:
+    """REDIS_CA_CERT: the CA a `rediss://` REDIS_URL's server must chain to (Memorystore's
+    server CA; see controlroom/adapters/redis_tls.py), as PEM text (what terraform sets; several
+    certificates during a CA rotation) or the path of a PEM file. Unset: the system's CAs."""
+    raw = read("REDIS_CA_CERT", None, env)
+    if raw is None:
+        return None
+    pem = raw
+    if _PEM_CERTIFICATE not in raw:
+        try:
+            pem = Path(raw).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(
+                f"REDIS_CA_CERT is neither PEM text nor a readable PEM file ({raw!r}: {e})"
+            ) from None
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError) as e:
+        raise SettingsError(f"REDIS_CA_CERT holds no valid PEM certificate ({e})") from None
+    if redis_url is not None and urllib.parse.urlsplit(redis_url.reveal()).scheme != "rediss":
+        raise SettingsError("REDIS_CA_CERT is set but REDIS_URL is not a rediss:// (TLS) URL")
+    return pem
 
 
 _SESSION_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
@@ -244,6 +272,7 @@ class WebhookSettings:
     # optional: without REDIS_URL, each instance keeps its own buckets in memory
     redis_url: Secret | None = None
     rate_limits: RateLimitSettings | None = None
+    redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -261,8 +290,9 @@ class WebhookSettings:
             tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
             ledger_collection=read("LEDGER_COLLECTION", "eventsub_deliveries", env) or "",
             ledger_database=read("LEDGER_DATABASE", "(default)", env) or "(default)",
-            redis_url=Secret(redis) if (redis := read("REDIS_URL", None, env)) else None,
+            redis_url=(redis := Secret(url) if (url := read("REDIS_URL", None, env)) else None),
             rate_limits=RateLimitSettings.from_env(env),
+            redis_ca_cert=redis_ca_cert(redis, env),
         )
 
 
@@ -272,12 +302,15 @@ class PersistSettings:
 
     database: DatabaseSettings
     redis_url: Secret
+    redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PersistSettings:
+        redis = read_secret("REDIS_URL", env)
         return cls(
             database=DatabaseSettings.from_env(env, "persist"),
-            redis_url=read_secret("REDIS_URL", env),
+            redis_url=redis,
+            redis_ca_cert=redis_ca_cert(redis, env),
         )
 
 
@@ -558,6 +591,7 @@ class RealtimeSettings:
     rate_limits: RateLimitSettings = RateLimitSettings()
     consent: ConsentSettings = ConsentSettings()
     aws: AwsSettings = AwsSettings(region=None, session_name="realtime")  # branding uploads
+    redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -592,6 +626,7 @@ class RealtimeSettings:
             rate_limits=RateLimitSettings.from_env(env),
             consent=ConsentSettings.from_env(env),
             aws=AwsSettings.from_env(env, "realtime"),
+            redis_ca_cert=redis_ca_cert(Secret(require("REDIS_URL", env)), env),
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import socketio
 
+from controlroom.adapters import redis_tls
 from controlroom.core import rooms
 from controlroom.errors import PublishError
 
@@ -25,14 +26,17 @@ class _CheckedRedisManager(socketio.RedisManager):  # type: ignore[misc]
 
 
 class SocketIOPublisher:
-    """Emits to `company:<id>` on every relay instance via Redis."""
+    """Emits to `company:<id>` on every relay instance via Redis (`rediss://`: verified TLS)."""
 
-    def __init__(self, redis_url: str, channel: str = "socketio") -> None:
+    def __init__(
+        self, redis_url: str, channel: str = "socketio", ca_cert: str | None = None
+    ) -> None:
+        url, tls = redis_tls.client_args(redis_url, ca_cert)
         self._manager = _CheckedRedisManager(
-            redis_url,
+            url,
             channel=channel,
             write_only=True,
-            redis_options={"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
+            redis_options={"socket_connect_timeout": 1.0, "socket_timeout": 2.0, **tls},
         )
 
     def publish(self, company_id: uuid.UUID | str, name: str, data: Any) -> None:

@@ -27,6 +27,7 @@ import throttled.asyncio
 from throttled import RateLimiterType
 from throttled.exceptions import BaseThrottledError
 
+from controlroom.adapters import redis_tls
 from controlroom.logs import fields
 from controlroom.settings import Rate, RateLimitSettings
 
@@ -56,23 +57,31 @@ def quota(rate: Rate) -> throttled.Quota:
     return throttled.per_duration(timedelta(seconds=rate.period_seconds), rate.limit, rate.burst)
 
 
-def _store_options() -> dict[str, Any]:
-    return {
+def _store_args(redis_url: str, ca_cert: str | None, *, asyncio: bool) -> dict[str, Any]:
+    """throttled's RedisStore arguments: `rediss://` verified (against `ca_cert` when given)."""
+    url, tls = redis_tls.client_args(redis_url, ca_cert, asyncio=asyncio)
+    options: dict[str, Any] = {
         "SOCKET_TIMEOUT": STORE_TIMEOUT_SECONDS,
         "SOCKET_CONNECT_TIMEOUT": STORE_TIMEOUT_SECONDS,
     }
+    if tls:
+        options["CONNECTION_POOL_KWARGS"] = tls
+        # throttled shares pools process-wide by URL alone: a store keeps its own, so it
+        # never borrows one that verifies against another CA
+        options["REUSE_CONNECTION"] = False
+    return {"server": url, "options": options}
 
 
-def async_store(redis_url: str | None) -> throttled.asyncio.BaseStore:
+def async_store(redis_url: str | None, ca_cert: str | None = None) -> throttled.asyncio.BaseStore:
     """Redis (shared by every instance), or this process's memory when there is no URL."""
     if redis_url:
-        return throttled.asyncio.RedisStore(server=redis_url, options=_store_options())
+        return throttled.asyncio.RedisStore(**_store_args(redis_url, ca_cert, asyncio=True))
     return throttled.asyncio.MemoryStore(options={"MAX_SIZE": 100_000})
 
 
-def sync_store(redis_url: str | None) -> throttled.BaseStore:
+def sync_store(redis_url: str | None, ca_cert: str | None = None) -> throttled.BaseStore:
     if redis_url:
-        return throttled.RedisStore(server=redis_url, options=_store_options())
+        return throttled.RedisStore(**_store_args(redis_url, ca_cert, asyncio=False))
     return throttled.MemoryStore(options={"MAX_SIZE": 100_000})
 
 
@@ -228,8 +237,10 @@ class Limits:
     trusted_proxy_hops: int = 0
 
     @classmethod
-    def build(cls, cfg: RateLimitSettings, redis_url: str | None) -> Limits:
-        store = async_store(redis_url)
+    def build(
+        cls, cfg: RateLimitSettings, redis_url: str | None, ca_cert: str | None = None
+    ) -> Limits:
+        store = async_store(redis_url, ca_cert)
 
         def limiter(name: str, rate: Rate | None) -> Limiter | None:
             return Limiter(name, rate, store) if rate is not None else None
@@ -244,8 +255,10 @@ class Limits:
         )
 
 
-def webhook_limiter(cfg: RateLimitSettings, redis_url: str | None) -> SyncLimiter | None:
+def webhook_limiter(
+    cfg: RateLimitSettings, redis_url: str | None, ca_cert: str | None = None
+) -> SyncLimiter | None:
     """Deliveries failing their signature, per IP (in memory per instance without Redis)."""
     if cfg.webhook_ip is None:
         return None
-    return SyncLimiter("webhook-ip", cfg.webhook_ip, sync_store(redis_url))
+    return SyncLimiter("webhook-ip", cfg.webhook_ip, sync_store(redis_url, ca_cert))
