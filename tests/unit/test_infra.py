@@ -116,7 +116,7 @@ def test_workflow_structure() -> None:
             for ref in uses:  # every action by full commit SHA
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
             checkouts = [s for s in steps if s.get("uses", "").startswith("actions/checkout@")]
-            assert checkouts and all(s["with"]["persist-credentials"] is False for s in checkouts)
+            assert all(s["with"]["persist-credentials"] is False for s in checkouts)
             # Python 3.11 (requires-python) set up before anything runs, in every job
             setup = [s for s in steps if s.get("uses", "").startswith("actions/setup-python@")]
             assert setup and setup[0]["with"]["python-version"] == "3.11", name
@@ -132,32 +132,46 @@ def test_workflow_structure() -> None:
 
     jobs = ci["jobs"]
     assert any("make test" in s.get("run", "") for s in jobs["test"]["steps"])
-    # the image is built once, pushed, and its digest handed to both deploys
-    assert "steps.push.outputs.image" in jobs["image"]["outputs"]["image"]
-    push = next(s for s in jobs["image"]["steps"] if s.get("id") == "push")
-    assert "RepoDigests" in push["run"] and "@sha256:" in push["run"]
+    # the image is built once; its id goes to both deploys, the image itself as an artifact
+    assert "steps.save.outputs.id" in jobs["image"]["outputs"]["id"]
+    builds = [
+        s for j in jobs.values() for s in j.get("steps", []) if "docker build" in s.get("run", "")
+    ]
+    assert len(builds) == 1
+    assert "docker build" not in (folder / "deploy.yml").read_text()
     for env, needs in (("dev", {"test", "image"}), ("prod", {"image", "deploy-dev"})):
         job = jobs[f"deploy-{env}"]
         assert job["uses"] == "./.github/workflows/deploy.yml"
-        assert job["with"] == {"environment": env, "image": "${{ needs.image.outputs.image }}"}
+        assert job["with"] == {"environment": env, "image-id": "${{ needs.image.outputs.id }}"}
         assert set(job["needs"]) == needs
         assert job["concurrency"] == {"group": f"deploy-{env}", "cancel-in-progress": False}
         assert (ROOT / "infra" / "terraform" / "envs" / env).is_dir()
 
-    # deploy.yml: the plan saved and shown, then exactly that plan applied after approval
-    plan, apply = deploy["jobs"]["plan"], deploy["jobs"]["apply"]
-    assert "environment" not in plan  # the approver sees the plan before approving the apply
-    assert apply["environment"] == "${{ inputs.environment }}" and apply["needs"] == ["plan"]
-    script = next(s["run"] for s in plan["steps"] if "terraform plan" in s.get("run", ""))
-    assert '-out=tfplan -var-file="$ENVIRONMENT.tfvars" -var "realtime_image=$IMAGE"' in script
-    assert "terraform show -no-color tfplan" in script and "GITHUB_STEP_SUMMARY" in script
+    # deploy.yml: pushed and planned by digest, the plan saved and shown, then exactly that
+    # plan applied in the environment whose reviewers approve it
+    push, plan, apply = (deploy["jobs"][j] for j in ("push", "plan", "apply"))
+    assert push["environment"] == plan["environment"] == "${{ inputs.environment }}-plan"
+    assert apply["environment"] == "${{ inputs.environment }}"
+    assert plan["needs"] == ["push"] and set(apply["needs"]) == {"push", "plan"}
+    pushed = next(s["run"] for s in push["steps"] if s.get("id") == "push")
+    assert "$IMAGE_ID" in pushed and "RepoDigests" in pushed and "@sha256:" in pushed
+    assert "steps.push.outputs.image" in push["outputs"]["image"]
+    script = next(s for s in plan["steps"] if "terraform plan" in s.get("run", ""))
+    assert script["env"]["IMAGE"] == "${{ needs.push.outputs.image }}"
+    assert (
+        '-out=tfplan -var-file="$ENVIRONMENT.tfvars" -var "realtime_image=$IMAGE"' in script["run"]
+    )
+    assert "terraform show -no-color tfplan" in script["run"]
+    assert "GITHUB_STEP_SUMMARY" in script["run"]
     upload = next(s for s in plan["steps"] if s.get("uses", "").startswith("actions/upload-"))
     download = next(s for s in apply["steps"] if s.get("uses", "").startswith("actions/download-"))
     assert upload["with"]["name"] == download["with"]["name"] == "tfplan-${{ inputs.environment }}"
     assert "/tfplan" in upload["with"]["path"] and ".terraform.lock.hcl" in upload["with"]["path"]
-    applied = next(s["run"] for s in apply["steps"] if "terraform apply" in s.get("run", ""))
-    assert "terraform apply -input=false tfplan" in applied
-    assert "-auto-approve" not in text and "-var" not in applied  # nothing but the saved plan
+    applied = next(s for s in apply["steps"] if "terraform apply" in s.get("run", ""))
+    assert applied["env"]["IMAGE"] == "${{ needs.push.outputs.image }}"
+    assert '"realtime_image"' in applied["run"] and '!= "$IMAGE"' in applied["run"]
+    assert applied["run"].rstrip().endswith("terraform apply -input=false tfplan")
+    assert "-auto-approve" not in text  # nothing but the saved plan, after the approval
 
 
 def test_build_lays_out_every_deployable(tmp_path: Path) -> None:
