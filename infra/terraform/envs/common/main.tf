@@ -33,9 +33,14 @@ locals {
   cloud_sql = var.database_engine == "cloud_sql"
 }
 
-# Aurora needs the AWS network described; Cloud SQL needs none of it.
+# Aurora needs the AWS network described (Cloud SQL needs none of it); the full apply needs
+# the image, the bootstrap apply does not.
 resource "terraform_data" "inputs" {
   lifecycle {
+    precondition {
+      condition     = var.realtime_image != null
+      error_message = "realtime_image is needed (…@sha256:<digest>, pushed to the image_repository); only -target=module.bootstrap may go without."
+    }
     precondition {
       condition     = !local.aurora || (var.aws_vpc_id != "" && length(var.aws_subnet_ids) >= 2 && length(var.aws_route_table_ids) > 0 && var.aws_vpc_cidr != "")
       error_message = "database_engine = \"aurora\" needs aws_vpc_id, aws_vpc_cidr, aws_subnet_ids (two zones) and aws_route_table_ids."
@@ -333,6 +338,7 @@ module "messaging" {
 
 module "realtime" {
   source             = "../../modules/gcp_realtime"
+  depends_on         = [terraform_data.inputs]
   project            = var.project
   region             = var.region
   prefix             = local.prefix

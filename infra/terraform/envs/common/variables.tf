@@ -47,10 +47,11 @@ variable "build_dir" {
 }
 
 variable "realtime_image" {
-  description = "Container image of realtime/, pinned by digest (CI pushes it)."
+  description = "Container image of realtime/, pinned by digest (CI pushes it); may be left out only for the bootstrap apply (-target=module.bootstrap)."
   type        = string
+  default     = null
   validation {
-    condition     = can(regex("@sha256:[0-9a-f]{64}$", var.realtime_image))
+    condition     = var.realtime_image == null || can(regex("@sha256:[0-9a-f]{64}$", var.realtime_image))
     error_message = "realtime_image must be pinned by digest (…@sha256:<64 hex>)."
   }
 }

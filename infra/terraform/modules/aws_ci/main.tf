@@ -36,6 +36,7 @@ locals {
 }
 
 data "aws_iam_policy_document" "trust" {
+  # checkov:skip=CKV_AWS_358: the subject is exactly repo:<github_repository>:environment:<env> (StringEquals), which checkov cannot resolve from a variable
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {

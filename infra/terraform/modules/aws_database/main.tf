@@ -72,6 +72,7 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 resource "aws_security_group" "proxy" {
+  # checkov:skip=CKV2_AWS_5: attached to the RDS Proxy (aws_db_proxy.vpc_security_group_ids), which checkov's graph does not follow
   name        = "${var.prefix}-controlroom-proxy"
   description = "RDS Proxy: PostgreSQL from the Google ranges only"
   vpc_id      = var.vpc_id

@@ -67,9 +67,9 @@ resource "aws_vpn_gateway" "vpn" {
 }
 
 resource "aws_vpn_gateway_route_propagation" "google" {
-  for_each       = toset(var.route_table_ids)
+  count          = length(var.route_table_ids) # ids may be unknown until the VPC's own apply
   vpn_gateway_id = aws_vpn_gateway.vpn.id
-  route_table_id = each.value
+  route_table_id = var.route_table_ids[count.index]
 }
 
 resource "aws_customer_gateway" "google" {

@@ -68,6 +68,7 @@ resource "google_sql_database_instance" "db" {
   # checkov:skip=CKV_GCP_60: the public IP has no authorized networks; only IAM-authorized connectors with client certificates reach it (public_ip = false turns it off)
   # checkov:skip=CKV_GCP_109: pgaudit is not installed; statement logging would write tenant data into logs (as on Aurora)
   # checkov:skip=CKV_GCP_110: pgaudit is not installed; statement logging would write tenant data into logs (as on Aurora)
+  # checkov:skip=CKV_GCP_79: PostgreSQL 16, the major version Aurora and the local stack run, so both engines behave alike
   # checkov:skip=CKV_GCP_111: statement logging would write tenant data into logs; errors and slow queries are enough
   project             = var.project
   region              = var.region
@@ -124,6 +125,14 @@ resource "google_sql_database_instance" "db" {
     }
     database_flags {
       name  = "log_disconnections"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_duration"
       value = "on"
     }
     database_flags {

@@ -71,6 +71,22 @@ resource "google_storage_bucket" "sources" {
   }
 }
 
+# The functions' builds run as their own account: the Compute Engine default account that
+# Cloud Build would use otherwise holds no roles in projects created with the default
+# organization policies, and the build would fail on the first apply.
+resource "google_service_account" "build" {
+  project      = var.project
+  account_id   = "${var.prefix}-build"
+  display_name = "Creator Control Room function builds"
+}
+
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer"])
+  project  = var.project
+  role     = each.value
+  member   = "serviceAccount:${google_service_account.build.email}"
+}
+
 data "archive_file" "source" {
   for_each    = local.functions
   type        = "zip"
@@ -93,8 +109,9 @@ resource "google_cloudfunctions2_function" "function" {
   name     = "${var.prefix}-${each.key}"
 
   build_config {
-    runtime     = "python311"
-    entry_point = each.key
+    runtime         = "python311"
+    entry_point     = each.key
+    service_account = google_service_account.build.id
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
@@ -126,6 +143,8 @@ resource "google_cloudfunctions2_function" "function" {
       }
     }
   }
+
+  depends_on = [google_project_iam_member.build]
 }
 
 # Twitch must reach the webhook without Google credentials.

@@ -135,7 +135,7 @@ resource "google_compute_router_peer" "aws" {
 
 output "interface_ips" {
   description = "The HA VPN gateway's two public addresses (AWS's customer gateways)."
-  value       = [for i in google_compute_ha_vpn_gateway.aws.vpn_interfaces : i.ip_address]
+  value       = [for id in [0, 1] : one([for i in google_compute_ha_vpn_gateway.aws.vpn_interfaces : i.ip_address if i.id == id])]
 }
 
 output "tunnels" {
