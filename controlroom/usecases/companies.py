@@ -24,7 +24,7 @@ from psycopg import sql
 
 from controlroom.adapters.db import tenant_transaction
 from controlroom.core.identity import Person
-from controlroom.core.tenants import archive_prefix, tenant_id
+from controlroom.core.tenants import archive_prefixes, tenant_id
 from controlroom.errors import ConflictError, InvalidError, NotFoundError, TenantError
 from controlroom.logs import fields
 from controlroom.usecases import audit, branding, invitations
@@ -294,9 +294,9 @@ class PurgeSummary:
     failed: list[str] = field(default_factory=list)
 
 
-def company_prefixes(company: uuid.UUID) -> tuple[str, str]:
-    """Where a company's objects live: its archive (events) and its branding (logos)."""
-    return archive_prefix(company), branding.branding_prefix(company)
+def company_prefixes(company: uuid.UUID) -> tuple[tuple[str, ...], str]:
+    """Where a company's objects live: its archive (a prefix per format) and its branding."""
+    return archive_prefixes(company), branding.branding_prefix(company)
 
 
 def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
@@ -338,7 +338,7 @@ def purge_due(
     for company in due:
         try:
             events, logos = company_prefixes(company)
-            objects = delete_prefix(s3, archive_bucket, events)
+            objects = sum(delete_prefix(s3, archive_bucket, prefix) for prefix in events)
             if branding_bucket:
                 objects += delete_prefix(s3, branding_bucket, logos)
             with platform_transaction_sync(conn):

@@ -569,8 +569,8 @@ def test_archive_exports_hold_exactly_one_company_each(
     for agency in (a, b):
         result = results[agency.company]
         assert result.rows == len(shared_ids) + (2 if agency is a else 5)
-        for key in result.keys.values():
-            assert key.startswith(f"events/company_id={agency.company}/date=2026-02-02/")
+        for fmt, key in result.keys.items():
+            assert key.startswith(f"events/{fmt}/company_id={agency.company}/date=2026-02-02/")
         raw = client.get_object(Bucket=bucket, Key=result.keys["ndjson"])["Body"].read()
         text = gzip.decompress(raw).decode()
         lines = [json.loads(line) for line in text.splitlines()]

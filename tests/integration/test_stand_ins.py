@@ -99,12 +99,14 @@ def test_s3_buckets_and_lifecycle(endpoints: Endpoints) -> None:
     assert {local.ARCHIVE_BUCKET, local.BRANDING_BUCKET} <= names
     rules = client.get_bucket_lifecycle_configuration(Bucket=local.ARCHIVE_BUCKET)["Rules"]
     by_id = {r["ID"]: r for r in rules}
-    transitions = {t["StorageClass"]: t["Days"] for t in by_id["archive-tiering"]["Transitions"]}
-    assert transitions == {"STANDARD_IA": 30, "GLACIER": 90}
+    # Parquet stays where Athena reads it; the NDJSON copy may go to Glacier
+    for rule, cold in (("parquet-tiering", "GLACIER_IR"), ("ndjson-tiering", "GLACIER")):
+        transitions = {t["StorageClass"]: t["Days"] for t in by_id[rule]["Transitions"]}
+        assert transitions == {"STANDARD_IA": 30, cold: 90}
     assert by_id["abort-incomplete-multipart"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 7
     }
-    key = "events/company_id=x/date=2026-01-01/probe.txt"
+    key = "events/parquet/company_id=x/date=2026-01-01/probe.txt"
     client.put_object(
         Bucket=local.ARCHIVE_BUCKET, Key=key, Body=b"archived", ChecksumAlgorithm="SHA256"
     )

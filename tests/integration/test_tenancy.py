@@ -312,9 +312,10 @@ def test_delete_restore_then_purge_after_the_grace_period(
     client = s3.client(env["AWS_ENDPOINT_URL_S3"], credentials=("local", "local"))
     for company in (doomed, kept):
         events, logos = companies.company_prefixes(company)
-        client.put_object(
-            Bucket=ARCHIVE_BUCKET, Key=f"{events}date=2026-01-01/part-a.ndjson.gz", Body=b"x"
-        )
+        for prefix in events:  # one per format: events/parquet/… and events/ndjson/…
+            client.put_object(
+                Bucket=ARCHIVE_BUCKET, Key=f"{prefix}date=2026-01-01/part-a", Body=b"x"
+            )
         client.put_object(Bucket=BRANDING_BUCKET, Key=f"{logos}logo-1.png", Body=b"x")
     token = stack.keys.token("user-doomed", doomed, "admin")
 
@@ -351,7 +352,7 @@ def test_delete_restore_then_purge_after_the_grace_period(
         assert companies.tenant_row_count(conn, kept) > 5
     for company, expected in ((doomed, 0), (kept, 1)):
         events, logos = companies.company_prefixes(company)
-        assert len(_objects(client, ARCHIVE_BUCKET, events)) == expected
+        assert [len(_objects(client, ARCHIVE_BUCKET, p)) for p in events] == [expected] * 2
         assert len(_objects(client, BRANDING_BUCKET, logos)) == expected
     assert platform_actions(cfg, doomed) == [
         "company.delete",
