@@ -203,12 +203,9 @@ locals {
       eventsub-secret          = random_password.eventsub[local.eventsub_now].result
       eventsub-secret-previous = random_password.eventsub[local.eventsub_then].result
       redis-url                = "rediss://:${module.data.redis_auth}@${module.data.redis_host}:${module.data.redis_port}/0"
-      twitch-client-secret     = var.twitch_client_secret
       token-signing-keys       = tls_private_key.token_signing.private_key_pem_pkcs8
-      oidc-client-secret       = var.oidc_client_secret
       session-secret           = random_password.session.result
     },
-    var.smtp_username != "" ? { smtp-password = var.smtp_password } : {},
     local.cloud_sql ? {
       database-password       = random_password.database_app.result
       database-admin-password = random_password.database_admin[0].result
@@ -217,11 +214,13 @@ locals {
 }
 
 module "secrets" {
-  source     = "../../modules/gcp_secrets"
-  project    = var.project
-  prefix     = local.prefix
-  readers    = local.secret_readers
-  values     = local.secret_values
+  source  = "../../modules/gcp_secrets"
+  project = var.project
+  prefix  = local.prefix
+  readers = local.secret_readers
+  values  = local.secret_values
+  # added by the operator: twitch-client-secret, oidc-client-secret, smtp-password
+  given      = var.given_secret_versions
   depends_on = [module.bootstrap]
 }
 

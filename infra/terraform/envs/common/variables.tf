@@ -146,23 +146,18 @@ variable "aws_create_github_oidc_provider" {
   default     = true
 }
 
-variable "twitch_client_secret" {
-  description = "Twitch application client secret (stored in Secret Manager)."
-  type        = string
-  sensitive   = true
-}
-
-variable "oidc_client_secret" {
-  description = "Our client's secret at the OpenID Connect issuer (stored in Secret Manager)."
-  type        = string
-  sensitive   = true
-}
-
-variable "smtp_password" {
-  description = "SMTP relay password for smtp_username (stored in Secret Manager; unused without smtp_username)."
-  type        = string
-  sensitive   = true
-  default     = ""
+variable "given_secret_versions" {
+  description = "Version numbers the services read of the secrets only the operator knows, added with `gcloud secrets versions add` (the first is 1; raise after adding a new one to rotate)."
+  type        = map(string)
+  default = {
+    twitch-client-secret = "1"
+    oidc-client-secret   = "1"
+    smtp-password        = "1"
+  }
+  validation {
+    condition     = alltrue([for name in ["twitch-client-secret", "oidc-client-secret"] : can(regex("^[1-9][0-9]*$", lookup(var.given_secret_versions, name, "")))])
+    error_message = "given_secret_versions needs a version number for twitch-client-secret and oidc-client-secret."
+  }
 }
 
 variable "eventsub_secret_generation" {

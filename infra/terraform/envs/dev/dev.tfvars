@@ -1,6 +1,8 @@
-# Example values for dev: replace every <...> placeholder. No secrets here: CI passes
-# twitch_client_secret, oidc_client_secret (and smtp_password) as TF_VAR_* from its secret
-# store; realtime_image comes from the image job (-var realtime_image=...@sha256:...).
+# Example values for dev: replace every <...> placeholder. No secrets here or in any
+# variable: terraform generates what it can; the Twitch and OIDC client secrets (and the SMTP
+# password) are added once with `gcloud secrets versions add` (docs/deploy.md, "First
+# deployment"), and given_secret_versions (default: version 1 of each) pins what the
+# services read. realtime_image comes from CI (-var realtime_image=...@sha256:...).
 project           = "<dev-project-id>"
 region            = "europe-west1"
 aws_region        = "eu-west-1"

@@ -13,7 +13,7 @@ variable "github_repository" {
 }
 
 variable "github_environment" {
-  description = "The GitHub environment the deploy job runs in (dev, prod): only its jobs may assume the role."
+  description = "The environment (dev, prod): only jobs of the GitHub environments <env>-plan and <env> may assume the role."
   type        = string
 }
 
@@ -36,7 +36,7 @@ locals {
 }
 
 data "aws_iam_policy_document" "trust" {
-  # checkov:skip=CKV_AWS_358: the subject is exactly repo:<github_repository>:environment:<env> (StringEquals), which checkov cannot resolve from a variable
+  # checkov:skip=CKV_AWS_358: the subjects are exactly repo:<github_repository>:environment:<env>[-plan] (StringEquals), which checkov cannot resolve from a variable
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
@@ -51,14 +51,17 @@ data "aws_iam_policy_document" "trust" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = ["repo:${var.github_repository}:environment:${var.github_environment}"]
+      values = [
+        "repo:${var.github_repository}:environment:${var.github_environment}-plan",
+        "repo:${var.github_repository}:environment:${var.github_environment}",
+      ]
     }
   }
 }
 
 resource "aws_iam_role" "deploy" {
   name                 = "${var.prefix}-controlroom-deploy"
-  description          = "terraform apply from ${var.github_repository} (environment ${var.github_environment})"
+  description          = "terraform plan and apply from ${var.github_repository} (environments ${var.github_environment}-plan and ${var.github_environment})"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = 3600
   depends_on           = [aws_iam_openid_connect_provider.github]

@@ -1,8 +1,10 @@
-# Secret Manager secrets, each created with its first version (generated values or the
-# operator's sensitive variables, never left empty), readable only by the deployables that use
-# them. `versions` names the pinned version per secret and is known only once the readers'
-# grants exist, so a service referencing it deploys after its secret has a value and after it
-# may read it.
+# Secret Manager secrets, readable only by the deployables that use them. Values terraform
+# generates get their version here; values only the operator knows (the Twitch and OIDC
+# client secrets, the SMTP password) are added once with `gcloud secrets versions add`
+# (docs/deploy.md, "First deployment") and named by version number in `given`, so no secret
+# value passes through variables, CI or a saved plan. `versions` names the pinned version per
+# secret and is known only once the readers' grants exist, so a service referencing it
+# deploys after its secret has a value and after it may read it.
 
 variable "project" {
   description = "Google Cloud project id."
@@ -20,9 +22,15 @@ variable "readers" {
 }
 
 variable "values" {
-  description = "Secret name => its value (one per secret in readers); stored as the secret's version."
+  description = "Secret name => its value, for every secret in readers that is not in given; stored as the secret's version."
   type        = map(string)
   sensitive   = true
+}
+
+variable "given" {
+  description = "Secret name => the version number services read, for secrets whose value the operator adds out of band."
+  type        = map(string)
+  default     = {}
 }
 
 resource "google_secret_manager_secret" "secret" {
@@ -35,7 +43,7 @@ resource "google_secret_manager_secret" "secret" {
 }
 
 resource "google_secret_manager_secret_version" "value" {
-  for_each    = var.readers
+  for_each    = { for name, readers in var.readers : name => readers if !contains(keys(var.given), name) }
   secret      = google_secret_manager_secret.secret[each.key].id
   secret_data = var.values[each.key]
 }
@@ -57,11 +65,19 @@ output "ids" {
 
 output "versions" {
   description = "Secret name => {secret, version}: the pinned version services read, available once the version and every reader's grant exist."
-  value = {
-    for name, v in google_secret_manager_secret_version.value : name => {
-      secret  = google_secret_manager_secret.secret[name].secret_id
-      version = v.version
-    }
-  }
+  value = merge(
+    {
+      for name, v in google_secret_manager_secret_version.value : name => {
+        secret  = google_secret_manager_secret.secret[name].secret_id
+        version = v.version
+      }
+    },
+    {
+      for name, version in var.given : name => {
+        secret  = google_secret_manager_secret.secret[name].secret_id
+        version = version
+      } if contains(keys(var.readers), name)
+    },
+  )
   depends_on = [google_secret_manager_secret_iam_member.reader]
 }
