@@ -374,3 +374,25 @@ module "realtime" {
     SMTP_PASSWORD = local.secret["smtp-password"]
   } : {})
 }
+
+# ---- monitoring: log-based metrics, alerts, uptime check and dashboard; CloudWatch for Aurora
+
+module "monitoring" {
+  source              = "../../modules/gcp_monitoring"
+  project             = var.project
+  prefix              = local.prefix
+  realtime_host       = regex("^https://([^/:]+)", var.public_url)[0]
+  persist_queue       = module.messaging.persist_queue
+  notification_emails = var.alert_emails
+  cloud_sql_instance  = local.cloud_sql ? module.cloud_sql[0].instance_name : ""
+  depends_on          = [module.bootstrap]
+}
+
+module "aws_monitoring" {
+  source               = "../../modules/aws_monitoring"
+  count                = local.aurora ? 1 : 0
+  prefix               = local.prefix
+  instance_identifiers = module.database[0].instance_identifiers
+  proxy_name           = module.database[0].proxy_name
+  alarm_emails         = var.alert_emails
+}

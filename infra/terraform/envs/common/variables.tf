@@ -254,3 +254,9 @@ variable "smtp_from" {
   type        = string
   default     = ""
 }
+
+variable "alert_emails" {
+  description = "Addresses alerts and alarms are mailed to (each confirms by mail on AWS); empty: alerts show in the consoles only."
+  type        = list(string)
+  default     = []
+}

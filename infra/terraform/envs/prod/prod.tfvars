@@ -38,3 +38,6 @@ oidc_provider_name    = "Google"
 smtp_host     = ""
 smtp_username = ""
 smtp_from     = ""
+
+# where alerts (Google Cloud Monitoring) and alarms (CloudWatch) are mailed
+alert_emails = ["<on-call@agency.example>"]
