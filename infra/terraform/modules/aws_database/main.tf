@@ -103,6 +103,17 @@ resource "aws_vpc_security_group_egress_rule" "proxy_to_cluster" {
   referenced_security_group_id = aws_security_group.cluster.id
 }
 
+# the proxy reads its credentials from Secrets Manager over HTTPS (through the subnets' NAT
+# or a Secrets Manager interface endpoint)
+resource "aws_vpc_security_group_egress_rule" "proxy_to_secrets_manager" {
+  security_group_id = aws_security_group.proxy.id
+  description       = "HTTPS to Secrets Manager for the proxy's credentials"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
 resource "aws_vpc_security_group_ingress_rule" "cluster_from_proxy" {
   security_group_id            = aws_security_group.cluster.id
   description                  = "PostgreSQL from the RDS Proxy"
