@@ -82,6 +82,23 @@ data "aws_iam_policy_document" "iam" {
     ]
     resources = ["arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${var.prefix}-controlroom-*"]
   }
+  statement {
+    sid = "EnvironmentPolicies"
+    actions = [
+      "iam:CreatePolicy", "iam:DeletePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
+      "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:TagPolicy", "iam:UntagPolicy",
+      "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+    ]
+    resources = [
+      "arn:aws:iam::${data.aws_caller_identity.current.account_id}:policy/${var.prefix}-controlroom-*",
+      "arn:aws:iam::${data.aws_caller_identity.current.account_id}:role/${var.prefix}-controlroom-*",
+    ]
+  }
+  statement {
+    sid       = "GitHubProvider"
+    actions   = ["iam:GetOpenIDConnectProvider"]
+    resources = [local.provider_arn]
+  }
 }
 
 resource "aws_iam_role_policy" "iam" {
