@@ -92,3 +92,18 @@ output "secret_names" {
   description = "Secret Manager secrets terraform created, each with its first version."
   value       = module.secrets.ids
 }
+
+output "athena_workgroup" {
+  description = "Athena workgroup to query the archive in (settings enforced, results encrypted)."
+  value       = module.analytics.workgroup
+}
+
+output "athena_results_bucket" {
+  description = "Bucket of Athena's query results (encrypted, expiring)."
+  value       = module.analytics.results_bucket
+}
+
+output "archive_query_policy_arn" {
+  description = "IAM policy to attach to whoever queries the archive with Athena."
+  value       = module.analytics.query_policy_arn
+}
