@@ -11,15 +11,10 @@ import pytest
 import yaml
 
 from controlroom.dev import build
+from tests.infra import contract
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
-ALLOWED_PROJECT_ROLES = {
-    "roles/datastore.user",
-    "roles/cloudtasks.enqueuer",
-    "roles/logging.logWriter",
-    "roles/cloudsql.client",
-}
 
 
 def parsed(folder: Path) -> list[dict[str, Any]]:
@@ -76,12 +71,31 @@ def test_function_build_folders_match_the_deployables() -> None:
     assert declared == set(build.FUNCTIONS) == folders_on_disk
 
 
+def _roles_needed(deployable: str) -> set[str]:
+    """The project roles a deployable's code needs, from the settings it reads."""
+    reads = contract.deployable_reads(deployable)
+    needed = {"roles/logging.logWriter"}  # every deployable writes structured logs
+    if "CLOUD_SQL_INSTANCE" in reads:  # the Cloud SQL connector (database_engine = cloud_sql)
+        needed.add("roles/cloudsql.client")
+    if "CLOUD_TASKS_LOCATION" in reads:  # it enqueues Cloud Tasks
+        needed.add("roles/cloudtasks.enqueuer")
+    if "LEDGER_DATABASE" in reads:  # the delivery ledger in Firestore
+        needed.add("roles/datastore.user")
+    return needed
+
+
 def test_service_accounts_hold_only_allowed_roles() -> None:
+    """Each service account holds exactly the project roles its code needs: no more, no less
+    (invoker and secret grants are on the resources, not the project)."""
     roles = _locals("gcp_service_accounts")["roles"]
-    assert set(roles) >= set(build.FUNCTIONS) | {"realtime", "tasks", "scheduler"}
-    for deployable, granted in roles.items():
-        assert set(granted) <= ALLOWED_PROJECT_ROLES, f"{deployable}: {granted}"
-    assert roles["webhook"] and "roles/cloudsql.client" not in roles["webhook"]  # no database
+    # tasks and scheduler only sign the OIDC tokens their calls carry
+    expected = {d: _roles_needed(d) for d in build.DEPLOYABLES} | {
+        "tasks": set(),
+        "scheduler": set(),
+    }
+    assert {name: set(granted) for name, granted in roles.items()} == expected
+    assert "roles/cloudsql.client" not in roles["webhook"]  # no database
+    assert "roles/datastore.user" in roles["webhook"]
 
 
 def test_checkov_skips_carry_a_reason() -> None:
