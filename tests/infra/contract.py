@@ -142,6 +142,8 @@ def _per_deployable(module: hcl.Block, attribute: str) -> dict[str, str]:
     items = hcl.object_items(expression)
     if items and set(items) <= set(DEPLOYABLES):
         return items
+    if not names_in(expression):
+        return {}  # not a deployable's variables (e.g. an environment's name)
     label = module.labels[0]
     if label in DEPLOYABLES:
         return {label: expression}
