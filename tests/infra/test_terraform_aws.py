@@ -696,3 +696,32 @@ def test_the_database_proxy_requires_tls_and_alarms_watch_it(applied: Applied) -
     assert {a["alarm_name"] for a in applied.values("aws_cloudwatch_metric_alarm")} <= names
     watched = {d["Value"] for a in alarms for d in a.get("Dimensions", [])}
     assert {p["name"] for p in applied.values("aws_db_proxy")} <= watched, watched
+
+
+def test_only_the_google_ranges_reach_the_database_proxy(applied: Applied) -> None:
+    ec2 = applied.client("ec2")
+    google_ranges = set(json.loads(TEST_ARGS["client_cidrs"])) | {
+        json.loads(TEST_VARS["connector_cidr"])
+    }
+    for proxy in applied.values("aws_db_proxy"):
+        groups = ec2.describe_security_groups(GroupIds=proxy["vpc_security_group_ids"])
+        ingress = [rule for group in groups["SecurityGroups"] for rule in group["IpPermissions"]]
+        assert ingress, "nothing may reach the proxy"
+        for rule in ingress:
+            assert rule.get("FromPort") == rule.get("ToPort") == 5432, rule
+            assert {r["CidrIp"] for r in rule.get("IpRanges", [])} <= google_ranges, rule
+            assert not rule.get("Ipv6Ranges") and not rule.get("UserIdGroupPairs"), rule
+
+
+def test_the_vpn_reaches_googles_interfaces_with_bgp(applied: Applied) -> None:
+    ec2 = applied.client("ec2")
+    interfaces = set(json.loads(TEST_ARGS["google_interface_ips"]))
+    connections = ec2.describe_vpn_connections(
+        VpnConnectionIds=[c["id"] for c in applied.values("aws_vpn_connection")]
+    )["VpnConnections"]
+    gateways = ec2.describe_customer_gateways(
+        CustomerGatewayIds=[c["CustomerGatewayId"] for c in connections]
+    )["CustomerGateways"]
+    assert {g["IpAddress"] for g in gateways} == interfaces  # one connection per interface
+    for connection in applied.values("aws_vpn_connection"):
+        assert connection["static_routes_only"] is False, connection["id"]  # routes by BGP

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from controlroom.dev import build
-from tests.infra import contract
+from tests.infra import contract, hcl
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
@@ -96,6 +96,29 @@ def test_service_accounts_hold_only_allowed_roles() -> None:
     assert {name: set(granted) for name, granted in roles.items()} == expected
     assert "roles/cloudsql.client" not in roles["webhook"]  # no database
     assert "roles/datastore.user" in roles["webhook"]
+
+
+def test_aurora_minor_upgrades_cause_no_version_churn() -> None:
+    """With automatic minor upgrades a pinned minor version would be downgraded back on every
+    apply: the cluster then ignores engine_version changes (or names only the major)."""
+    clusters = 0
+    for folder in folders():
+        resources = hcl.folder_blocks(folder, "resource")
+        automatic = any(
+            b.labels[0] == "aws_rds_cluster_instance"
+            and b.attributes().get("auto_minor_version_upgrade", "true") == "true"
+            for b in resources
+        )
+        for cluster in (b for b in resources if b.labels[0] == "aws_rds_cluster"):
+            clusters += 1
+            ignored = " ".join(
+                life.attributes().get("ignore_changes", "") for life in cluster.blocks("lifecycle")
+            )
+            version = cluster.attributes().get("engine_version", "")
+            assert (
+                not automatic or "engine_version" in ignored or re.fullmatch(r'"\d+"', version)
+            ), f"{folder.name}: {cluster.labels[1]} pins {version}, minor upgrades are automatic"
+    assert clusters
 
 
 def test_checkov_skips_carry_a_reason() -> None:
