@@ -300,6 +300,7 @@ module "functions" {
       PERSIST_URL                     = "https://${var.region}-${var.project}.cloudfunctions.net/${local.prefix}-persist"
       PERSIST_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
       LEDGER_DATABASE                 = module.data.firestore_database
+      TRUSTED_PROXY_HOPS              = "1" # Google's front end appends the client's address: per-IP limits need it
     })
     persist = merge(local.common, local.database_env, local.aws_for["persist"], local.redis_env)
     subscriptions = merge(local.common, local.database_env, local.aws_for["subscriptions"], {
