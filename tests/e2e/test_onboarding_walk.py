@@ -163,7 +163,14 @@ def test_a_new_agency_from_the_cli_to_a_suspension(
     )
     # the reconciler tried: what the creator has not granted yet is named
     needs = creator_row.get_by_test_id("needs")
-    look_again_until(owner, lambda: "follows" in (needs.all_text_contents() or [""])[0])
+    # the reconciler records refusals type by type: wait until the labels below are all there
+    look_again_until(
+        owner,
+        lambda: all(
+            label in (needs.all_text_contents() or [""])[0]
+            for label in ("follows", "subscriptions", "bits")
+        ),
+    )
     expect(needs).to_contain_text("needs authorization: ")
     expect(needs).to_contain_text("follows")
     expect(needs).to_contain_text("subscriptions")
