@@ -137,6 +137,7 @@ class RealtimeService:
     ready_checks: list[Callable[[], Awaitable[None]]]
     redis_url: str  # for the Socket.IO Redis manager (realtime/transport.py builds it)
     redis_options: dict[str, Any]
+    redis: Any = None  # one redis.asyncio client (readiness, consent states), TLS as configured
     limits: Limits | None = None  # rate limits (realtime/middleware.py, routes, relay)
     signer: Signer | None = None  # our own tokens, when TOKEN_SIGNING_KEYS is set
     mailer: SmtpMailer | None = None  # invitations, when SMTP_HOST is set
@@ -182,6 +183,7 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
         ready_checks=[database_ready, redis_ready],
         redis_url=redis_url,
         redis_options={**REDIS_MANAGER_OPTIONS, **tls},
+        redis=redis_client,
         limits=ratelimit.Limits.build(cfg.rate_limits, cfg.redis_url.reveal(), cfg.redis_ca_cert),
         signer=signer,
         mailer=mailer(cfg.tenancy.smtp),

@@ -51,7 +51,7 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         roster_changed=deps.roster_changed,
         tenancy=deps.cfg.tenancy,
         mailer=deps.mailer,
-        consent=creator_consent.config_from(deps.cfg),
+        consent=creator_consent.config_from(deps.cfg, deps.redis),
     )
     # sign-in and /.well-known/jwks.json: before the dashboard's catch-all mount at /
     auth.install(api, deps.cfg.auth, deps.signer, deps.cfg.allowed_origins)

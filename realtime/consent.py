@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from controlroom import edge, errors, settings
-from controlroom.adapters import redis_tls, twitch_oauth
+from controlroom.adapters import twitch_oauth
 from controlroom.adapters.emitter import SocketIOPublisher
 from controlroom.core import scopes
 from controlroom.logs import fields
@@ -58,12 +58,13 @@ class ConsentConfig:
     publish: Callable[[uuid.UUID, str, Any], None] | None = None  # to every relay's sockets
 
 
-def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
+def config_from(
+    cfg: settings.RealtimeSettings, states: redis.asyncio.Redis[bytes]
+) -> ConsentConfig | None:
     """The consent's configuration, or None while Twitch's client is not configured."""
     if not (cfg.twitch_client_id and cfg.twitch_client_secret):
         return None
     state_secret = cfg.auth.session_secret or cfg.twitch_client_secret
-    states_url, tls = redis_tls.client_args(cfg.redis_url.reveal(), cfg.redis_ca_cert, asyncio=True)
     return ConsentConfig(
         oauth=twitch_oauth.OAuthConfig(
             cfg.twitch_client_id,
@@ -76,7 +77,7 @@ def config_from(cfg: settings.RealtimeSettings) -> ConsentConfig | None:
         state_key=state_secret.reveal(),
         cookie_secure=cfg.auth.cookie_secure,
         link_ttl_days=cfg.consent.link_ttl_days,
-        states=redis.asyncio.Redis.from_url(states_url, socket_connect_timeout=2, **tls),
+        states=states,
         publish=SocketIOPublisher(cfg.redis_url.reveal(), ca_cert=cfg.redis_ca_cert).publish,
     )
 
