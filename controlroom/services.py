@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from controlroom.adapters.signing import Signer
     from controlroom.adapters.taskqueue import CloudTasksQueue
     from controlroom.adapters.tokens import TokenVerifier
+    from controlroom.usecases.incidents import Dispatcher
 
 # Each builder imports its own adapters, so a function bundle carries only the packages its
 # deployable uses (python-socketio for persist alone, the Google clients for the webhook alone).
@@ -236,3 +237,31 @@ def _roster_changed(cfg: settings.RealtimeSettings) -> Callable[[str], None] | N
     )
     client = cloudtasks.client(cfg.tasks_emulator_host)
     return lambda reason: taskqueue.request_run(client, target, reason)
+
+
+@dataclass(frozen=True)
+class PulseService:
+    cfg: settings.PulseSettings
+    pool: db.Pool
+    helix: Helix | None  # None without Twitch credentials: a run then does nothing
+    publisher: SocketIOPublisher
+    dispatcher: Dispatcher | None = None  # notification deliveries (None without NOTIFY_URL)
+
+
+@functools.cache
+def pulse() -> PulseService:
+    from controlroom.adapters.emitter import SocketIOPublisher
+
+    cfg = settings.pulse()
+    helix = None
+    if cfg.configured:
+        assert cfg.client_id and cfg.client_secret
+        helix = Helix(
+            HelixConfig(cfg.client_id, cfg.client_secret, cfg.helix_api_url, cfg.token_url)
+        )
+    return PulseService(
+        cfg=cfg,
+        pool=db.Pool(cfg.database),
+        helix=helix,
+        publisher=SocketIOPublisher(cfg.redis_url.reveal(), ca_cert=cfg.redis_ca_cert),
+    )

@@ -704,3 +704,69 @@ class ArchiveSettings:
 @functools.cache
 def archive() -> ArchiveSettings:
     return ArchiveSettings.from_env()
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where notification deliveries are enqueued (functions/notify through its Cloud Tasks
+    queue); None when NOTIFY_URL is unset (no dispatcher: deliveries wait in the database)."""
+
+    url: str
+    queue: str
+    invoker: str | None  # the service account whose OIDC token Cloud Tasks presents
+    project: str | None
+    location: str | None
+    tasks_emulator_host: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifySettings | None:
+        url = read("NOTIFY_URL", None, env)
+        if url is None:
+            return None
+        return cls(
+            url=url,
+            queue=read("NOTIFY_QUEUE", "notify", env) or "notify",
+            invoker=read("NOTIFY_INVOKER", None, env),
+            project=read("GOOGLE_CLOUD_PROJECT", None, env),
+            location=read("CLOUD_TASKS_LOCATION", None, env),
+            tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),
+        )
+
+
+@dataclass(frozen=True)
+class PulseSettings:
+    """functions/pulse: PostgreSQL as the runtime role, Redis to publish, Twitch's app
+    credentials (optional locally: without them a run does nothing), notifications."""
+
+    database: DatabaseSettings
+    redis_url: Secret
+    client_id: str | None
+    client_secret: Secret | None
+    helix_api_url: str
+    token_url: str
+    notify: NotifySettings | None = None
+    redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PulseSettings:
+        redis = read_secret("REDIS_URL", env)
+        secret = read("TWITCH_CLIENT_SECRET", None, env)
+        return cls(
+            database=DatabaseSettings.from_env(env, "pulse"),
+            redis_url=redis,
+            client_id=read("TWITCH_CLIENT_ID", None, env),
+            client_secret=Secret(secret) if secret else None,
+            helix_api_url=read("HELIX_API_URL", "https://api.twitch.tv/helix", env) or "",
+            token_url=read("TWITCH_TOKEN_URL", "https://id.twitch.tv/oauth2/token", env) or "",
+            notify=NotifySettings.from_env(env),
+            redis_ca_cert=redis_ca_cert(redis, env),
+        )
+
+
+@functools.cache
+def pulse() -> PulseSettings:
+    return PulseSettings.from_env()

@@ -1,4 +1,5 @@
-"""A small Twitch Helix client: an app access token by client credentials, EventSub, users."""
+"""A small Twitch Helix client: an app access token by client credentials, EventSub, users,
+live streams (honoring Twitch's rate-limit headers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,32 @@ class HelixConfig:
     token_url: str = "https://id.twitch.tv/oauth2/token"  # noqa: S105 - a URL, not a secret
 
 
+# Get Streams takes at most 100 user_id parameters (and answers at most 100 streams).
+STREAMS_PER_REQUEST = 100
+# The longest we wait for Twitch's rate-limit bucket to refill inside one call; longer, and
+# the caller is told to come back later (a scheduled run is a minute apart).
+MAX_RATE_LIMIT_WAIT = 10.0
+
+
 class Helix:
-    def __init__(self, config: HelixConfig, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: HelixConfig,
+        timeout: float = 10.0,
+        *,
+        max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.timeout = timeout
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self._sleep = sleep
+        self._clock = clock  # epoch seconds, as Ratelimit-Reset is
         self._token: str | None = None
         self._token_expires = 0.0
         self._lock = threading.Lock()
+        self._rate_reset: float | None = None  # set while Twitch says the bucket is empty
 
     # --- the app access token, cached until shortly before it expires --------------------
     def _app_token(self, refresh: bool = False) -> str:
@@ -60,6 +80,16 @@ class Helix:
     def _send(
         self, method: str, url: str, data: bytes | None, headers: dict[str, str]
     ) -> tuple[int, Any]:
+        status, _headers, body = self._exchange(method, url, data, headers)
+        if status == 429 or status >= 500:
+            raise RetryLaterError(status, "rate limited or unavailable")
+        return status, body
+
+    def _exchange(
+        self, method: str, url: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Mapping[str, str], Any]:
+        """One request: the status, the response headers and the JSON body (network errors
+        become RetryLaterError; statuses are left to the caller)."""
         if not url.startswith(("https://", "http://")):
             raise ValueError("Helix URLs must be http(s)")
         request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
@@ -67,17 +97,16 @@ class Helix:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 raw = response.read()
                 status = int(response.status)
+                answered = response.headers
         except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), int(exc.code)
+            raw, status, answered = exc.read(), int(exc.code), exc.headers
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise RetryLaterError(0, f"network: {type(exc).__name__}") from None
-        if status == 429 or status >= 500:
-            raise RetryLaterError(status, "rate limited or unavailable")
         try:
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             body = {}
-        return status, body
+        return status, {k.lower(): v for k, v in (answered or {}).items()}, body
 
     def _call(
         self, method: str, path: str, query: dict[str, str] | None = None, payload: Any = None
@@ -141,3 +170,59 @@ class Helix:
             raise HelixError(status, "could not look the user up")
         data = body.get("data") or []
         return dict(data[0]) if data else None
+
+    # --- streams -----------------------------------------------------------------------
+    def streams(self, user_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The live streams among `user_ids` (Get Streams; offline broadcasters are absent),
+        at most 100 ids a request, waiting for Twitch's rate-limit bucket when it is empty."""
+        wanted = list(dict.fromkeys(user_ids))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), STREAMS_PER_REQUEST):
+            chunk = wanted[start : start + STREAMS_PER_REQUEST]
+            query = [("user_id", u) for u in chunk] + [("first", str(STREAMS_PER_REQUEST))]
+            body = self._limited_get("/streams", query)
+            found.extend(dict(s) for s in body.get("data") or [])
+        return found
+
+    def _limited_get(self, path: str, query: list[tuple[str, str]]) -> Any:
+        """A GET that honors Ratelimit-Remaining/Ratelimit-Reset: an empty bucket (or a 429
+        saying when it refills) waits until the reset, if that is near, else RetryLaterError."""
+        url = f"{self.config.api_url}{path}?{urllib.parse.urlencode(query)}"
+        refreshed = limited = False
+        while True:
+            self._wait_for_bucket()
+            headers = {
+                "Client-Id": self.config.client_id,
+                "Authorization": f"Bearer {self._app_token(refresh=refreshed)}",
+            }
+            status, answered, body = self._exchange("GET", url, None, headers)
+            self._note_rate_limit(status, answered)
+            if status == 401 and not refreshed:
+                refreshed = True
+                continue
+            if status == 429 and not limited and self._rate_reset is not None:
+                limited = True  # once: a second 429 after waiting means something else
+                continue
+            if status == 429 or status >= 500:
+                raise RetryLaterError(status, "rate limited or unavailable")
+            if status != 200:
+                raise HelixError(status, str(body.get("message", f"could not GET {path}")))
+            return body
+
+    def _note_rate_limit(self, status: int, headers: Mapping[str, str]) -> None:
+        remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
+        try:
+            empty = status == 429 or (remaining is not None and int(remaining) <= 0)
+            self._rate_reset = float(reset) if empty and reset is not None else None
+        except ValueError:
+            self._rate_reset = None
+
+    def _wait_for_bucket(self) -> None:
+        if self._rate_reset is None:
+            return
+        wait = self._rate_reset - self._clock()
+        if wait > self.max_rate_limit_wait:
+            raise RetryLaterError(429, f"Twitch's rate limit resets in {wait:.0f} s")
+        if wait > 0:
+            self._sleep(wait)
+        self._rate_reset = None

@@ -14,6 +14,15 @@ login resolves to a deterministic id (the seeded demo creators keep theirs); `PO
 /_stub/revoke?user_id=` (or `?login=`) plays a user disconnecting our app: the grant goes,
 the subscriptions that needed it are revoked (a `revocation` message each) and
 `user.authorization.revoke` is delivered to the callback.
+
+Helix Get Streams (`GET /helix/streams?user_id=..`, at most 100 ids) answers from a table of
+live streams that tests and `controlroom simulate` steer: `POST /control/streams` with
+`{"user_id": "...", "viewers": 1234, "live": true}` (`"live": false` ends the stream);
+`GET /control/streams` shows the table and how many Get Streams requests were served or
+refused. Get Streams counts against a bucket per client (`Ratelimit-Limit`,
+`Ratelimit-Remaining`, `Ratelimit-Reset` in epoch seconds, 429 when empty), 800 points a
+minute as Twitch's default, which `POST /control/ratelimit {"limit": n, "window_seconds": s}`
+changes.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -93,6 +103,76 @@ class TwitchStub:
     subs: list[dict[str, Any]] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # subscription id -> its secret
     lock: threading.Lock = field(default_factory=threading.Lock)
+    streams: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> live stream
+    rate_limit: int = 800  # Get Streams points per window and client (Twitch's default)
+    rate_window: float = 60.0
+    buckets: dict[str, tuple[float, int]] = field(default_factory=dict)  # client: start, used
+    stream_requests: int = 0  # Get Streams requests answered 200
+    stream_refusals: int = 0  # ... and refused (429, 400)
+    clock: Callable[[], float] = time.time  # the rate-limit window's clock (epoch seconds)
+
+    # --- Get Streams ---------------------------------------------------------------------
+    def set_stream(self, change: dict[str, Any]) -> dict[str, Any] | None:
+        """Start, update or (live false) end a broadcaster's stream; returns it, or None."""
+        user_id = str(change.get("user_id") or "")
+        if not user_id.isdigit():
+            raise ValueError("user_id must be a Twitch user id (digits)")
+        if not change.get("live", True):
+            self.streams.pop(user_id, None)
+            return None
+        viewers = int(change.get("viewers", 0))
+        if viewers < 0:
+            raise ValueError("viewers must be 0 or more")
+        login = str(change.get("user_login") or self.logins.get(user_id) or f"user{user_id}")
+        stream = self.streams.get(user_id) or {
+            "id": str(40_000_000_000 + secrets.randbelow(10**9)),
+            "user_id": user_id,
+            "user_login": login,
+            "user_name": login.capitalize(),
+            "game_id": "509658",
+            "game_name": "Just Chatting",
+            "type": "live",
+            "title": f"{login.capitalize()} live",
+            "tags": [],
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "language": "en",
+            "thumbnail_url": f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{login}"
+            "-{width}x{height}.jpg",
+            "is_mature": False,
+        }
+        stream["viewer_count"] = viewers
+        for name in ("title", "game_name"):
+            if change.get(name):
+                stream[name] = str(change[name])
+        self.streams[user_id] = stream
+        return stream
+
+    def take_point(self, client_id: str) -> tuple[bool, dict[str, str]]:
+        """One point from the client's bucket: (allowed, the Ratelimit-* headers)."""
+        now = self.clock()
+        start, used = self.buckets.get(client_id, (now, 0))
+        if now >= start + self.rate_window:
+            start, used = now, 0
+        allowed = used < self.rate_limit
+        used += 1 if allowed else 0
+        self.buckets[client_id] = (start, used)
+        headers = {
+            "Ratelimit-Limit": str(self.rate_limit),
+            "Ratelimit-Remaining": str(max(0, self.rate_limit - used)),
+            "Ratelimit-Reset": str(int(start + self.rate_window + 0.999)),
+        }
+        return allowed, headers
+
+    def get_streams(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        ids = query.get("user_id", [])
+        first = int((query.get("first") or ["20"])[0] or 20)
+        if len(ids) > 100 or not 1 <= first <= 100:
+            self.stream_refusals += 1
+            return 400, {"error": "Bad Request", "status": 400, "message": "too many ids"}
+        self.stream_requests += 1
+        live = [s for u, s in self.streams.items() if not ids or u in ids]
+        live.sort(key=lambda s: -int(s["viewer_count"]))
+        return 200, {"data": live[:first], "pagination": {}}
 
     # --- OAuth -------------------------------------------------------------------------
     def new_token(self, client_id: str, login: str | None, granted: list[str]) -> dict[str, Any]:
@@ -380,6 +460,29 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                         return None
                     logins = parse_qs(parts.query).get("login", [])
                     return self._json(200, {"data": [user_for(x.lower()) for x in logins]})
+                if parts.path == "/helix/streams":
+                    token = self._app()
+                    if token is None:
+                        return None
+                    allowed, limits = stub.take_point(token.client_id)
+                    if not allowed:
+                        stub.stream_refusals += 1
+                        refused = {"error": "Too Many Requests", "status": 429, "message": ""}
+                        raw = json.dumps(refused).encode()
+                        return self._send(429, raw, "application/json", limits)
+                    status, answer = stub.get_streams(parse_qs(parts.query))
+                    return self._send(
+                        status, json.dumps(answer).encode(), "application/json", limits
+                    )
+                if parts.path == "/control/streams":
+                    return self._json(
+                        200,
+                        {
+                            "streams": list(stub.streams.values()),
+                            "requests": stub.stream_requests,
+                            "refused": stub.stream_refusals,
+                        },
+                    )
                 if parts.path == "/helix/eventsub/subscriptions":
                     token = self._app()
                     if token is None:
@@ -415,6 +518,8 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                     notice = delivery.headers[eventsub.MESSAGE_TYPE] == eventsub.NOTIFICATION
                     sent += 1 if status < 300 and notice else 0
                 return self._json(200, {"user_id": user, "notified": sent})
+            if parts.path in ("/control/streams", "/control/ratelimit"):
+                return self._control(parts.path, raw)
             with stub.lock:
                 if parts.path == "/oauth2/token":
                     form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
@@ -454,6 +559,22 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                 with stub.lock:
                     return self._json(202, stub.add(answer, secret))
             return self._json(404, {"error": "Not Found", "status": 404, "message": ""})
+
+        def _control(self, path: str, raw: bytes) -> None:
+            """Steering for tests and `controlroom simulate` (loopback only, like the rest)."""
+            try:
+                change = json.loads(raw or b"{}")
+                if not isinstance(change, dict):
+                    raise ValueError("a JSON object is expected")
+                with stub.lock:
+                    if path == "/control/ratelimit":
+                        stub.rate_limit = int(change.get("limit", stub.rate_limit))
+                        stub.rate_window = float(change.get("window_seconds", stub.rate_window))
+                        stub.buckets.clear()
+                        return self._json(200, {"limit": stub.rate_limit})
+                    return self._json(200, {"stream": stub.set_stream(change)})
+            except (ValueError, TypeError) as exc:
+                return self._json(400, {"error": "Bad Request", "status": 400, "message": str(exc)})
 
         def do_DELETE(self) -> None:
             parts = urlsplit(self.path)

@@ -33,6 +33,7 @@ ABSENT = {
     "persist": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.tasks_v2"),
     "subscriptions": ("pyarrow", "fastapi", "socketio", "boto3", "google.cloud.tasks_v2"),
     "archive": ("fastapi", "socketio", "redis", "jwt", "google.cloud.tasks_v2"),
+    "pulse": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.firestore"),
     "realtime": ("pyarrow", "functions_framework", "google.cloud.firestore"),
 }
 
