@@ -27,6 +27,7 @@ from controlroom.core.handoff import PersistTask
 from controlroom.core.payloads import json_object
 from controlroom.errors import HandoffError, NormalizationError, StoreUnavailableError
 from controlroom.logs import fields
+from controlroom.usecases import incidents
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class Outcome:
     duplicates: int = 0
     dead_letter: str | None = None
     companies: set[uuid.UUID] = field(default_factory=set)
+    incidents: list[tuple[uuid.UUID, incidents.Change]] = field(default_factory=list)
 
 
 _APPLY_STATE = (
@@ -144,7 +146,9 @@ def _store_for(
     event: Normalized,
     message_id: str,
     task: PersistTask,
-) -> tuple[eventstore.Appended, dict[str, Any] | None, dict[str, Any] | None]:
+) -> tuple[
+    eventstore.Appended, dict[str, Any] | None, dict[str, Any] | None, list[incidents.Change]
+]:
     new = eventstore.NewEvent(
         twitch_message_id=message_id,
         type=event.type,
@@ -161,7 +165,7 @@ def _store_for(
     with tenant_transaction(conn, company):
         (result,) = eventstore.append(conn, company, [new])
         if not result.created:
-            return result, None, None
+            return result, None, None, []
         state = event.state or None
         row = (
             conn.cursor(row_factory=dict_row)
@@ -182,6 +186,8 @@ def _store_for(
             )
             .fetchone()
         )
+        # detection in the storing transaction: its keys commit with the event, or not at all
+        changes = incidents.on_event(conn, company, creator, event, seq=result.seq, key=new.key())
     published = compact(
         {
             "seq": result.seq,
@@ -194,16 +200,27 @@ def _store_for(
             **new.summary,
         }
     )
-    return result, published, creator_state(row) if (row and state) else None
+    return result, published, creator_state(row) if (row and state) else None, changes
 
 
-def ingest(raw: bytes, conn: psycopg.Connection[Any], publisher: Publisher) -> Outcome:
-    """Store one persist task. `conn` must be in autocommit mode (each step commits alone)."""
+def ingest(
+    raw: bytes,
+    conn: psycopg.Connection[Any],
+    publisher: Publisher,
+    dispatcher: incidents.Dispatcher | None = None,
+) -> Outcome:
+    """Store one persist task. `conn` must be in autocommit mode (each step commits alone).
+
+    Incidents the task opened or changed go to dashboards and, through `dispatcher`, to the
+    company's notification channels once everything is committed."""
     outcome = Outcome()
     try:
-        return _ingest(raw, conn, publisher, outcome)
+        _ingest(raw, conn, publisher, outcome)
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(type(exc).__name__) from exc
+    for company, change in outcome.incidents:
+        incidents.publish_changes(publisher, dispatcher, company, [change])
+    return outcome
 
 
 def _ingest(
@@ -240,7 +257,7 @@ def _ingest(
             .fetchall()
         )
         for company, creator in routes:
-            result, published, state = _store_for(
+            result, published, state, changes = _store_for(
                 conn,
                 company=company,
                 creator=creator,
@@ -257,6 +274,7 @@ def _ingest(
                 to_publish.append((company, "event", published))
             if state is not None:
                 to_publish.append((company, "creator_state", state))
+            outcome.incidents += [(company, change) for change in changes]
 
     for company, name, data in to_publish:
         try:

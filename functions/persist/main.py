@@ -19,5 +19,5 @@ log = logging.getLogger("persist")
 def persist(request: flask.Request) -> flask.Response:
     service = services.persist()
     with service.pool.connection() as conn:
-        ingest.ingest(request.get_data(cache=False), conn, service.publisher)
+        ingest.ingest(request.get_data(cache=False), conn, service.publisher, service.dispatcher)
     return flask.Response(status=204)
