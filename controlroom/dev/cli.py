@@ -187,15 +187,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.duration > 3600 or args.rate > 2000:
         print("controlroom: at most 3600 s and 2000 deliveries/s", file=sys.stderr)
         return 2
-    report = twitchsim.simulate(
-        url,
-        secret,
-        _broadcasters(args.creators),
-        rate=args.rate,
-        duration=args.duration,
-        duplicates=args.duplicates,
-        progress=lambda line: print(line, flush=True),
-    )
+    broadcasters = _broadcasters(args.creators)
+    stop_drift = _drift_viewers(broadcasters)
+    try:
+        report = twitchsim.simulate(
+            url,
+            secret,
+            broadcasters,
+            rate=args.rate,
+            duration=args.duration,
+            duplicates=args.duplicates,
+            progress=lambda line: print(line, flush=True),
+        )
+    finally:
+        stop_drift.set()
     latencies = sorted(report.latencies_ms or [0.0])
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -205,6 +210,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"time to answer p50 {p50:.1f} ms, p99 {p99:.1f} ms"
     )
     return 0 if report.refused == 0 else 1
+
+
+def _drift_viewers(broadcasters: list[twitchsim.Broadcaster]) -> threading.Event:
+    """While simulating against the local Twitch stand-in (HELIX_API_URL on loopback), its
+    simulated streams are live with drifting viewer counts, which the pulse samples."""
+    stop = threading.Event()
+    helix = os.environ.get("HELIX_API_URL", "")
+    if not helix.startswith(("http://127.0.0.1:", "http://localhost:")):
+        return stop
+    origin = helix.removesuffix("/").removesuffix("/helix")
+    threading.Thread(
+        target=twitchsim.drift_viewers, args=(origin, broadcasters, stop), daemon=True
+    ).start()
+    print(f"viewer counts of {len(broadcasters)} stream(s) drift at {origin}", flush=True)
+    return stop
 
 
 def _dev_keys() -> devkeys.DevKeys:

@@ -492,3 +492,75 @@ def simulate(
                     f"{report.accepted} accepted, {report.refused} refused"
                 )
     return report
+
+
+# --- audience: the Twitch stand-in's Get Streams, steered ----------------------------------
+def set_stream(
+    stand_in_url: str,
+    user_id: str,
+    viewers: int = 0,
+    *,
+    live: bool = True,
+    login: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any] | None:
+    """Start, update or end a broadcaster's stream in the Twitch stand-in's Get Streams
+    (`stand_in_url` is its origin, e.g. HELIX_API_URL without `/helix`); returns the stream."""
+    if not stand_in_url.startswith(("http://", "https://")):
+        raise ValueError("the stand-in URL must be http(s)")
+    change: dict[str, Any] = {"user_id": user_id, "viewers": viewers, "live": live}
+    if login:
+        change["user_login"] = login
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        f"{stand_in_url.rstrip('/')}/control/streams",
+        data=json.dumps(change).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        answer = json.loads(response.read())
+    stream = answer.get("stream")
+    return dict(stream) if stream else None
+
+
+class ViewerDrift:
+    """Plausible audiences for simulated streams: each starts somewhere between a few dozen
+    and a few thousand viewers and drifts by a few percent a step, with a rare larger swing
+    (a raid arriving, a stream ending a segment)."""
+
+    def __init__(self, broadcasters: list[Broadcaster], rng: random.Random | None = None) -> None:
+        self.rng = rng or random.Random()
+        self.viewers = {
+            b.user_id: int(self.rng.lognormvariate(6.0, 1.0)) + 20 for b in broadcasters
+        }
+
+    def step(self) -> dict[str, int]:
+        for user_id, count in self.viewers.items():
+            change = self.rng.gauss(0.0, 0.03)
+            if self.rng.random() < 0.02:
+                change += self.rng.choice((-0.4, 0.5))
+            self.viewers[user_id] = max(0, round(count * (1.0 + change)))
+        return dict(self.viewers)
+
+
+def drift_viewers(
+    stand_in_url: str,
+    broadcasters: list[Broadcaster],
+    stop: threading.Event,
+    interval: float = 5.0,
+    rng: random.Random | None = None,
+) -> int:
+    """Keep `broadcasters` live in the stand-in with drifting viewer counts until `stop`;
+    returns how many updates were made (the streams stay live afterwards, as they are)."""
+    drift = ViewerDrift(broadcasters, rng)
+    logins = {b.user_id: b.login for b in broadcasters}
+    updates = 0
+    while True:
+        for user_id, viewers in drift.step().items():
+            try:
+                set_stream(stand_in_url, user_id, viewers, login=logins[user_id])
+            except OSError:
+                return updates  # the stand-in is gone: nothing left to steer
+            updates += 1
+        if stop.wait(interval):
+            return updates

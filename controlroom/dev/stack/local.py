@@ -19,6 +19,7 @@ from controlroom.dev.stack.idp import OidcProvider
 from controlroom.dev.stack.mail import MailCatcher
 from controlroom.dev.stack.postgres import EmbeddedPostgres
 from controlroom.dev.stack.process import StandIn, free_port, port_is_free
+from controlroom.dev.stack.scheduler import SchedulerJob
 from controlroom.dev.stack.twitch import TwitchStandIn
 from controlroom.dev.stack.valkey import EmbeddedValkey
 
@@ -31,6 +32,9 @@ SUBSCRIPTIONS_QUEUE = "subscriptions"  # the reconciler's runs, asked for by the
 ARCHIVE_BUCKET = "controlroom-archive"
 BRANDING_BUCKET = "controlroom-branding"
 OIDC_CLIENT_ID = "controlroom-local"
+# Cloud Scheduler calls the audience pulse every minute; locally PULSE_INTERVAL_SECONDS
+# (tests set a few seconds)
+PULSE_INTERVAL_SECONDS = 60
 
 # `make run` prefers these ports so links stay the same between runs; a busy one is
 # replaced by a free one (stack.env always says which).
@@ -56,6 +60,7 @@ PREFERRED_PORTS = {
     "mail": 58025,
     "twitch": 58084,
     "subscriptions": 58085,
+    "pulse": 58086,
     "smtp": 51025,
 }
 
@@ -225,6 +230,8 @@ class LocalStack:
         self.webhook: FunctionServer | None = None
         self.persist: FunctionServer | None = None
         self.subscriptions: FunctionServer | None = None
+        self.pulse: FunctionServer | None = None
+        self.pulse_job: SchedulerJob | None = None
         self.relays: list[RelayServer] = []
         self._started: list[StandIn] = []
         self.endpoints: Endpoints | None = None
@@ -345,7 +352,16 @@ class LocalStack:
         self.webhook = self.start_function("webhook", port=webhook_port)
         self.subscriptions = self.start_function("subscriptions", port=subscriptions_port)
         relay = self.start_relay(_port("relay", self.durable))
+        self._start_pulse()
         return dataclasses.replace(endpoints, relay_url=relay.url)
+
+    def _start_pulse(self) -> None:
+        """functions/pulse and the scheduler's stand-in that calls it."""
+        self.pulse = self.start_function("pulse", port=_port("pulse", self.durable))
+        interval = int(os.environ.get("PULSE_INTERVAL_SECONDS") or PULSE_INTERVAL_SECONDS)
+        self.progress(f"scheduling the audience pulse every {interval} s ...")
+        self.pulse_job = SchedulerJob("pulse", self.pulse.url, interval, self.progress)
+        self.pulse_job.start()
 
     def _prepare_buckets(self, endpoints: Endpoints) -> None:
         env = endpoints.env()
@@ -369,6 +385,9 @@ class LocalStack:
         return list(self._started)
 
     def stop(self) -> None:
+        if self.pulse_job is not None:
+            self.pulse_job.stop()
+            self.pulse_job = None
         for stand_in in reversed(self._started):
             self.progress(f"stopping {stand_in.name} ...")
             stand_in.stop()

@@ -1,0 +1,214 @@
+"""The audience pulse on the real stack: the Twitch stand-in's Get Streams steered, samples
+stored per company under RLS, the counts pushed to the right company's dashboards only."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from controlroom import settings
+from controlroom.adapters import db
+from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.adapters.helix import Helix, HelixConfig
+from controlroom.dev import twitchsim, twitchstub
+from controlroom.dev.stack import LocalStack
+from controlroom.dev.stack.process import free_port
+from controlroom.usecases import pulse
+from tests.integration.conftest import new_company, stack_env
+from tests.integration.listener import wait_for
+from tests.integration.relay_client import FeedClient
+
+# every broadcaster this module's companies watch comes from these 150 ids
+POOL = [str(7_100_000 + i) for i in range(150)]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    # the scheduler's stand-in runs the pulse every 2 s, as `make run` does every minute
+    before = os.environ.get("PULSE_INTERVAL_SECONDS")
+    os.environ["PULSE_INTERVAL_SECONDS"] = "2"
+    stack = LocalStack(Path(tmp_path_factory.mktemp("pulse")), services=True)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        if before is None:
+            os.environ.pop("PULSE_INTERVAL_SECONDS", None)
+        else:
+            os.environ["PULSE_INTERVAL_SECONDS"] = before
+
+
+@pytest.fixture(scope="module")
+def env(stack: LocalStack) -> dict[str, str]:
+    return stack_env(stack)
+
+
+@pytest.fixture(scope="module")
+def cfg(env: dict[str, str]) -> settings.DatabaseSettings:
+    return settings.DatabaseSettings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def twitch_url(env: dict[str, str]) -> str:
+    return env["HELIX_API_URL"].removesuffix("/helix")
+
+
+def agency(
+    cfg: settings.DatabaseSettings, name: str, broadcasters: list[str]
+) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
+    with db.connect(cfg) as conn:
+        company = new_company(conn, name)
+        creators = {}
+        with db.tenant_transaction(conn, company):
+            user = conn.execute(
+                "INSERT INTO users (company_id, subject) VALUES (%s, %s) RETURNING id",
+                (company, f"user-{name}"),
+            ).fetchone()["id"]
+            conn.execute(
+                "INSERT INTO members (company_id, user_id, role) VALUES (%s, %s, 'viewer')",
+                (company, user),
+            )
+            for b in broadcasters:
+                creators[b] = conn.execute(
+                    "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name) "
+                    "VALUES (%s, %s, %s, %s) RETURNING id",
+                    (company, b, f"c_{b}", f"C{b}"),
+                ).fetchone()["id"]
+    return company, creators
+
+
+def latest(conn: psycopg.Connection[Any], company: uuid.UUID) -> dict[uuid.UUID, tuple[bool, int]]:
+    """The newest sample of each creator, read as the runtime role for `company`."""
+    with db.tenant_transaction(conn, company):
+        rows = conn.execute(
+            "SELECT DISTINCT ON (creator_id) creator_id, live, viewers FROM viewer_samples "
+            "ORDER BY creator_id, sampled_at DESC"
+        ).fetchall()
+    return {r["creator_id"]: (r["live"], r["viewers"]) for r in rows}
+
+
+class ViewersClient(FeedClient):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.viewers: list[dict[str, Any]] = []
+        self.client.on("viewers", self.viewers.append)
+
+    def seen(self, creator: uuid.UUID, viewers: int | None) -> bool:
+        return any(
+            s["creator_id"] == str(creator) and s["viewers"] == viewers
+            for m in list(self.viewers)
+            for s in m["samples"]
+        )
+
+
+@pytest.fixture
+def clients() -> Iterator[list[ViewersClient]]:
+    made: list[ViewersClient] = []
+    yield made
+    for c in made:
+        c.close()
+
+
+def test_samples_per_company_under_rls_and_pushed_to_that_company_only(
+    stack: LocalStack,
+    cfg: settings.DatabaseSettings,
+    twitch_url: str,
+    clients: list[ViewersClient],
+) -> None:
+    shared, only_a, only_b = POOL[0], POOL[1], POOL[2]
+    a, a_creators = agency(cfg, "pulse-a", [shared, only_a])
+    b, b_creators = agency(cfg, "pulse-b", [shared, only_b])
+    relay = stack.relays[0]
+    a_client, b_client = ViewersClient(relay.url), ViewersClient(relay.url)
+    clients += [a_client, b_client]
+    assert a_client.connect({"token": stack.keys.token("user-pulse-a", a, "viewer")})
+    assert b_client.connect({"token": stack.keys.token("user-pulse-b", b, "viewer")})
+    a_client.wait_live()
+    b_client.wait_live()
+
+    twitchsim.set_stream(twitch_url, shared, 4321)
+    twitchsim.set_stream(twitch_url, only_a, 120)
+    twitchsim.set_stream(twitch_url, only_b, 0, live=False)
+    assert stack.pulse_job is not None
+    assert stack.pulse_job.run_once() == 200
+
+    with db.connect(cfg) as conn:
+        assert latest(conn, a) == {
+            a_creators[shared]: (True, 4321),
+            a_creators[only_a]: (True, 120),
+        }
+        # offline: a sample with 0 viewers, and no count on the creator row
+        assert latest(conn, b) == {
+            b_creators[shared]: (True, 4321),
+            b_creators[only_b]: (False, 0),
+        }
+        with db.tenant_transaction(conn, b):
+            seen = conn.execute("SELECT DISTINCT company_id FROM viewer_samples").fetchall()
+            rows = conn.execute("SELECT id, viewers, viewers_at FROM creators").fetchall()
+        assert [r["company_id"] for r in seen] == [b]
+        counts = {r["id"]: r["viewers"] for r in rows}
+        assert counts == {b_creators[shared]: 4321, b_creators[only_b]: None}
+        assert all(r["viewers_at"] is not None for r in rows)
+        # without a tenant the runtime role reads no samples at all
+        assert conn.execute("SELECT count(*) AS n FROM viewer_samples").fetchone()["n"] == 0
+
+    assert wait_for(lambda: a_client.seen(a_creators[shared], 4321), timeout=10)
+    assert wait_for(lambda: b_client.seen(b_creators[only_b], None), timeout=10)
+    mine_a = {str(c) for c in a_creators.values()}
+    mine_b = {str(c) for c in b_creators.values()}
+    for message in list(a_client.viewers):
+        assert {s["creator_id"] for s in message["samples"]} == mine_a
+        datetime.fromisoformat(message["at"])
+    for message in list(b_client.viewers):
+        assert {s["creator_id"] for s in message["samples"]} == mine_b
+
+    # the scheduler's stand-in keeps sampling without anyone asking: a new count arrives
+    twitchsim.set_stream(twitch_url, shared, 5000)
+    assert wait_for(lambda: b_client.seen(b_creators[shared], 5000), timeout=15)
+
+
+def test_150_watched_broadcasters_take_two_get_streams_requests(
+    cfg: settings.DatabaseSettings, env: dict[str, str]
+) -> None:
+    agency(cfg, "pulse-many", POOL)  # overlaps the other companies': 150 distinct in all
+    # a Twitch stand-in of this test's own, so the stack's scheduled runs are not counted
+    port = free_port()
+    secret = "pulse-secret"
+    server = twitchstub.serve(port, {"pulse-client": secret})
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        origin = f"http://127.0.0.1:{port}"
+        twitchsim.set_stream(origin, POOL[149], 77)
+        helix = Helix(
+            HelixConfig(
+                "pulse-client",
+                settings.Secret(secret),
+                f"{origin}/helix",
+                f"{origin}/oauth2/token",
+            )
+        )
+        publisher = SocketIOPublisher(env["REDIS_URL"])
+        with db.connect(cfg, autocommit=True) as conn:
+            report = pulse.run(conn, helix, publisher, None, datetime.now(UTC))
+        with urllib.request.urlopen(f"{origin}/control/streams", timeout=10) as answer:
+            state = json.loads(answer.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.broadcasters == 150
+    assert report.live == 1
+    assert report.failed == []
+    assert state["requests"] == 2
+    assert state["refused"] == 0
