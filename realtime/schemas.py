@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -123,6 +125,8 @@ class CreatorOut(BaseModel):
     created_at: datetime
     authorization: CreatorAuthorization
     subscriptions: CreatorSubscriptions
+    viewers: int | None  # the audience pulse's newest sample (None before the first one)
+    viewers_at: datetime | None
 
 
 class ConnectLinkOut(BaseModel):
@@ -226,3 +230,189 @@ class Ok(BaseModel):
 def error_response(status: int, code: str, detail: Any = None) -> JSONResponse:
     """An error answer, shaped as ErrorOut."""
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+# --- incidents, detection rules, notification channels, viewer samples (issue 17) ----------
+Severity = Literal["info", "warning", "critical"]
+IncidentStatus = Literal["open", "acknowledged", "resolved"]
+ChannelKind = Literal["discord", "slack", "webhook"]
+Transition = Literal["opened", "acknowledged", "resolved", "test"]
+DeliveryStatus = Literal["pending", "sending", "delivered", "failed", "skipped"]
+_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class IncidentOut(BaseModel):
+    id: str
+    number: int
+    creator_id: str | None
+    rule: str
+    severity: Severity
+    status: IncidentStatus
+    title: str
+    details: dict[str, Any]
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    assignee_user_id: str | None
+    event_count: int
+
+
+class IncidentsPage(BaseModel):
+    items: list[IncidentOut]
+    next_before: int | None = None  # pass as ?before= for the next (older) page
+
+
+class IncidentNoteOut(BaseModel):
+    id: int
+    author_subject: str
+    body: str
+    created_at: datetime
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    channel_id: str
+    channel_name: str | None = None
+    incident_id: str | None = None
+    transition: Transition
+    status: DeliveryStatus
+    reason: str | None
+    attempts: int
+    last_status: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class IncidentDetail(IncidentOut):
+    notes: list[IncidentNoteOut]
+    events: list[EventOut]
+    deliveries: list[DeliveryOut]
+
+
+class ResolveIn(Strict):
+    resolution: str | None = Field(None, max_length=300)
+
+
+class AssigneeIn(Strict):
+    user_id: uuid.UUID | None  # a member of the company, or null to unassign
+
+
+class NoteIn(Strict):
+    body: str = Field(min_length=1, max_length=2000)
+
+
+class ParamSpecOut(BaseModel):
+    name: str
+    label: str
+    minimum: int
+    maximum: int
+    unit: str
+
+
+class RuleDefaults(BaseModel):
+    enabled: bool
+    severity: Severity
+    params: dict[str, int]
+
+
+class RuleOut(BaseModel):
+    rule: str
+    title: str
+    description: str
+    enabled: bool
+    severity: Severity
+    params: dict[str, int]
+    defaults: RuleDefaults
+    param_specs: list[ParamSpecOut]
+
+
+class RuleIn(Strict):
+    """The whole effective setting of one rule; the use case checks each param's range."""
+
+    enabled: bool
+    severity: Severity
+    params: dict[
+        Annotated[str, Field(min_length=1, max_length=40)],
+        Annotated[float, Field(allow_inf_nan=False)],
+    ] = Field(default_factory=dict, max_length=20)
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    import zoneinfo
+
+    # not the system's aliases and variants, which PostgreSQL may not know
+    return frozenset(
+        z
+        for z in zoneinfo.available_timezones()
+        if z not in {"localtime", "posixrules", "Factory"}
+        and not z.startswith(("posix/", "right/"))
+    )
+
+
+def _zone(name: str) -> str:
+    # the IANA names Python knows (not "localtime" or a path): PostgreSQL applies them too
+    if name not in _zones():
+        raise ValueError("timezone must be an IANA time zone name, such as Europe/Berlin")
+    return name
+
+
+class QuietHours(Strict):
+    start: str = Field(pattern=_CLOCK, examples=["22:00"])
+    end: str = Field(pattern=_CLOCK, examples=["07:00"])
+    timezone: str = Field("UTC", min_length=1, max_length=64, examples=["Europe/Berlin"])
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> QuietHours:
+        _zone(self.timezone)
+        if self.start == self.end:
+            raise ValueError("quiet hours must not start and end at the same time")
+        return self
+
+
+class ChannelOut(BaseModel):
+    id: str
+    kind: ChannelKind
+    name: str
+    url_hint: str
+    min_severity: Severity
+    quiet_hours: QuietHours | None
+    mention: str | None
+    enabled: bool
+    has_secret: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChannelIn(Strict):
+    kind: ChannelKind
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(min_length=8, max_length=500, pattern=r"^https?://\S+$")
+    secret: str | None = Field(None, min_length=1, max_length=200)
+    min_severity: Severity = "warning"
+    quiet_hours: QuietHours | None = None
+    mention: str | None = Field(None, max_length=100)
+    enabled: bool = True
+
+
+class ChannelPatch(Strict):
+    """Only the fields given change; `quiet_hours: null` clears them, a new url replaces the
+    sealed one."""
+
+    name: str | None = Field(None, min_length=1, max_length=100)
+    url: str | None = Field(None, min_length=8, max_length=500, pattern=r"^https?://\S+$")
+    secret: str | None = Field(None, min_length=1, max_length=200)
+    min_severity: Severity | None = None
+    quiet_hours: QuietHours | None = None
+    mention: str | None = Field(None, max_length=100)
+    enabled: bool | None = None
+
+
+class ViewersOut(BaseModel):
+    minutes: int
+    # creator id -> [[epoch seconds, viewers or null while offline], ...], oldest first
+    creators: dict[str, list[tuple[int, int | None]]]

@@ -16,7 +16,7 @@ from controlroom.errors import ConflictError, InvalidError, NotFoundError
 from controlroom.usecases import audit
 
 LOGIN = re.compile(r"[a-z0-9_]{1,25}")
-_COLUMNS = f"{CREATOR_STATE_COLUMNS}, labels, notes, created_at"
+_COLUMNS = f"{CREATOR_STATE_COLUMNS}, labels, notes, created_at, viewers, viewers_at"
 
 
 def _actor(caller: Caller) -> audit.Actor:

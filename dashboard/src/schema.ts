@@ -597,6 +597,10 @@ export interface components {
             twitch_login: string;
             /** Twitch User Id */
             twitch_user_id: string;
+            /** Viewers */
+            viewers: number | null;
+            /** Viewers At */
+            viewers_at: string | null;
         };
         /** CreatorPatch */
         CreatorPatch: {
