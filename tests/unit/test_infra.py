@@ -88,10 +88,11 @@ def test_service_accounts_hold_only_allowed_roles() -> None:
     """Each service account holds exactly the project roles its code needs: no more, no less
     (invoker and secret grants are on the resources, not the project)."""
     roles = _locals("gcp_service_accounts")["roles"]
-    # tasks and scheduler only sign the OIDC tokens their calls carry
+    # tasks, scheduler and notifier only sign the OIDC tokens their calls carry
     expected = {d: _roles_needed(d) for d in build.DEPLOYABLES} | {
         "tasks": set(),
         "scheduler": set(),
+        "notifier": set(),
     }
     assert {name: set(granted) for name, granted in roles.items()} == expected
     assert "roles/cloudsql.client" not in roles["webhook"]  # no database

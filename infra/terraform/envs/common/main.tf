@@ -174,6 +174,12 @@ resource "random_password" "session" {
   special = false
 }
 
+# The notification keyring's first key-encryption key (NOTIFICATION_KEYS: "<id>:<base64 of 32
+# bytes>", current first); it wraps each channel's data key (controlroom/adapters/secretbox.py).
+resource "random_bytes" "notification_key" {
+  length = 32
+}
+
 resource "tls_private_key" "token_signing" {
   algorithm = "RSA"
   rsa_bits  = 2048
@@ -183,13 +189,14 @@ locals {
   sa             = module.service_accounts.emails
   eventsub_now   = var.eventsub_secret_generation % 2 == 0 ? "a" : "b"
   eventsub_then  = local.eventsub_now == "a" ? "b" : "a"
-  database_users = [local.sa["persist"], local.sa["realtime"], local.sa["subscriptions"], local.sa["archive"]]
+  database_users = [local.sa["persist"], local.sa["realtime"], local.sa["subscriptions"], local.sa["archive"], local.sa["pulse"], local.sa["notify"]]
   secret_readers = merge(
     {
       eventsub-secret          = [local.sa["webhook"], local.sa["subscriptions"]]
       eventsub-secret-previous = [local.sa["webhook"]]
-      redis-url                = [local.sa["persist"], local.sa["realtime"]]
-      twitch-client-secret     = [local.sa["subscriptions"], local.sa["realtime"]]
+      redis-url                = [local.sa["persist"], local.sa["realtime"], local.sa["pulse"]]
+      twitch-client-secret     = [local.sa["subscriptions"], local.sa["realtime"], local.sa["pulse"]]
+      notification-keys        = [local.sa["persist"], local.sa["pulse"], local.sa["notify"], local.sa["realtime"]]
       token-signing-keys       = [local.sa["realtime"]]
       oidc-client-secret       = [local.sa["realtime"]]
       session-secret           = [local.sa["realtime"]]
@@ -205,6 +212,7 @@ locals {
       redis-url                = "rediss://:${module.data.redis_auth}@${module.data.redis_host}:${module.data.redis_port}/0"
       token-signing-keys       = tls_private_key.token_signing.private_key_pem_pkcs8
       session-secret           = random_password.session.result
+      notification-keys        = "k1:${random_bytes.notification_key.base64}"
     },
     local.cloud_sql ? {
       database-password       = random_password.database_app.result
@@ -237,7 +245,7 @@ module "aws_access" {
   prefix   = local.prefix
   audience = var.aws_web_identity_audience
   google_subjects = {
-    for name in ["archive", "realtime", "persist", "subscriptions"] : name => module.service_accounts.unique_ids[name]
+    for name in ["archive", "realtime", "persist", "subscriptions", "pulse", "notify"] : name => module.service_accounts.unique_ids[name]
   }
   archive_bucket_arn   = module.storage.bucket_arns["archive"]
   branding_bucket_arn  = module.storage.bucket_arns["branding"]
@@ -273,13 +281,20 @@ locals {
   # archive and realtime use S3; with Aurora, persist and subscriptions sign the proxy's IAM
   # tokens with their own role too
   aws_for = {
-    for name in ["archive", "realtime", "persist", "subscriptions"] : name => (
+    for name in ["archive", "realtime", "persist", "subscriptions", "pulse", "notify"] : name => (
       contains(["archive", "realtime"], name) || local.aurora
       ? merge(local.aws_env, { AWS_ROLE_ARN = module.aws_access.role_arns[name] })
       : {}
     )
   }
   redis_env = { REDIS_CA_CERT = module.data.redis_ca_certs }
+  # where notification deliveries go: the notify queue, its tasks signed as the notifier
+  # (the function's URL is built, not read from module.functions: that would be a cycle)
+  notify_env = {
+    NOTIFY_URL     = "https://${var.region}-${var.project}.cloudfunctions.net/${local.prefix}-notify"
+    NOTIFY_QUEUE   = "${local.prefix}-notify"
+    NOTIFY_INVOKER = module.service_accounts.emails["notifier"]
+  }
   common = {
     GOOGLE_CLOUD_PROJECT = var.project
     CLOUD_TASKS_LOCATION = var.region
@@ -302,10 +317,13 @@ module "functions" {
       LEDGER_DATABASE                 = module.data.firestore_database
       TRUSTED_PROXY_HOPS              = "1" # Google's front end appends the client's address: per-IP limits need it
     })
-    persist = merge(local.common, local.database_env, local.aws_for["persist"], local.redis_env)
+    persist = merge(local.common, local.database_env, local.aws_for["persist"], local.redis_env, local.notify_env)
     subscriptions = merge(local.common, local.database_env, local.aws_for["subscriptions"], {
       TWITCH_CLIENT_ID      = var.twitch_client_id
       EVENTSUB_CALLBACK_URL = var.eventsub_callback_url
+    })
+    pulse = merge(local.common, local.database_env, local.aws_for["pulse"], local.redis_env, local.notify_env, {
+      TWITCH_CLIENT_ID = var.twitch_client_id
     })
     archive = merge(local.common, local.database_env, local.aws_for["archive"], {
       ARCHIVE_BUCKET         = module.storage.archive_bucket
@@ -321,6 +339,10 @@ module "functions" {
     persist = merge(local.database_secrets, { REDIS_URL = local.secret["redis-url"] })
     subscriptions = merge(local.database_secrets, {
       EVENTSUB_SECRET      = local.secret["eventsub-secret"]
+      TWITCH_CLIENT_SECRET = local.secret["twitch-client-secret"]
+    })
+    pulse = merge(local.database_secrets, {
+      REDIS_URL            = local.secret["redis-url"]
       TWITCH_CLIENT_SECRET = local.secret["twitch-client-secret"]
     })
     archive = local.database_secrets
@@ -348,7 +370,7 @@ module "realtime" {
   min_instances      = var.realtime_min_instances
   max_instances      = var.realtime_max_instances
   cloud_sql_instance = local.cloud_sql ? module.cloud_sql[0].instance_connection_name : null
-  environment = merge(local.common, local.database_env, local.aws_for["realtime"], local.redis_env, {
+  environment = merge(local.common, local.database_env, local.aws_for["realtime"], local.redis_env, local.notify_env, {
     PUBLIC_URL                            = var.public_url
     JWT_AUDIENCE                          = var.jwt_audience
     OIDC_ISSUER                           = var.oidc_issuer

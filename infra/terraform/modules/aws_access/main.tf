@@ -5,7 +5,7 @@
 # - archive: writes and reads the archive (events/), and the company purge deletes a company's
 #   archive and branding prefixes;
 # - realtime: presigns logo uploads and reads logos (tenants/*/branding/*), nothing else in S3;
-# - persist, subscriptions: no S3 at all.
+# - persist, subscriptions, pulse, notify: no S3 at all.
 # With `database_iam_auth`, every role of a deployable that uses the database may also sign in
 # to the RDS Proxy as the runtime role (rds-db:connect on `database_connect_arn`).
 #
@@ -63,7 +63,7 @@ variable "database_connect_arn" {
 }
 
 locals {
-  database_users = ["archive", "realtime", "persist", "subscriptions"]
+  database_users = ["archive", "realtime", "persist", "subscriptions", "pulse", "notify"]
   # a role per deployable that needs AWS: S3 users always, database users with IAM auth
   roles = {
     for name, subject in var.google_subjects : name => subject

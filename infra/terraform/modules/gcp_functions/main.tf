@@ -1,4 +1,4 @@
-# The four Cloud Functions (2nd gen), from the folders `make build` writes to build/<name>.
+# The Cloud Functions (2nd gen), from the folders `make build` writes to build/<name>.
 # webhook is public (Twitch authenticates it by HMAC); the others accept only their callers.
 
 variable "project" {
@@ -47,7 +47,7 @@ variable "secrets" {
 variable "max_instances" {
   description = "Upper bound of instances per function."
   type        = map(number)
-  default     = { webhook = 20, persist = 20, subscriptions = 2, archive = 1 }
+  default     = { webhook = 20, persist = 20, subscriptions = 2, archive = 1, pulse = 1, notify = 10 }
 }
 
 locals {
@@ -56,6 +56,11 @@ locals {
     persist       = { vpc = true, memory = "512M", timeout = 60, invokers = ["tasks"] }
     subscriptions = { vpc = true, memory = "256M", timeout = 300, invokers = ["tasks", "scheduler"] }
     archive       = { vpc = true, memory = "1Gi", timeout = 1800, invokers = ["scheduler"] } # Scheduler waits 30 min at most
+    # every minute; one instance, so two runs never sample the same minute twice
+    pulse = { vpc = true, memory = "256M", timeout = 60, invokers = ["scheduler"] }
+    # posts to Discord, Slack and webhooks on the internet (the connector carries only
+    # private ranges); only the notify queue's tasks, signed as the notifier, may call it
+    notify = { vpc = true, memory = "256M", timeout = 60, invokers = ["notifier"] }
   }
 }
 

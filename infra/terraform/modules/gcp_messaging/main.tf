@@ -37,6 +37,12 @@ variable "archive_schedule" {
   default     = "15 2 * * *"
 }
 
+variable "pulse_schedule" {
+  description = "Cron schedule (UTC) of the audience pulse (Get Streams for every watched creator)."
+  type        = string
+  default     = "* * * * *"
+}
+
 variable "reconcile_schedule" {
   description = "Cron schedule (UTC) of the subscription reconciler."
   type        = string
@@ -74,6 +80,34 @@ resource "google_cloud_tasks_queue" "subscriptions" {
     min_backoff        = "10s"
     max_backoff        = "600s"
   }
+}
+
+# Notification posts (functions/notify): one task per delivery. Retries back off from 5 s to
+# 10 min and stop after a day (a delivery older than that is given up); a 429's Retry-After
+# longer than a retry is honored by a new task scheduled at that time.
+resource "google_cloud_tasks_queue" "notify" {
+  project  = var.project
+  location = var.region
+  name     = "${var.prefix}-notify"
+  rate_limits {
+    max_dispatches_per_second = 10
+    max_concurrent_dispatches = 20
+  }
+  retry_config {
+    max_attempts       = -1 # unlimited: max_retry_duration ends them
+    max_retry_duration = "86400s"
+    min_backoff        = "5s"
+    max_backoff        = "600s"
+    max_doublings      = 5
+  }
+}
+
+# Whoever enqueues notification tasks names the notifier account, which alone may call notify.
+resource "google_service_account_iam_member" "enqueuers_act_as_notifier" {
+  for_each           = toset(["persist", "pulse", "notify", "realtime"])
+  service_account_id = "projects/${var.project}/serviceAccounts/${var.service_accounts["notifier"]}"
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${var.service_accounts[each.key]}"
 }
 
 # The webhook may create tasks that run as the tasks account, which alone may call persist.
@@ -121,6 +155,27 @@ resource "google_cloud_scheduler_job" "reconcile" {
   }
 }
 
+# The audience pulse: a run a minute; a missed run is not retried (the next one is due).
+resource "google_cloud_scheduler_job" "pulse" {
+  project   = var.project
+  region    = var.region
+  name      = "${var.prefix}-pulse"
+  schedule  = var.pulse_schedule
+  time_zone = "Etc/UTC"
+  # under the minute, so a slow run ends before the next is due
+  attempt_deadline = "50s"
+  http_target {
+    http_method = "POST"
+    uri         = var.function_urls["pulse"]
+    oidc_token {
+      service_account_email = var.service_accounts["scheduler"]
+    }
+  }
+  retry_config {
+    retry_count = 0
+  }
+}
+
 output "persist_queue" {
   description = "The persist queue's name."
   value       = google_cloud_tasks_queue.persist.name
@@ -129,4 +184,9 @@ output "persist_queue" {
 output "subscriptions_queue" {
   description = "The subscriptions queue's name."
   value       = google_cloud_tasks_queue.subscriptions.name
+}
+
+output "notify_queue" {
+  description = "The notify queue's name."
+  value       = google_cloud_tasks_queue.notify.name
 }

@@ -18,12 +18,16 @@ locals {
   # deployable => project roles; resource-level grants (invokers, secrets) live with the resources
   roles = {
     webhook       = ["roles/datastore.user", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"]
-    persist       = ["roles/cloudsql.client", "roles/logging.logWriter"]
+    persist       = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"]
     subscriptions = ["roles/cloudsql.client", "roles/logging.logWriter"]
     archive       = ["roles/cloudsql.client", "roles/logging.logWriter"]
     realtime      = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"]
-    tasks         = []
-    scheduler     = []
+    # pulse and notify enqueue notification tasks (re-dispatch; a 429's later attempt)
+    pulse     = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"]
+    notify    = ["roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"]
+    tasks     = []
+    scheduler = []
+    notifier  = [] # the identity notification tasks present to functions/notify (OIDC)
   }
   bindings = flatten([for name, roles in local.roles : [for role in roles : { name = name, role = role }]])
 }
