@@ -9,7 +9,7 @@ import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from controlroom.adapters.helix import Helix, HelixConfig
 from controlroom.dev import twitchsim, twitchstub
 from controlroom.dev.stack import LocalStack
 from controlroom.dev.stack.process import free_port
+from controlroom.dev.stack.scheduler import SchedulerJob
 from controlroom.usecases import pulse
 from tests.integration.conftest import new_company, stack_env
 from tests.integration.listener import wait_for
@@ -178,37 +179,104 @@ def test_samples_per_company_under_rls_and_pushed_to_that_company_only(
     assert wait_for(lambda: b_client.seen(b_creators[shared], 5000), timeout=15)
 
 
-def test_150_watched_broadcasters_take_two_get_streams_requests(
-    cfg: settings.DatabaseSettings, env: dict[str, str]
-) -> None:
-    agency(cfg, "pulse-many", POOL)  # overlaps the other companies': 150 distinct in all
-    # a Twitch stand-in of this test's own, so the stack's scheduled runs are not counted
-    port = free_port()
-    secret = "pulse-secret"
-    server = twitchstub.serve(port, {"pulse-client": secret})
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        origin = f"http://127.0.0.1:{port}"
-        twitchsim.set_stream(origin, POOL[149], 77)
-        helix = Helix(
+class OwnTwitch:
+    """A Twitch stand-in of a test's own (in this process), so the stack's scheduled runs
+    neither count against it nor see what it is steered to."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.server = twitchstub.serve(self.port, {"pulse-client": "pulse-secret"})
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.helix = Helix(
             HelixConfig(
                 "pulse-client",
-                settings.Secret(secret),
-                f"{origin}/helix",
-                f"{origin}/oauth2/token",
+                settings.Secret("pulse-secret"),
+                f"{self.origin}/helix",
+                f"{self.origin}/oauth2/token",
             )
         )
-        publisher = SocketIOPublisher(env["REDIS_URL"])
-        with db.connect(cfg, autocommit=True) as conn:
-            report = pulse.run(conn, helix, publisher, None, datetime.now(UTC))
-        with urllib.request.urlopen(f"{origin}/control/streams", timeout=10) as answer:
-            state = json.loads(answer.read())
-    finally:
-        server.shutdown()
-        server.server_close()
+
+    def state(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.origin}/control/streams", timeout=10) as answer:
+            return dict(json.loads(answer.read()))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def own_twitch() -> Iterator[OwnTwitch]:
+    twitch = OwnTwitch()
+    yield twitch
+    twitch.close()
+
+
+@pytest.fixture
+def scheduler_paused(stack: LocalStack) -> Iterator[None]:
+    """The stack's scheduled runs stopped for a test that steps the clock itself (a run at
+    the real time in between would be a sample out of its order)."""
+    job = stack.pulse_job
+    assert job is not None
+    job.stop()
+    yield
+    stack.pulse_job = SchedulerJob(job.name, job.url, job.interval, job.progress)
+    stack.pulse_job.start()
+
+
+def run_pulse(
+    cfg: settings.DatabaseSettings, env: dict[str, str], twitch: OwnTwitch, now: datetime
+) -> pulse.PulseReport:
+    with db.connect(cfg, autocommit=True) as conn:
+        return pulse.run(conn, twitch.helix, SocketIOPublisher(env["REDIS_URL"]), None, now)
+
+
+def test_150_watched_broadcasters_take_two_get_streams_requests(
+    cfg: settings.DatabaseSettings, env: dict[str, str], own_twitch: OwnTwitch
+) -> None:
+    agency(cfg, "pulse-many", POOL)  # overlaps the other companies': 150 distinct in all
+    twitchsim.set_stream(own_twitch.origin, POOL[149], 77)
+
+    report = run_pulse(cfg, env, own_twitch, datetime.now(UTC))
+
     assert report.broadcasters == 150
     assert report.live == 1
     assert report.failed == []
+    state = own_twitch.state()
     assert state["requests"] == 2
     assert state["refused"] == 0
+
+
+@pytest.mark.usefixtures("scheduler_paused")
+def test_a_viewer_collapse_opens_one_incident_and_old_samples_go(
+    cfg: settings.DatabaseSettings, env: dict[str, str], own_twitch: OwnTwitch
+) -> None:
+    company, creators = agency(cfg, "pulse-drop", [POOL[10]])
+    creator = creators[POOL[10]]
+    start = datetime.now(UTC).replace(microsecond=0)
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        conn.execute(
+            "INSERT INTO viewer_samples (company_id, creator_id, sampled_at, live, viewers) "
+            "VALUES (%s, %s, %s, true, 5)",
+            (company, creator, start - timedelta(hours=25)),
+        )
+
+    twitchsim.set_stream(own_twitch.origin, POOL[10], 2000)
+    first = run_pulse(cfg, env, own_twitch, start)
+    twitchsim.set_stream(own_twitch.origin, POOL[10], 300)  # -85% a minute later
+    second = run_pulse(cfg, env, own_twitch, start + timedelta(minutes=1))
+    third = run_pulse(cfg, env, own_twitch, start + timedelta(minutes=2))  # still low
+
+    assert first.trimmed >= 1
+    assert second.incident_changes >= 1
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        incidents = conn.execute(
+            "SELECT rule, status FROM incidents WHERE creator_id = %s", (creator,)
+        ).fetchall()
+        oldest = conn.execute(
+            "SELECT min(sampled_at) AS t FROM viewer_samples WHERE creator_id = %s", (creator,)
+        ).fetchone()["t"]
+    assert [(i["rule"], i["status"]) for i in incidents] == [("viewer_drop", "open")]
+    assert third.failed == []
+    assert oldest >= start - timedelta(hours=24)
