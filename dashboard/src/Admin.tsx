@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import type { Credentials } from "./api";
 import { api, ApiError } from "./api";
+import { AlertRules, NotificationChannels } from "./Alerts";
 import { authorizationText, linkOf } from "./consent";
 import type {
   AuditPage, Chain, CompanyPatch, ConnectLink, Creator, CreatorIn, CreatorPatch, Invitation, InvitationCreated, InvitationIn,
@@ -282,6 +283,8 @@ export function Admin({ auth, me, onChanged }: { auth: Credentials; me: Me; onCh
     <section className="admin-page">
       <Settings auth={auth} me={me} onChanged={onChanged} />
       <Creators auth={auth} onChanged={onChanged} />
+      <AlertRules auth={auth} />
+      <NotificationChannels auth={auth} />
       <Invitations auth={auth} me={me} />
       <Members auth={auth} me={me} />
       <AuditLog auth={auth} />

@@ -5,16 +5,32 @@ import { LiveFeed } from "./livefeed";
 import { Wall } from "./Wall";
 import { Feed } from "./Feed";
 import { Admin } from "./Admin";
+import type { AlertPrefs } from "./alerting";
+import { loadPrefs, notify, savePrefs, tone } from "./alerting";
+import { IncidentDrawer, IncidentPanel } from "./Incidents";
 import { CompanyPicker, Invite, NoCompany, SignIn } from "./SignIn";
 import type { AuthConfig, PendingInvite, SessionInfo } from "./session";
 import { AuthError, authConfig, devSession, logout, reasonOf, refresh, Session } from "./session";
-import type { Connection, Creator, CreatorState, EventsPage, FeedEvent, Me, SubscriptionHealth } from "./types";
+import type {
+  Connection, Creator, CreatorState, EventsPage, FeedEvent, Incident, IncidentsPage, Me, SubscriptionHealth, ViewerSample, ViewersOut,
+} from "./types";
 import { atLeast } from "./types";
 
 const DEV_TOKEN_KEY = "controlroom.token"; // development tokens only (DEV_TOKEN_SIGN_IN)
 const INVITE_KEY = "controlroom.invite"; // survives the round trip through the identity provider
 const MAX_FEED = 5000;
 const ROSTER_POLL_MS = 30_000;
+const SPARK_SECONDS = 3600;
+const OPEN_INCIDENT_KEY = "controlroom.open-incident"; // a notification's link, kept through a sign-in
+
+// `#/incidents/<id>` (the notifications' link back): the wall with that incident's details
+function incidentInHash(): string | null {
+  return /^#\/incidents\/([0-9a-fA-F-]{36})$/.exec(window.location.hash)?.[1] ?? null;
+}
+{
+  const linked = incidentInHash();
+  if (linked) sessionStorage.setItem(OPEN_INCIDENT_KEY, linked);
+}
 
 // `#invite=<company>.<token>` and, in development, `#token=<jwt>`: read once, then taken out
 // of the address bar so they are not bookmarked or shared by accident.
@@ -180,6 +196,21 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   const [announcement, setAnnouncement] = useState("");
   const feed = useRef<LiveFeed | null>(null);
   const lastRescue = useRef(0);
+  const [incidents, setIncidents] = useState<Map<string, Incident>>(new Map());
+  const [incidentsLoaded, setIncidentsLoaded] = useState(false);
+  const [lastResolved, setLastResolved] = useState<Incident | null>(null); // an open drawer keeps showing it
+  const [samples, setSamples] = useState<Map<string, ViewerSample[]>>(new Map());
+  const [openIncident, setOpenIncident] = useState<string | null>(() => {
+    const id = incidentInHash() ?? sessionStorage.getItem(OPEN_INCIDENT_KEY);
+    sessionStorage.removeItem(OPEN_INCIDENT_KEY);
+    return id;
+  });
+  const [prefs, setPrefsState] = useState<AlertPrefs>(loadPrefs);
+  const prefsRef = useRef(prefs);
+  const setPrefs = useCallback((p: AlertPrefs) => { prefsRef.current = p; savePrefs(p); setPrefsState(p); }, []);
+  const known = useRef<Set<string>>(new Set()); // incidents seen, so each alerts once
+  const creatorsRef = useRef(creators);
+  creatorsRef.current = creators;
 
   // Refused (a REST 401, a socket refused or closed by the server): a fresh access token may
   // be all it takes; if the session itself is refused, it ends with the server's reason. A
@@ -223,7 +254,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
           display_name: r.display_name, status: r.status, title: r.title, category_name: r.category_name,
           live_since: r.live_since, last_event_at: r.last_event_at,
           authorization_revoked: r.authorization_revoked, ...old.get(r.id), labels: r.labels,
-          authorization: r.authorization, subscriptions: r.subscriptions,
+          authorization: r.authorization, subscriptions: r.subscriptions, ...newerViewers(r, old.get(r.id)),
         });
       }
       return next; // removed creators leave the wall
@@ -246,10 +277,70 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
     }
   }, [session, lost]);
 
+  // open and acknowledged incidents; resolved ones leave the panel
+  const loadIncidents = useCallback(async () => {
+    let page: IncidentsPage;
+    try {
+      page = await api<IncidentsPage>(session, "GET", "/incidents?status=open&status=acknowledged&limit=200");
+    } catch (e) {
+      if (isLost(e)) void lost(e.message);
+      return;
+    }
+    for (const i of page.items) known.current.add(i.id);
+    setIncidents((old) => {
+      const next = new Map(page.items.map((i) => [i.id, i]));
+      // a live update newer than this answer wins (it may have arrived while we asked)
+      for (const [id, i] of old) {
+        const fetched = next.get(id);
+        if (fetched && Date.parse(i.updated_at) > Date.parse(fetched.updated_at)) next.set(id, i);
+      }
+      return next;
+    });
+    setIncidentsLoaded(true);
+  }, [session, lost]);
+
+  const applyIncident = useCallback((i: Incident) => {
+    if (i.status === "resolved") setLastResolved(i);
+    setIncidents((old) => {
+      const was = old.get(i.id);
+      if (was && Date.parse(was.updated_at) > Date.parse(i.updated_at)) return old; // an older copy
+      const next = new Map(old);
+      if (i.status === "resolved") next.delete(i.id);
+      else next.set(i.id, i);
+      return next;
+    });
+  }, []);
+
+  const openIncidentDrawer = useCallback((id: string) => {
+    setPage("wall");
+    setOpenIncident(id);
+    if (incidentInHash() !== id) window.location.hash = `/incidents/${id}`;
+  }, []);
+  const closeIncidentDrawer = useCallback(() => {
+    setOpenIncident(null);
+    if (incidentInHash()) history.replaceState(null, "", window.location.pathname + window.location.search);
+  }, []);
+  useEffect(() => {
+    const follow = () => { const id = incidentInHash(); if (id) { setPage("wall"); setOpenIncident(id); } };
+    window.addEventListener("hashchange", follow);
+    return () => window.removeEventListener("hashchange", follow);
+  }, []);
+
+  const loadViewers = useCallback(async () => {
+    try {
+      const answer = await api<ViewersOut>(session, "GET", "/viewers?minutes=60");
+      setSamples(new Map(Object.entries(answer.creators)));
+    } catch (e) {
+      if (isLost(e)) void lost(e.message);
+    }
+  }, [session, lost]);
+
   useEffect(() => {
     void loadMe();
     void loadHistory();
     void loadRoster();
+    void loadIncidents();
+    void loadViewers();
     const live = new LiveFeed(session.token(), {
       events: (batch) => {
         setEvents((old) => {
@@ -270,6 +361,38 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
         if (status === "refused") void lost(detail, true);
       },
       resync: () => { void loadHistory(); },
+      incident: (i) => {
+        const fresh = !known.current.has(i.id);
+        known.current.add(i.id);
+        applyIncident(i);
+        if (fresh && i.status === "open" && i.severity !== "info") {
+          const who = i.creator_id ? creatorsRef.current.get(i.creator_id)?.display_name ?? null : null;
+          setAnnouncement(`New ${i.severity} incident${who ? ` for ${who}` : ""}: ${i.title}`);
+          if (prefsRef.current.sound) tone(i.severity);
+          if (prefsRef.current.notify) notify(i, who, openIncidentDrawer);
+        }
+      },
+      viewers: (update) => {
+        const at = Math.floor(Date.parse(update.at) / 1000);
+        setSamples((old) => {
+          const next = new Map(old);
+          for (const s of update.samples) {
+            const list = (next.get(s.creator_id) ?? []).filter(([t]) => t >= at - SPARK_SECONDS && t !== at);
+            next.set(s.creator_id, [...list, [at, s.live ? s.viewers : null]]);
+          }
+          return next;
+        });
+        setCreators((old) => {
+          const next = new Map(old);
+          for (const s of update.samples) {
+            const c = next.get(s.creator_id);
+            if (c) next.set(s.creator_id, { ...c, viewers: s.live ? s.viewers : null, viewers_at: update.at });
+          }
+          return next;
+        });
+      },
+      // incidents carry no seq to resume from: ask again for the whole list
+      reconnected: () => { void loadIncidents(); void loadViewers(); },
     });
     feed.current = live;
     const renewed = session.onRenew((token) => void live.refreshToken(token));
@@ -283,7 +406,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
       window.removeEventListener("focus", focus);
       live.close();
     };
-  }, [session, lost, loadHistory, loadMe, loadRoster]);
+  }, [session, lost, loadHistory, loadMe, loadRoster, loadIncidents, loadViewers, applyIncident, openIncidentDrawer]);
 
   const changed = useCallback(() => { void loadMe(); void loadRoster(); }, [loadMe, loadRoster]);
   const branding = me?.company.branding;
@@ -303,6 +426,12 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
     for (const e of events) if (e.creator_id) map.set(e.creator_id, [...(map.get(e.creator_id) ?? []).slice(-4), e]);
     return map;
   }, [events]);
+
+  const byCreator = useMemo(() => {
+    const map = new Map<string, Incident[]>();
+    for (const i of incidents.values()) if (i.creator_id) map.set(i.creator_id, [...(map.get(i.creator_id) ?? []), i]);
+    return map;
+  }, [incidents]);
 
   const companies = session.info.companies.filter((c) => c.status === "active" || c.id === session.company?.id);
   const person = session.info.person;
@@ -338,11 +467,31 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
       <div className="sr-only" aria-live="polite">{announcement}</div>
       {switchError && <div className="banner" role="alert" data-testid="switch-error">{switchError}</div>}
       {!session.renewable && <RefreshBanner session={session} feed={feed} />}
-      {page === "wall" && <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health} canManage={Boolean(me && atLeast(me.role, "admin"))} />}
-      {page === "feed" && <Feed auth={session} events={events} creators={creators} role={me?.role ?? "viewer"} />}
+      {page === "wall" && (
+        <div className="wall-layout">
+          <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health}
+            canManage={Boolean(me && atLeast(me.role, "admin"))} incidents={byCreator} samples={samples} onOpenIncident={openIncidentDrawer} />
+          <IncidentPanel incidents={[...incidents.values()]} creators={creators} role={me?.role ?? "viewer"} meUserId={me?.user_id ?? null}
+            auth={session} loaded={incidentsLoaded} onOpen={openIncidentDrawer} onChanged={applyIncident} prefs={prefs} setPrefs={setPrefs} />
+          {openIncident && (
+            <IncidentDrawer key={openIncident} id={openIncident} live={incidents.get(openIncident) ?? (lastResolved?.id === openIncident ? lastResolved : undefined)} auth={session} role={me?.role ?? "viewer"}
+              meUserId={me?.user_id ?? null} creators={creators} onClose={closeIncidentDrawer} onChanged={applyIncident} />
+          )}
+        </div>
+      )}
+      {page === "feed" && <Feed auth={session} events={events} creators={creators} />}
       {page === "admin" && me && <Admin auth={session} me={me} onChanged={changed} />}
     </div>
   );
+}
+
+// the roster's viewer count, unless the socket brought a newer one
+function newerViewers(r: Creator, was: CreatorState | undefined): Pick<CreatorState, "viewers" | "viewers_at"> {
+  const row = r as Creator & { viewers?: number | null; viewers_at?: string | null };
+  if (row.viewers_at === undefined) return {};
+  if (was?.viewers_at && row.viewers_at && Date.parse(was.viewers_at) >= Date.parse(row.viewers_at)) return {};
+  if (was?.viewers_at && !row.viewers_at) return {};
+  return { viewers: row.viewers ?? null, viewers_at: row.viewers_at };
 }
 
 // A development token is not renewed: before it runs out, offer to paste a fresh one; it is

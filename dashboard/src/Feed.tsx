@@ -1,27 +1,27 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import type { Credentials } from "./api";
 import { api } from "./api";
-import type { AckIn, CreatorState, EventsPage, FeedEvent } from "./types";
-import { atLeast, TOPICS } from "./types";
+import type { CreatorState, EventsPage, FeedEvent } from "./types";
+import { TOPICS } from "./types";
 
 const ROW_H = 44;
 
-function describe(e: FeedEvent): string {
+export function describe(e: FeedEvent): string {
   const s = e.summary;
   const parts = [s.actor_login, s.target_login && `→ ${s.target_login}`, s.amount !== undefined && `${s.amount}`,
     s.level !== undefined && `level ${s.level}`, s.title, s.category_name, s.outcome, s.message_text];
   return parts.filter(Boolean).join(" · ");
 }
 
-export function Feed({ auth, events, creators, role }: {
-  auth: Credentials; events: FeedEvent[]; creators: Map<string, CreatorState>; role: string;
+// Acknowledging is done on incidents (the wall's panel), shared by the whole team.
+export function Feed({ auth, events, creators }: {
+  auth: Credentials; events: FeedEvent[]; creators: Map<string, CreatorState>;
 }) {
   const [creator, setCreator] = useState("");
   const [topic, setTopic] = useState("");
   const [paused, setPaused] = useState<number | null>(null); // the last seq shown when paused
   const [older, setOlder] = useState<FeedEvent[]>([]);
   const [done, setDone] = useState(false);
-  const [acked, setAcked] = useState<Set<number>>(new Set());
   const [view, setView] = useState({ top: 0, height: 600 });
   const box = useRef<HTMLDivElement>(null);
 
@@ -53,11 +53,6 @@ export function Feed({ auth, events, creators, role }: {
     if (page.next_before_seq === null) setDone(true);
   }
 
-  async function ack(seq: number) {
-    await api(auth, "POST", `/events/${seq}/ack`, { note: "" } satisfies AckIn);
-    setAcked((a) => new Set(a).add(seq));
-  }
-
   const first = Math.max(0, Math.floor(view.top / ROW_H) - 5);
   const last = Math.min(shown.length, Math.ceil((view.top + view.height) / ROW_H) + 5);
   const names = [...creators.values()].sort((a, b) => a.display_name.localeCompare(b.display_name));
@@ -85,9 +80,6 @@ export function Feed({ auth, events, creators, role }: {
               <span className="who">{(e.creator_id && creators.get(e.creator_id)?.display_name) ?? e.broadcaster_user_id}</span>
               <span className="type">{e.type}</span>
               <span className="what">{describe(e)}</span>
-              {atLeast(role, "operator") && (
-                <button className="ack" onClick={() => void ack(e.seq)} disabled={acked.has(e.seq)}>{acked.has(e.seq) ? "Acked" : "Ack"}</button>
-              )}
             </li>
           ))}
         </ol>

@@ -1,12 +1,17 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import { linkOf } from "./consent";
-import type { CreatorState, FeedEvent } from "./types";
+import { IncidentBadge } from "./Incidents";
+import type { CreatorState, FeedEvent, Incident, ViewerSample } from "./types";
+import { severityRank } from "./types";
 
 const TILE_W = 270;
-const TILE_H = 168;
+const TILE_H = 192;
+const SPARK_SECONDS = 3600;
 const HIGHLIGHT_MS = 90_000;
 
-type Sort = "live" | "name" | "activity";
+type Sort = "live" | "name" | "activity" | "incidents";
+const NONE: Incident[] = [];
+const NO_SAMPLES: ViewerSample[] = [];
 
 function since(iso: string | null, now: number): string {
   if (!iso) return "";
@@ -36,19 +41,74 @@ export function highlightOf(e: FeedEvent): string | null {
   }
 }
 
-function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]; now: number; health: string[] }) {
+const count = new Intl.NumberFormat();
+
+/** The last hour of viewers as a line; gaps where the stream was offline. */
+export function Sparkline({ samples, now, width = 96, height = 22 }: { samples: ViewerSample[]; now: number; width?: number; height?: number }) {
+  const start = now / 1000 - SPARK_SECONDS;
+  const points = samples.filter(([t]) => t >= start);
+  const values = points.map(([, v]) => v).filter((v): v is number => v !== null);
+  if (!values.length) return <svg className="spark" width={width} height={height} aria-hidden="true" />;
+  const max = Math.max(...values, 1);
+  const min = Math.min(...values, max);
+  const span = Math.max(1, max - min);
+  const x = (t: number) => ((t - start) / SPARK_SECONDS) * (width - 2) + 1;
+  const y = (v: number) => height - 2 - ((v - min) / span) * (height - 4);
+  const runs: string[][] = [[]];
+  for (const [t, v] of points) {
+    if (v === null) { if (runs[runs.length - 1].length) runs.push([]); continue; }
+    runs[runs.length - 1].push(`${x(t).toFixed(1)},${y(v).toFixed(1)}`);
+  }
+  const [lastT, lastV] = [...points].reverse().find(([, v]) => v !== null) ?? [0, null];
+  return (
+    <svg className="spark" width={width} height={height} viewBox={`0 0 ${width} ${height}`} aria-hidden="true" data-testid="sparkline">
+      {runs.filter((r) => r.length).map((r, i) => r.length > 1
+        ? <polyline key={i} points={r.join(" ")} fill="none" strokeWidth="1.6" strokeLinejoin="round" />
+        : <circle key={i} cx={r[0].split(",")[0]} cy={r[0].split(",")[1]} r="1.5" />)}
+      {lastV !== null && <circle className="spark-now" cx={x(lastT)} cy={y(lastV)} r="2" />}
+    </svg>
+  );
+}
+
+function Viewers({ c, samples, now }: { c: CreatorState; samples: ViewerSample[]; now: number }) {
+  const known = typeof c.viewers === "number";
+  const trend = samples.filter(([, v]) => v !== null);
+  const title = known
+    ? `${count.format(c.viewers as number)} viewers${c.viewers_at ? ` at ${new Date(c.viewers_at).toLocaleTimeString()}` : ""}; the line shows the last 60 minutes`
+    : c.viewers_at ? "offline at the last sample" : "no sample yet";
+  return (
+    <div className="viewers" title={title} data-testid="viewers">
+      {trend.length > 0 && <Sparkline samples={samples} now={now} />}
+      <span className="viewer-count" data-testid="viewer-count">
+        {known ? <>{count.format(c.viewers as number)}<span className="unit"> viewers</span></> : <span aria-label={title}>—</span>}
+      </span>
+    </div>
+  );
+}
+
+function Tile({ c, recent, now, health, incidents, samples, onOpenIncident }: {
+  c: CreatorState; recent: FeedEvent[]; now: number; health: string[];
+  incidents: Incident[]; samples: ViewerSample[]; onOpenIncident: (id: string) => void;
+}) {
   const last = recent[recent.length - 1];
   const highlight = [...recent].reverse().find((e) => highlightOf(e) && now - Date.parse(e.occurred_at) < HIGHLIGHT_MS)
     ?? [...recent].reverse().find((e) => highlightOf(e));
   const seenAt = (highlight as (FeedEvent & { seenAt?: number }) | undefined)?.seenAt;
   const fresh = highlight ? (seenAt ? Math.max(0, 1 - (now - seenAt) / HIGHLIGHT_MS) : 1) : 0;
   const link = linkOf(c.authorization, c.subscriptions);
-  const label = `${c.display_name}, ${c.status}${link ? `, ${link.headline}${link.detail ? ` (${link.detail})` : ""}` : ""}`;
+  const open = incidents.length ? `, ${incidents.length} unresolved incident${incidents.length > 1 ? "s" : ""}` : "";
+  const audience = typeof c.viewers === "number" ? `, ${c.viewers} viewers` : "";
+  const label = `${c.display_name}, ${c.status}${audience}${open}${link ? `, ${link.headline}${link.detail ? ` (${link.detail})` : ""}` : ""}`;
+  const worst = incidents.some((i) => i.severity === "critical") ? "critical" : incidents.some((i) => i.severity === "warning") ? "warning" : "";
   return (
-    <article className={`tile ${c.status} link-${link?.state ?? "unknown"}`} tabIndex={0} data-testid={`tile-${c.login}`} aria-label={label}>
+    <article className={`tile ${c.status} link-${link?.state ?? "unknown"} ${worst ? `has-${worst}` : ""}`} tabIndex={0} data-testid={`tile-${c.login}`} aria-label={label}>
       <div className="tile-head">
         <strong>{c.display_name}</strong>
         <span className={`badge ${c.status}`} data-testid="status">{c.status === "live" ? `LIVE ${since(c.live_since, now)}` : c.status}</span>
+      </div>
+      <div className="tile-pulse">
+        <IncidentBadge list={incidents} onOpen={onOpenIncident} />
+        <Viewers c={c} samples={samples} now={now} />
       </div>
       <div className="tile-title">{c.title ?? "—"}</div>
       <div className="tile-category">{c.category_name ?? ""}</div>
@@ -67,8 +127,9 @@ function Tile({ c, recent, now, health }: { c: CreatorState; recent: FeedEvent[]
   );
 }
 
-export function Wall({ creators, recent, health, canManage }: {
+export function Wall({ creators, recent, health, canManage, incidents, samples, onOpenIncident }: {
   creators: CreatorState[]; recent: Map<string, FeedEvent[]>; health: Map<string, string[]>; canManage: boolean;
+  incidents: Map<string, Incident[]>; samples: Map<string, ViewerSample[]>; onOpenIncident: (id: string) => void;
 }) {
   const [sort, setSort] = useState<Sort>("live");
   const [text, setText] = useState("");
@@ -102,11 +163,15 @@ export function Wall({ creators, recent, health, canManage }: {
       (!needle || c.display_name.toLowerCase().includes(needle) || c.login.includes(needle) || (c.title ?? "").toLowerCase().includes(needle)) &&
       (!label || (c.labels ?? []).includes(label)));
     const activity = (c: CreatorState) => Date.parse(c.last_event_at ?? "1970-01-01");
+    // the worst severity first, then how many
+    const trouble = (c: CreatorState) => (incidents.get(c.creator_id) ?? NONE)
+      .reduce((n, i) => Math.max(n, (severityRank(i.severity) + 1) * 1000), 0) + (incidents.get(c.creator_id)?.length ?? 0);
     return list.sort((a, b) =>
-      sort === "name" ? a.display_name.localeCompare(b.display_name)
+      sort === "incidents" ? trouble(b) - trouble(a) || a.display_name.localeCompare(b.display_name)
+      : sort === "name" ? a.display_name.localeCompare(b.display_name)
       : sort === "activity" ? activity(b) - activity(a)
       : Number(b.status === "live") - Number(a.status === "live") || a.display_name.localeCompare(b.display_name));
-  }, [creators, text, label, sort]);
+  }, [creators, text, label, sort, incidents]);
 
   const columns = Math.max(1, Math.floor(view.width / TILE_W));
   const rows = Math.ceil(shown.length / columns);
@@ -118,7 +183,7 @@ export function Wall({ creators, recent, health, canManage }: {
     <section className="wall-page">
       <div className="toolbar">
         <label>Sort <select value={sort} onChange={(e) => setSort(e.target.value as Sort)} data-testid="wall-sort">
-          <option value="live">Live first</option><option value="name">Name</option><option value="activity">Recent activity</option>
+          <option value="live">Live first</option><option value="name">Name</option><option value="activity">Recent activity</option><option value="incidents">Incidents first</option>
         </select></label>
         <label>Filter <input value={text} onChange={(e) => setText(e.target.value)} placeholder="name or title" data-testid="wall-filter" /></label>
         <label>Label <select value={label} onChange={(e) => setLabel(e.target.value)}>
@@ -137,7 +202,8 @@ export function Wall({ creators, recent, health, canManage }: {
       <div className="wall" ref={box} data-testid="wall">
         <div style={{ height: rows * TILE_H, position: "relative" }}>
           <div className="grid" style={{ transform: `translateY(${first * TILE_H}px)`, gridTemplateColumns: `repeat(${columns}, 1fr)` }}>
-            {visible.map((c) => <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? []} now={now} health={health.get(c.creator_id) ?? []} />)}
+            {visible.map((c) => <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? []} now={now} health={health.get(c.creator_id) ?? []}
+              incidents={incidents.get(c.creator_id) ?? NONE} samples={samples.get(c.creator_id) ?? NO_SAMPLES} onOpenIncident={onOpenIncident} />)}
           </div>
         </div>
       </div>

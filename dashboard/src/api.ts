@@ -2,9 +2,26 @@
 import type { Session } from "./session";
 
 export class ApiError extends Error {
-  constructor(public status: number, public code: string, detail: unknown) {
+  constructor(public status: number, public code: string, public detail: unknown) {
     super(typeof detail === "string" ? detail : code);
   }
+}
+
+// An error as a person reads it: the API's own words ("detail"), a validation error as
+// "field: message" lines, never a bare status code.
+export function errorText(err: unknown): string {
+  if (!(err instanceof ApiError)) return "The service cannot be reached; try again in a moment.";
+  const d = err.detail;
+  if (typeof d === "string" && d) return d;
+  if (Array.isArray(d) && d.length) {
+    return d.map((e: { loc?: unknown[]; msg?: string }) => {
+      const where = (e.loc ?? []).filter((l) => l !== "body" && l !== "query").join(".");
+      return `${where ? `${where}: ` : ""}${(e.msg ?? "invalid").replace(/^Value error, /, "")}`;
+    }).join("; ");
+  }
+  if (err.status === 403) return "Your role does not allow this.";
+  if (err.status === 404) return "Not found (it may have been removed).";
+  return err.code.replaceAll("_", " ");
 }
 
 // a session (renewed in memory) or, in development, a bare token

@@ -1,12 +1,15 @@
 // The live feed: one socket, a gap-free ordered stream of events, resumed from the last seq.
 import { io, Socket } from "socket.io-client";
-import type { Connection, CreatorState, FeedEvent } from "./types";
+import type { Connection, CreatorState, FeedEvent, Incident, ViewersUpdate } from "./types";
 
 export interface FeedHandlers {
   events(batch: FeedEvent[]): void; // in seq order, each once, batched per animation frame
   state(state: CreatorState): void;
   connection(status: Connection, detail?: string): void;
   resync(): void; // the position could not be recovered: reload snapshot and history
+  incident?(incident: Incident): void; // every transition and update of an incident
+  viewers?(update: ViewersUpdate): void; // one per audience pulse run
+  reconnected?(): void; // connected again after a cut: what has no seq (incidents) is fetched again
 }
 
 export class LiveFeed {
@@ -17,6 +20,7 @@ export class LiveFeed {
   private frame = 0;
   private resuming = false;
   private retry = 0;
+  private connectedOnce = false;
 
   constructor(private token: string, private handlers: FeedHandlers) {
     this.socket = io({
@@ -31,7 +35,11 @@ export class LiveFeed {
         }),
     });
     const s = this.socket;
-    s.on("connect", () => handlers.connection(this.lastSeq === null ? "connecting" : "catching up"));
+    s.on("connect", () => {
+      handlers.connection(this.lastSeq === null ? "connecting" : "catching up");
+      if (this.connectedOnce) handlers.reconnected?.();
+      this.connectedOnce = true;
+    });
     s.on("disconnect", (reason) => {
       if (reason !== "io client disconnect") handlers.connection("reconnecting");
     });
@@ -49,6 +57,8 @@ export class LiveFeed {
     s.on("event", (e: FeedEvent) => this.accept([e]));
     s.on("events", (list: FeedEvent[]) => this.accept(list));
     s.on("creator_state", (state: CreatorState) => handlers.state(state));
+    s.on("incident", (incident: Incident) => handlers.incident?.(incident));
+    s.on("viewers", (update: ViewersUpdate) => handlers.viewers?.(update));
     s.on("live", (data: { epoch: string; last_seq: number }) => {
       this.epoch = data.epoch;
       if (this.lastSeq === null || data.last_seq > this.lastSeq) this.lastSeq = data.last_seq;

@@ -61,6 +61,9 @@ export interface CreatorState {
   last_event_at: string | null;
   authorization_revoked: boolean;
   labels?: string[];
+  // the audience pulse's newest count (null: no sample yet, or offline)
+  viewers?: number | null;
+  viewers_at?: string | null;
   // from the REST roster (polled), not the socket
   authorization?: Authorization;
   subscriptions?: SubscriptionLabels;
@@ -73,4 +76,140 @@ export const ROLES = ["viewer", "operator", "admin", "owner"] as const satisfies
 
 export function atLeast(role: string, minimum: string): boolean {
   return ROLES.indexOf(role as never) >= ROLES.indexOf(minimum as never);
+}
+
+// --- Incidents, detection rules, notification channels, the audience pulse (issue 17) --------
+// Typed here from the issue's contract until schema.ts is regenerated with these routes.
+export type Severity = "info" | "warning" | "critical";
+export type IncidentStatus = "open" | "acknowledged" | "resolved";
+export const SEVERITIES = ["info", "warning", "critical"] as const satisfies readonly Severity[];
+
+export function severityRank(s: string): number {
+  return SEVERITIES.indexOf(s as Severity);
+}
+
+export interface Incident {
+  id: string;
+  number: number;
+  creator_id: string | null;
+  rule: string;
+  severity: Severity;
+  status: IncidentStatus;
+  title: string;
+  details: Record<string, unknown>;
+  opened_at: string;
+  updated_at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  resolution: string | null;
+  assignee_user_id: string | null;
+  event_count: number;
+}
+
+export interface IncidentsPage {
+  items: Incident[];
+  next_before?: number | null;
+}
+
+export interface IncidentNote {
+  id: number;
+  author_subject: string;
+  body: string;
+  created_at: string;
+}
+
+export type Transition = "opened" | "acknowledged" | "resolved" | "test";
+export type DeliveryStatus = "pending" | "sending" | "delivered" | "failed" | "skipped";
+
+export interface Delivery {
+  id: string;
+  channel_id: string;
+  channel_name?: string | null;
+  incident_id?: string | null;
+  transition: Transition;
+  status: DeliveryStatus;
+  reason: string | null;
+  attempts: number;
+  last_status: number | null;
+  created_at: string;
+  delivered_at: string | null;
+}
+
+export interface IncidentDetail extends Incident {
+  notes: IncidentNote[];
+  events: FeedEvent[];
+  deliveries: Delivery[];
+}
+
+export interface ParamSpec {
+  name: string;
+  label: string;
+  minimum: number;
+  maximum: number;
+  unit: string;
+}
+
+export interface RuleSetting {
+  enabled: boolean;
+  severity: Severity;
+  params: Record<string, number>;
+}
+
+export interface Rule extends RuleSetting {
+  rule: string;
+  title: string;
+  description: string;
+  defaults: RuleSetting;
+  param_specs: ParamSpec[];
+}
+
+export type ChannelKind = "discord" | "slack" | "webhook";
+
+export interface QuietHours {
+  start: string;
+  end: string;
+  timezone: string;
+}
+
+export interface Channel {
+  id: string;
+  kind: ChannelKind;
+  name: string;
+  url_hint: string;
+  min_severity: Severity;
+  quiet_hours: QuietHours | null;
+  mention: string | null;
+  enabled: boolean;
+  has_secret: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ChannelIn {
+  kind: ChannelKind;
+  name: string;
+  url: string;
+  secret?: string | null;
+  min_severity: Severity;
+  quiet_hours: QuietHours | null;
+  mention: string | null;
+  enabled: boolean;
+}
+
+export type ChannelPatch = Partial<Omit<ChannelIn, "kind">>;
+
+// [epoch seconds, viewers, or null while offline], oldest first
+export type ViewerSample = [number, number | null];
+
+export interface ViewersOut {
+  minutes: number;
+  creators: Record<string, ViewerSample[]>;
+}
+
+// the relay's "viewers" event, one per pulse run
+export interface ViewersUpdate {
+  at: string;
+  samples: { creator_id: string; viewers: number | null; live: boolean }[];
 }
