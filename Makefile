@@ -33,7 +33,7 @@ $(BIN)/.installed: pyproject.toml requirements/dev.txt
 
 # After changing pyproject.toml's dependencies: relock (existing pins are kept where they still
 # fit; `make lock LOCK_FLAGS=--upgrade` moves everything to the newest allowed releases).
-DEPLOYABLES := webhook persist subscriptions archive pulse realtime
+DEPLOYABLES := webhook persist subscriptions archive pulse notify realtime
 LOCK_FLAGS ?=
 COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 	--no-emit-index-url --custom-compile-command "make lock" --quiet $(LOCK_FLAGS)

@@ -137,3 +137,12 @@ class ArchiveError(ControlRoomError):
 
 class SettingsError(ControlRoomError):
     """A required variable is missing or malformed; the message names the variable."""
+
+
+# --- notifications -----------------------------------------------------------------------
+class SealError(ControlRoomError):
+    """A sealed channel secret does not open: unknown key id, another row's value, tampering."""
+
+
+class NotificationRetryError(UnavailableError):
+    """The channel's endpoint failed (5xx, network, a long 429): the notify task is retried."""

@@ -12,6 +12,7 @@ from controlroom import settings
 from controlroom.adapters import db
 from controlroom.adapters.helix import Helix, HelixConfig
 from controlroom.core import eventsub
+from controlroom.errors import SettingsError
 
 if TYPE_CHECKING:
     import psycopg
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     from controlroom.adapters.ledger import FirestoreLedger
     from controlroom.adapters.mail import SmtpMailer
     from controlroom.adapters.ratelimit import Limits, SyncLimiter
+    from controlroom.adapters.secretbox import Keyring
     from controlroom.adapters.signing import Signer
-    from controlroom.adapters.taskqueue import CloudTasksQueue
+    from controlroom.adapters.taskqueue import CloudTasksDispatcher, CloudTasksQueue
     from controlroom.adapters.tokens import TokenVerifier
     from controlroom.usecases.incidents import Dispatcher
 
@@ -43,6 +45,7 @@ class WebhookService:
 class PersistService:
     pool: db.Pool
     publisher: SocketIOPublisher
+    dispatcher: Dispatcher | None = None  # notification deliveries (None without NOTIFY_URL)
 
 
 @functools.cache
@@ -83,6 +86,7 @@ def persist() -> PersistService:
     return PersistService(
         pool=db.Pool(cfg.database),
         publisher=SocketIOPublisher(cfg.redis_url.reveal(), ca_cert=cfg.redis_ca_cert),
+        dispatcher=notify_dispatcher(cfg.notify),
     )
 
 
@@ -142,6 +146,7 @@ class RealtimeService:
     limits: Limits | None = None  # rate limits (realtime/middleware.py, routes, relay)
     signer: Signer | None = None  # our own tokens, when TOKEN_SIGNING_KEYS is set
     mailer: SmtpMailer | None = None  # invitations, when SMTP_HOST is set
+    dispatcher: Dispatcher | None = None  # notification deliveries (None without NOTIFY_URL)
 
 
 def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
@@ -188,6 +193,7 @@ def realtime(cfg: settings.RealtimeSettings | None = None) -> RealtimeService:
         limits=ratelimit.Limits.build(cfg.rate_limits, cfg.redis_url.reveal(), cfg.redis_ca_cert),
         signer=signer,
         mailer=mailer(cfg.tenancy.smtp),
+        dispatcher=notify_dispatcher(cfg.notify),
     )
 
 
@@ -264,4 +270,45 @@ def pulse() -> PulseService:
         pool=db.Pool(cfg.database),
         helix=helix,
         publisher=SocketIOPublisher(cfg.redis_url.reveal(), ca_cert=cfg.redis_ca_cert),
+        dispatcher=notify_dispatcher(cfg.notify),
+    )
+
+
+def notify_dispatcher(cfg: settings.NotifySettings | None) -> CloudTasksDispatcher | None:
+    """Notification deliveries handed to functions/notify through its queue; None without
+    NOTIFY_URL (deliveries then wait in the database for a dispatcher)."""
+    if cfg is None:
+        return None
+    from controlroom.adapters import cloudtasks, taskqueue
+
+    if not (cfg.project and cfg.location):
+        raise SettingsError(
+            "GOOGLE_CLOUD_PROJECT and CLOUD_TASKS_LOCATION are needed with NOTIFY_URL"
+        )
+    target = taskqueue.Target(
+        queue_path=cloudtasks.queue_path(cfg.project, cfg.location, cfg.queue),
+        url=cfg.url,
+        service_account=cfg.invoker,
+    )
+    return taskqueue.CloudTasksDispatcher(cloudtasks.client(cfg.tasks_emulator_host), target)
+
+
+@dataclass(frozen=True)
+class NotifyService:
+    cfg: settings.NotifyFunctionSettings
+    pool: db.Pool
+    keyring: Keyring
+    dispatcher: CloudTasksDispatcher | None  # a later attempt after a long 429
+
+
+@functools.cache
+def notify() -> NotifyService:
+    from controlroom.adapters.secretbox import Keyring
+
+    cfg = settings.notify()
+    return NotifyService(
+        cfg=cfg,
+        pool=db.Pool(cfg.database),
+        keyring=Keyring.parse(cfg.channels.keys.reveal()),
+        dispatcher=notify_dispatcher(cfg.queue),
     )

@@ -303,6 +303,7 @@ class PersistSettings:
     database: DatabaseSettings
     redis_url: Secret
     redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
+    notify: NotifySettings | None = None  # where notification deliveries are enqueued
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PersistSettings:
@@ -311,6 +312,7 @@ class PersistSettings:
             database=DatabaseSettings.from_env(env, "persist"),
             redis_url=redis,
             redis_ca_cert=redis_ca_cert(redis, env),
+            notify=NotifySettings.from_env(env),
         )
 
 
@@ -592,6 +594,7 @@ class RealtimeSettings:
     consent: ConsentSettings = ConsentSettings()
     aws: AwsSettings = AwsSettings(region=None, session_name="realtime")  # branding uploads
     redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
+    notify: NotifySettings | None = None  # where notification deliveries are enqueued
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -627,6 +630,7 @@ class RealtimeSettings:
             consent=ConsentSettings.from_env(env),
             aws=AwsSettings.from_env(env, "realtime"),
             redis_ca_cert=redis_ca_cert(Secret(require("REDIS_URL", env)), env),
+            notify=NotifySettings.from_env(env),
         )
 
 
@@ -770,3 +774,54 @@ class PulseSettings:
 @functools.cache
 def pulse() -> PulseSettings:
     return PulseSettings.from_env()
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """Notification channels, for the API (sealing) and functions/notify (opening).
+
+    NOTIFICATION_KEYS: the key-encryption keyring, "kid1:<base64 32 bytes>,kid0:<...>" (first
+    seals; Secret Manager in the cloud, the stack's state locally). NOTIFY_ALLOW_LOOPBACK: accept
+    http://127.0.0.1 / localhost channel URLs (the local notification sink); never in the cloud.
+    """
+
+    keys: Secret
+    allow_loopback: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ChannelSettings:
+        return cls(
+            keys=read_secret("NOTIFICATION_KEYS", env),
+            allow_loopback=read_bool("NOTIFY_ALLOW_LOOPBACK", False, env),
+        )
+
+
+@functools.cache
+def channels() -> ChannelSettings:
+    return ChannelSettings.from_env()
+
+
+@dataclass(frozen=True)
+class NotifyFunctionSettings:
+    """functions/notify: PostgreSQL as the runtime role, the channel keyring, the dashboard's
+    origin for links (PUBLIC_URL), and its own queue (a long 429 schedules a later task)."""
+
+    database: DatabaseSettings
+    channels: ChannelSettings
+    public_url: str | None
+    queue: NotifySettings | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> NotifyFunctionSettings:
+        public_url = read("PUBLIC_URL", None, env)
+        return cls(
+            database=DatabaseSettings.from_env(env, "notify"),
+            channels=ChannelSettings.from_env(env),
+            public_url=public_url.rstrip("/") if public_url else None,
+            queue=NotifySettings.from_env(env),
+        )
+
+
+@functools.cache
+def notify() -> NotifyFunctionSettings:
+    return NotifyFunctionSettings.from_env()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ROOT / "requirements"
-FUNCTIONS = ("webhook", "persist", "subscriptions", "archive", "pulse")
+FUNCTIONS = ("webhook", "persist", "subscriptions", "archive", "pulse", "notify")
 DEPLOYABLES = (*FUNCTIONS, "realtime")
 # controlroom's packages that only development uses: never shipped.
 DEV_MODULES = ("dev",)
