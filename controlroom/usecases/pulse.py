@@ -12,7 +12,6 @@ samples would open incidents.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 from collections import defaultdict
@@ -27,7 +26,7 @@ from controlroom.adapters import db
 from controlroom.adapters.emitter import Publisher
 from controlroom.errors import PublishError
 from controlroom.logs import fields
-from controlroom.usecases import incidents
+from controlroom.usecases import incidents, notifications
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +188,7 @@ def _redispatch(
     conn: psycopg.Connection[Any], dispatcher: incidents.Dispatcher | None, now: datetime
 ) -> int:
     """Notification deliveries still pending (a lost task, a failed enqueue) are handed to the
-    dispatcher again; nothing to do without one."""
+    dispatcher again; without one they wait in the database."""
     if dispatcher is None:
         return 0
-    try:
-        notifications = importlib.import_module("controlroom.usecases.notifications")
-    except ModuleNotFoundError:
-        return 0
-    return int(notifications.redispatch_pending(conn, dispatcher, now))
+    return notifications.redispatch_pending(conn, dispatcher, now)

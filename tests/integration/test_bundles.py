@@ -177,6 +177,14 @@ def test_subscriptions_answers_without_twitch_configured(
     assert json.loads(answer["body"]) == {"status": "not configured"}
 
 
+def test_pulse_answers_without_twitch_configured(
+    bundles: dict[str, tuple[Path, Path]], endpoints: Endpoints
+) -> None:
+    answer = _probe(bundles["pulse"], "pulse", _env(endpoints), b"", {})
+    assert answer["status"] == 200, answer["body"]
+    assert json.loads(answer["body"]) == {"status": "not configured"}
+
+
 def test_archive_runs_once(bundles: dict[str, tuple[Path, Path]], endpoints: Endpoints) -> None:
     bucket = f"bundle-test-{uuid.uuid4().hex[:8]}"
     s3.client(endpoints.s3_endpoint_url, credentials=("local", "local")).create_bucket(

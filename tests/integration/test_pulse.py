@@ -280,3 +280,41 @@ def test_a_viewer_collapse_opens_one_incident_and_old_samples_go(
     assert [(i["rule"], i["status"]) for i in incidents] == [("viewer_drop", "open")]
     assert third.failed == []
     assert oldest >= start - timedelta(hours=24)
+
+
+class RecordingDispatcher:
+    """A fake of our own port (incidents.Dispatcher): what would have become notify tasks."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[tuple[str, list[uuid.UUID]]] = []
+
+    def dispatch(self, company_id: uuid.UUID | str, delivery_ids: Any) -> None:
+        self.dispatched.append((str(company_id), list(delivery_ids)))
+
+
+@pytest.mark.usefixtures("scheduler_paused")
+def test_pending_notification_deliveries_are_dispatched_again(
+    cfg: settings.DatabaseSettings, env: dict[str, str], own_twitch: OwnTwitch
+) -> None:
+    company, _ = agency(cfg, "pulse-redispatch", [POOL[20]])
+    now = datetime.now(UTC)
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        channel = conn.execute(
+            "INSERT INTO notification_channels (company_id, kind, name, sealed_url, "
+            "wrapped_key, key_id, url_hint) VALUES (%s, 'discord', 'ops', '\\x00', '\\x00', "
+            "'k1', 'https://discord.com/…abc') RETURNING id",
+            (company,),
+        ).fetchone()["id"]
+        stuck = conn.execute(
+            "INSERT INTO notification_deliveries (company_id, channel_id, transition, "
+            "next_attempt_at) VALUES (%s, %s, 'test', %s) RETURNING id",
+            (company, channel, now - timedelta(minutes=10)),
+        ).fetchone()["id"]
+    dispatcher = RecordingDispatcher()
+
+    with db.connect(cfg, autocommit=True) as conn:
+        publisher = SocketIOPublisher(env["REDIS_URL"])
+        report = pulse.run(conn, own_twitch.helix, publisher, dispatcher, now)
+
+    assert (str(company), [stuck]) in dispatcher.dispatched
+    assert report.redispatched >= 1
