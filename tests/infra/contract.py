@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "controlroom" / "settings.py"
 ENV = ROOT / "infra" / "terraform" / "envs" / "common"
 MODULES = ROOT / "infra" / "terraform" / "modules"
-DEPLOYABLES = ("webhook", "persist", "subscriptions", "archive", "pulse", "realtime")
+DEPLOYABLES = ("webhook", "persist", "subscriptions", "archive", "pulse", "notify", "realtime")
 # the readers of controlroom/settings.py: their first argument is the variable's name
 READERS = {
     "read",

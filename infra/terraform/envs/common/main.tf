@@ -325,6 +325,10 @@ module "functions" {
     pulse = merge(local.common, local.database_env, local.aws_for["pulse"], local.redis_env, local.notify_env, {
       TWITCH_CLIENT_ID = var.twitch_client_id
     })
+    # the queue's own settings: a long 429 is retried by a new task at the time it names
+    notify = merge(local.common, local.database_env, local.aws_for["notify"], local.notify_env, {
+      PUBLIC_URL = var.public_url # the dashboard's links in the posts
+    })
     archive = merge(local.common, local.database_env, local.aws_for["archive"], {
       ARCHIVE_BUCKET         = module.storage.archive_bucket
       BRANDING_BUCKET        = module.storage.branding_bucket
@@ -344,6 +348,9 @@ module "functions" {
     pulse = merge(local.database_secrets, {
       REDIS_URL            = local.secret["redis-url"]
       TWITCH_CLIENT_SECRET = local.secret["twitch-client-secret"]
+    })
+    notify = merge(local.database_secrets, {
+      NOTIFICATION_KEYS = local.secret["notification-keys"]
     })
     archive = local.database_secrets
   }
@@ -393,6 +400,7 @@ module "realtime" {
     TOKEN_SIGNING_KEYS   = local.secret["token-signing-keys"]
     OIDC_CLIENT_SECRET   = local.secret["oidc-client-secret"]
     SESSION_SECRET       = local.secret["session-secret"]
+    NOTIFICATION_KEYS    = local.secret["notification-keys"] # seals channel URLs
     }, var.smtp_username != "" ? {
     SMTP_PASSWORD = local.secret["smtp-password"]
   } : {})
