@@ -19,9 +19,10 @@ from starlette.exceptions import HTTPException
 from controlroom import edge, errors, settings
 from controlroom.adapters import helix
 from controlroom.adapters.tokens import TokenVerifier
+from controlroom.usecases import incidents as incident_usecases
 from controlroom.usecases.invitations import Mailer
 from realtime import consent as creator_consent
-from realtime import invitations, platform, routes
+from realtime import incidents, invitations, platform, routes
 from realtime.middleware import MAX_BODY_BYTES, BodyLimit
 from realtime.routes import Bucket, ReadyCheck
 from realtime.schemas import error_response
@@ -61,6 +62,8 @@ def build_api(
     tenancy: settings.TenancySettings | None = None,
     mailer: Mailer | None = None,
     consent: creator_consent.ConsentConfig | None = None,
+    publish: incidents.Publish | None = None,
+    dispatcher: incident_usecases.Dispatcher | None = None,
 ) -> FastAPI:
     api = FastAPI(
         title="Creator Control Room",
@@ -86,9 +89,12 @@ def build_api(
     api.state.tenancy = tenancy or settings.TenancySettings()  # invitation links, grace period
     api.state.mailer = mailer  # None: invitation links are shown, not mailed
     api.state.consent = consent  # None: Twitch is not configured, connect links refused
+    api.state.publish = publish  # incident changes to the company's dashboards
+    api.state.dispatcher = dispatcher  # None: no notification queue (NOTIFY_URL unset)
 
     api.include_router(routes.router)
     api.include_router(invitations.router)
+    api.include_router(incidents.router)
     api.include_router(platform.router)
     api.include_router(creator_consent.router)
     api.include_router(creator_consent.pages)

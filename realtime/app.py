@@ -5,6 +5,7 @@ Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from controlroom import logs, services, settings
+from controlroom.core import rooms
 from realtime import auth
 from realtime import consent as creator_consent
 from realtime.api import build_api
@@ -40,6 +42,11 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         ping_timeout=20,
     )
     relay = Relay(sio, deps.pool, deps.verifier, deps.cfg, limits=deps.limits)
+
+    async def publish(company: uuid.UUID, name: str, data: dict[str, Any]) -> None:
+        # through the Redis manager, to the company's sockets on every relay instance
+        await sio.emit(name, data, room=rooms.company_room(company))
+
     manager.deliver(relay.on_published, relay.FEED_EVENTS)
     api = build_api(
         deps.pool,
@@ -52,6 +59,8 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         tenancy=deps.cfg.tenancy,
         mailer=deps.mailer,
         consent=creator_consent.config_from(deps.cfg, deps.redis),
+        publish=publish,
+        dispatcher=deps.dispatcher,
     )
     # sign-in and /.well-known/jwks.json: before the dashboard's catch-all mount at /
     auth.install(api, deps.cfg.auth, deps.signer, deps.cfg.allowed_origins)
@@ -78,7 +87,7 @@ def guard_browsers(api: FastAPI, allowed_origins: tuple[str, ...], storage: str 
     api.add_middleware(
         CORSMiddleware,
         allow_origins=list(allowed_origins),
-        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )

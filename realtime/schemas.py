@@ -400,8 +400,8 @@ class ChannelIn(Strict):
 
 
 class ChannelPatch(Strict):
-    """Only the fields given change; `quiet_hours: null` clears them, a new url replaces the
-    sealed one."""
+    """Only the fields given change; null clears quiet_hours or mention (a null secret keeps
+    the one stored); a new url or secret is sealed again."""
 
     name: str | None = Field(None, min_length=1, max_length=100)
     url: str | None = Field(None, min_length=8, max_length=500, pattern=r"^https?://\S+$")
@@ -411,8 +411,16 @@ class ChannelPatch(Strict):
     mention: str | None = Field(None, max_length=100)
     enabled: bool | None = None
 
+    @model_validator(mode="after")
+    def _clearable(self) -> ChannelPatch:
+        # null clears quiet_hours or mention; the rest cannot be cleared
+        for name in ("name", "url", "min_severity", "enabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
 
 class ViewersOut(BaseModel):
     minutes: int
     # creator id -> [[epoch seconds, viewers or null while offline], ...], oldest first
-    creators: dict[str, list[tuple[int, int | None]]]
+    creators: dict[str, list[Annotated[list[int | None], Field(min_length=2, max_length=2)]]]

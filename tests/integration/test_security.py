@@ -119,6 +119,16 @@ def counts(superuser: psycopg.Connection[Any], company: uuid.UUID) -> dict[str, 
         ("audit_logs", "company_id = %s"),
         ("invitations", "company_id = %s"),
         ("invitations", "company_id = %s AND revoked_at IS NULL AND accepted_at IS NULL"),
+        ("incidents", "company_id = %s"),
+        ("incidents", "company_id = %s AND status = 'open' AND assignee_user_id IS NULL"),
+        ("incident_notes", "company_id = %s"),
+        ("incident_events", "company_id = %s"),
+        ("incident_rules", "company_id = %s"),
+        ("incident_rules", "company_id = %s AND params = '{}'::jsonb"),
+        ("notification_channels", "company_id = %s"),
+        ("notification_channels", "company_id = %s AND enabled AND name = 'bravo alerts'"),
+        ("notification_deliveries", "company_id = %s"),
+        ("viewer_samples", "company_id = %s"),
     ):
         row = superuser.execute(
             f"SELECT count(*) AS n FROM {table} WHERE {where}", (company,)
@@ -306,7 +316,12 @@ def test_a_removed_member_is_cut_off_everywhere(
 
 
 def _probes(
-    b: Agency, b_only_seq: int, b_key: str, b_invitation: uuid.UUID
+    b: Agency,
+    b_only_seq: int,
+    b_key: str,
+    b_invitation: uuid.UUID,
+    b_incident: uuid.UUID,
+    b_channel: uuid.UUID,
 ) -> dict[tuple[str, str], list[tuple[str, Any]]]:
     """For every route of the API: requests that name company B's things (ids, seqs, keys).
 
@@ -315,6 +330,9 @@ def _probes(
     creator, user = b.creators[0], b.users["viewer"]
     company = f"/api/platform/companies/{b.company}"
     spellings = [str(creator), str(creator).upper(), f"urn:uuid:{creator}", creator.hex]
+    incident = f"/api/incidents/{b_incident}"
+    channel = f"/api/notification-channels/{b_channel}"
+    rule = {"enabled": True, "severity": "critical", "params": {"min_viewers": 1}}
     return {
         ("get", "/api/me"): [("/api/me", None)],
         ("get", "/api/company"): [("/api/company", None)],
@@ -372,7 +390,93 @@ def _probes(
         ("post", "/api/platform/companies/{company_id}/restore"): [(f"{company}/restore", None)],
         ("delete", "/api/platform/companies/{company_id}"): [(company, None)],
         ("get", "/api/platform/audit"): [("/api/platform/audit?limit=200", None)],
+        ("get", "/api/incidents"): [
+            ("/api/incidents?limit=200", None),
+            (f"/api/incidents?creator_id={creator}", None),
+            ("/api/incidents?before=2&status=open", None),
+        ],
+        ("get", "/api/incidents/{incident_id}"): [(incident, None)],
+        ("post", "/api/incidents/{incident_id}/acknowledge"): [(f"{incident}/acknowledge", None)],
+        ("post", "/api/incidents/{incident_id}/resolve"): [
+            (f"{incident}/resolve", {"resolution": "mine"})
+        ],
+        ("put", "/api/incidents/{incident_id}/assignee"): [
+            (f"{incident}/assignee", {"user_id": str(user)}),
+            (f"{incident}/assignee", {"user_id": None}),
+        ],
+        ("post", "/api/incidents/{incident_id}/notes"): [(f"{incident}/notes", {"body": "mine"})],
+        ("get", "/api/incident-rules"): [("/api/incident-rules", None)],
+        # rules are named, not numbered: A's admin changes A's rule, never B's override
+        ("put", "/api/incident-rules/{rule}"): [("/api/incident-rules/raid_incoming", rule)],
+        ("get", "/api/notification-channels"): [("/api/notification-channels", None)],
+        ("post", "/api/notification-channels"): [
+            (
+                "/api/notification-channels",
+                {
+                    "kind": "slack",
+                    "name": "alpha alerts",
+                    "url": "https://hooks.slack.com/services/T1/B1/alpha",
+                },
+            )
+        ],
+        ("patch", "/api/notification-channels/{channel_id}"): [
+            (channel, {"name": "taken", "enabled": False, "url": "https://evil.example/x"})
+        ],
+        ("delete", "/api/notification-channels/{channel_id}"): [(channel, None)],
+        ("post", "/api/notification-channels/{channel_id}/test"): [(f"{channel}/test", None)],
+        ("get", "/api/notification-channels/{channel_id}/deliveries"): [
+            (f"{channel}/deliveries?limit=200", None)
+        ],
+        ("get", "/api/viewers"): [("/api/viewers?minutes=1440", None)],
     }
+
+
+def _incident_rows(superuser: psycopg.Connection[Any], b: Agency) -> tuple[uuid.UUID, uuid.UUID]:
+    """B's incident (with a note, a linked event and a delivery), channel, rule override and
+    viewer samples, written past RLS: what A's probes must neither see nor change."""
+    company, creator = b.company, b.creators[0]
+    number = superuser.execute(
+        "UPDATE event_sequences SET last_incident = last_incident + 1 WHERE company_id = %s "
+        "RETURNING last_incident",
+        (company,),
+    ).fetchone()["last_incident"]
+    incident = superuser.execute(
+        "INSERT INTO incidents (company_id, number, creator_id, rule, severity, title, "
+        "dedup_key, opened_at) VALUES (%s, %s, %s, 'raid_incoming', 'warning', "
+        "'sec_bravo raid', 'sec:raid', now()) RETURNING id",
+        (company, number, creator),
+    ).fetchone()["id"]
+    superuser.execute(
+        "INSERT INTO incident_notes (company_id, incident_id, author_subject, body) "
+        "VALUES (%s, %s, 'sec_bravo-owner', 'sec_bravo note')",
+        (company, incident),
+    )
+    superuser.execute(
+        "INSERT INTO incident_events (company_id, incident_id, seq) VALUES (%s, %s, 30)",
+        (company, incident),
+    )
+    channel = superuser.execute(
+        "INSERT INTO notification_channels (company_id, kind, name, sealed_url, wrapped_key, "
+        "key_id, url_hint) VALUES (%s, 'discord', 'bravo alerts', '\\x00', '\\x00', 'k', "
+        "'https://discord.example/…cret') RETURNING id",
+        (company,),
+    ).fetchone()["id"]
+    superuser.execute(
+        "INSERT INTO notification_deliveries (company_id, channel_id, incident_id, transition) "
+        "VALUES (%s, %s, %s, 'opened')",
+        (company, channel, incident),
+    )
+    superuser.execute(
+        "INSERT INTO incident_rules (company_id, rule, enabled, severity, params, updated_by) "
+        "VALUES (%s, 'raid_incoming', true, 'warning', '{}', 'sec_bravo-owner')",
+        (company,),
+    )
+    superuser.execute(
+        "INSERT INTO viewer_samples (company_id, creator_id, sampled_at, live, viewers) "
+        "VALUES (%s, %s, now(), true, 4242)",
+        (company, creator),
+    )
+    return incident, channel
 
 
 def test_every_api_route_with_another_company_ids(
@@ -389,7 +493,8 @@ def test_every_api_route_with_another_company_ids(
         " now() + interval '7 days') RETURNING id",
         (b.company, os.urandom(32)),
     ).fetchone()["id"]
-    probes = _probes(b, 30, b_key, b_invitation)
+    b_incident, b_channel = _incident_rows(superuser, b)
+    probes = _probes(b, 30, b_key, b_invitation, b_incident, b_channel)
     status, spec = owner("GET", "/api/openapi.json")
     assert status == 200
     routes = {(m, p) for p, ops in spec["paths"].items() for m in ops if p.startswith("/api/")}
@@ -410,6 +515,8 @@ def test_every_api_route_with_another_company_ids(
             if _template.startswith("/api/platform/"):
                 # a company token is not a platform token: refused before anything is read
                 assert status == 401, (method, path, status, answer)
+            elif _template == "/api/incident-rules/{rule}":
+                assert status == 200, (method, path, status, answer)  # A's own rule
             elif "{" in _template or "confirm" in path:
                 assert status in (403, 404, 422), (method, path, status, answer)
             seen.append(answer)
@@ -418,9 +525,12 @@ def test_every_api_route_with_another_company_ids(
         str(b.company),
         *(str(c) for c in b.creators),
         *(str(u) for u in b.users.values()),
+        str(b_incident),
+        str(b_channel),
     ):
         assert secret not in dump
         assert secret.upper() not in dump
+    assert "bravo alerts" not in dump
     assert "sec_bravo" not in dump.replace("sec_bravo_c0", "").replace("sec_bravo-owner", "")
     assert counts(superuser, b.company) == b_before
     assert (
