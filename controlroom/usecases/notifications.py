@@ -339,8 +339,6 @@ async def update_channel(
 ) -> dict[str, Any]:
     """Change what was given: a new URL or secret seals both again under a fresh data key
     and the current key-encryption key; `quiet_hours=None` clears them."""
-    ring = keyring or default_keyring()
-    loopback = _allow_loopback() if allow_loopback is None else allow_loopback
     async with tenant_transaction_async(conn, company_id):
         before = channel_json(await _channel(conn, company_id, channel_id))
         kind = before["kind"]
@@ -365,6 +363,8 @@ async def update_channel(
             sets.append("mention = %s")
             values.append(_check_mention(kind, mention))
         if url is not None or secret is not None:
+            ring = keyring or default_keyring()
+            loopback = _allow_loopback() if allow_loopback is None else allow_loopback
             current = await _open_async(conn, ring, company_id, channel_id)
             new_url = check_url(kind, url, allow_loopback=loopback) if url else current.url
             new_secret = _check_secret(kind, secret) if secret is not None else current.secret
@@ -551,10 +551,11 @@ class AttemptDispatcher(Protocol):
 def redispatch_pending(conn: psycopg.Connection[Any], dispatcher: Dispatcher, now: datetime) -> int:
     """Hand deliveries again whose task was lost (the dispatch failed, the queue gave up, a
     sender died mid-way): every company with deliveries due for a minute. Returns how many."""
-    rows = conn.execute(
-        "SELECT company_id FROM companies_with_pending_notifications(%s)",
-        (now - REDISPATCH_AFTER,),
-    ).fetchall()
+    with conn.transaction():  # committed before the tenant transactions below
+        rows = conn.execute(
+            "SELECT company_id FROM companies_with_pending_notifications(%s)",
+            (now - REDISPATCH_AFTER,),
+        ).fetchall()
     total = 0
     for row in rows:
         company = row["company_id"] if isinstance(row, Mapping) else row[0]
@@ -663,7 +664,7 @@ def _resolves_private(url: str) -> bool:
 
 
 _LOAD = (
-    "SELECT d.id, d.channel_id, d.incident_id, d.transition, d.status, d.attempts, "
+    "SELECT d.id, d.channel_id, d.incident_id, d.transition, d.status, d.attempts, d.last_status, "
     "d.created_at, d.next_attempt_at, c.kind, c.name AS channel_name, c.sealed_url, "
     "c.sealed_secret, c.wrapped_key, c.key_id, c.mention, c.enabled "
     "FROM notification_deliveries d JOIN notification_channels c "
@@ -756,9 +757,11 @@ def deliver(
                 ("channel disabled", company, delivery),
             )
             return DeliveryOutcome(str(delivery), "skipped", attempts, detail="channel disabled")
-        wait = (row["next_attempt_at"] - now).total_seconds()
+        # after a 429 the row says when the endpoint takes posts again (a task scheduled for
+        # then, or an early duplicate); after a 5xx the queue's backoff decides alone
+        wait = (row["next_attempt_at"] - now).total_seconds() if row["last_status"] == 429 else 0
         if wait > INLINE_WAIT_SECONDS:
-            raise NotificationRetryError("not due yet")  # an early task: the queue retries
+            raise NotificationRetryError("not due yet")
         incident = None
         creator = None
         if row["incident_id"] is not None:

@@ -12,11 +12,13 @@ from pathlib import Path
 from types import TracebackType
 
 from controlroom.adapters import cloudtasks, s3
+from controlroom.adapters.secretbox import Keyring
 from controlroom.dev import dbadmin, devkeys
 from controlroom.dev.stack.emulators import FirestoreEmulator, MotoS3, TasksEmulator
 from controlroom.dev.stack.functions import FunctionServer, IdentityProvider, RelayServer
 from controlroom.dev.stack.idp import OidcProvider
 from controlroom.dev.stack.mail import MailCatcher
+from controlroom.dev.stack.notify import NotificationSink
 from controlroom.dev.stack.postgres import EmbeddedPostgres
 from controlroom.dev.stack.process import StandIn, free_port, port_is_free
 from controlroom.dev.stack.scheduler import SchedulerJob
@@ -29,6 +31,7 @@ PROJECT = "controlroom-local"
 LOCATION = "local"
 QUEUE = "persist"
 SUBSCRIPTIONS_QUEUE = "subscriptions"  # the reconciler's runs, asked for by the relay
+NOTIFY_QUEUE = "notify"  # notification deliveries, one task per attempt, for functions/notify
 ARCHIVE_BUCKET = "controlroom-archive"
 BRANDING_BUCKET = "controlroom-branding"
 OIDC_CLIENT_ID = "controlroom-local"
@@ -62,6 +65,8 @@ PREFERRED_PORTS = {
     "subscriptions": 58085,
     "pulse": 58086,
     "smtp": 51025,
+    "notify": 58087,
+    "notifysink": 58026,
 }
 
 
@@ -92,6 +97,9 @@ class Endpoints:
     mail_env: tuple[tuple[str, str], ...] = ()  # SMTP_* and MAIL_CATCHER_URL (services only)
     # the Twitch stand-in's client and URLs, the reconciler's URL and queue (services only)
     twitch_env: tuple[tuple[str, str], ...] = ()
+    # the channel keyring (kept in the stack's state); NOTIFY_URL and the sink (services only)
+    notification_keys: str = ""
+    notify_env: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         """The environment the deployables read (see the README's configuration table)."""
@@ -132,6 +140,11 @@ class Endpoints:
             "BRANDING_BUCKET": BRANDING_BUCKET,
             **dict(self.mail_env),
             **dict(self.twitch_env),
+            # channels may point at the local notification sink (http on loopback); never set
+            # in the cloud
+            "NOTIFICATION_KEYS": self.notification_keys,
+            "NOTIFY_ALLOW_LOOPBACK": "1",
+            **dict(self.notify_env),
             **{k: os.environ.get(k, v) for k, v in LOCAL_RATE_LIMITS.items()},
         }
 
@@ -169,11 +182,13 @@ class _State:
     oidc_client_secret: str
     session_secret: str
     twitch_client_secret: str
+    notification_keys: str  # NOTIFICATION_KEYS: the keyring sealing channel URLs
 
     @classmethod
     def load(cls, path: Path) -> _State:
         known = json.loads(path.read_text()) if path.exists() else {}
         fresh = {name: secrets.token_urlsafe(18) for name in cls.__dataclass_fields__}
+        fresh["notification_keys"] = Keyring.generate("local1")
         state = cls(**{**fresh, **known})
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(state)))
@@ -226,11 +241,13 @@ class LocalStack:
         )
         self.twitch = TwitchStandIn(logs, _port("twitch", durable), state.twitch_client_secret)
         self.mail = MailCatcher(logs, _port("mail", durable), _port("smtp", durable))
+        self.sink = NotificationSink(logs, _port("notifysink", durable))
         self._logs = logs
         self.webhook: FunctionServer | None = None
         self.persist: FunctionServer | None = None
         self.subscriptions: FunctionServer | None = None
         self.pulse: FunctionServer | None = None
+        self.notify: FunctionServer | None = None
         self.pulse_job: SchedulerJob | None = None
         self.relays: list[RelayServer] = []
         self._started: list[StandIn] = []
@@ -253,6 +270,7 @@ class LocalStack:
             if self.services:
                 self._start(self.mail, "the mail catcher (SMTP and its page)")
                 self._start(self.twitch, "the Twitch stand-in (OAuth, Helix, EventSub)")
+                self._start(self.sink, "the notification sink (Discord, Slack, webhooks)")
             self.endpoints = self._prepare()
             if self.services:
                 self.endpoints = self._start_services(self.endpoints)
@@ -274,7 +292,7 @@ class LocalStack:
         dbadmin.migrate(owner)
         self.progress("creating the task queue and the buckets ...")
         tasks = cloudtasks.client(self.tasks.host)
-        for queue in (QUEUE, SUBSCRIPTIONS_QUEUE):
+        for queue in (QUEUE, SUBSCRIPTIONS_QUEUE, NOTIFY_QUEUE):
             cloudtasks.ensure_queue(tasks, PROJECT, LOCATION, queue)
         endpoints = Endpoints(
             admin_url=admin,
@@ -293,6 +311,7 @@ class LocalStack:
             session_secret=self.state.session_secret,
             mail_env=tuple(self.mail.env().items()) if self.services else (),
             twitch_env=tuple(self.twitch.env().items()) if self.services else (),
+            notification_keys=self.state.notification_keys,
         )
         self._prepare_buckets(endpoints)
         return endpoints
@@ -347,7 +366,18 @@ class LocalStack:
                 ("SUBSCRIPTIONS_QUEUE", SUBSCRIPTIONS_QUEUE),
             ),
         )
+        # functions/notify first: persist, pulse and the relay dispatch to it through its queue
+        notify_port = _port("notify", self.durable)
+        endpoints = dataclasses.replace(
+            endpoints,
+            notify_env=(
+                ("NOTIFY_URL", f"http://127.0.0.1:{notify_port}/"),
+                ("NOTIFY_QUEUE", NOTIFY_QUEUE),
+                ("NOTIFY_SINK_URL", self.sink.url),
+            ),
+        )
         self.endpoints = endpoints
+        self.notify = self.start_function("notify", port=notify_port)
         self.persist = self.start_function("persist", port=persist_port)
         self.webhook = self.start_function("webhook", port=webhook_port)
         self.subscriptions = self.start_function("subscriptions", port=subscriptions_port)
