@@ -51,6 +51,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
         endpoints = stack.start()
         with db.connect(settings.DatabaseSettings.from_env(endpoints.env())) as conn:
             result = seed.seed_demo(conn)
+            env0 = endpoints.env()
+            if env0.get("NOTIFY_SINK_URL"):
+                seed.seed_alert_channel(conn, env0["NOTIFY_SINK_URL"], env0["NOTIFICATION_KEYS"])
         token = stack.keys.token(result.admin_subject, result.company_id, "admin")
         env = {
             **endpoints.env(),
@@ -127,6 +130,8 @@ def _print_summary(env: dict[str, str], env_file: Path) -> None:
         ("realtime relay (Socket.IO)", env.get("RELAY_URL", "")),
         ("identity provider (OIDC)", env.get("OIDC_ISSUER", "")),
         ("mail catcher (what was sent)", env.get("MAIL_CATCHER_URL", "")),
+        ("notification sink (alerts)", env.get("NOTIFY_SINK_URL", "")),
+        ("notify (Cloud Tasks target)", env.get("NOTIFY_URL", "")),
         ("Twitch stand-in (OAuth, Helix)", env.get("HELIX_API_URL", "").removesuffix("/helix")),
         ("subscriptions (reconciler)", env.get("SUBSCRIPTIONS_URL", "")),
         ("demo company", env["DEMO_COMPANY_ID"]),
@@ -446,6 +451,12 @@ def cmd_seed(_args: argparse.Namespace) -> int:
 
     with db.connect() as conn:
         result = seed.seed_demo(conn)
+        sink, keys = (
+            settings.read("NOTIFY_SINK_URL", None),
+            settings.read("NOTIFICATION_KEYS", None),
+        )
+        if sink and keys and seed.seed_alert_channel(conn, sink, keys):
+            print(f"demo alert channel posts to {sink}")
     print(f"demo company {result.company_id} {'created' if result.created else 'already there'}")
     return 0
 

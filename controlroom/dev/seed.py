@@ -90,3 +90,48 @@ def seed_demo(conn: psycopg.Connection[Any]) -> SeedResult:
                 after={**DEMO_COMPANY, "creators": [c[1] for c in DEMO_CREATORS]},
             )
     return SeedResult(DEMO_COMPANY_ID, DEMO_ADMIN[0], created)
+
+
+DEMO_CHANNEL_NAME = "Demo alerts (local sink)"
+
+
+def seed_alert_channel(conn: psycopg.Connection[Any], sink_url: str, keys: str) -> bool:
+    """A Discord-shaped channel of the demo company posting to the local notification sink,
+    so incidents land somewhere visible; once (True when it was created now)."""
+    from controlroom.adapters.secretbox import Keyring
+    from controlroom.usecases import notifications
+
+    url = f"{sink_url.rstrip('/')}/discord/demo-alerts"
+    channel_id = uuid.uuid4()
+    sealed = Keyring.parse(keys).seal(DEMO_COMPANY_ID, channel_id, url)
+    with tenant_transaction(conn, DEMO_COMPANY_ID):
+        cur = conn.cursor(row_factory=tuple_row)
+        if cur.execute(
+            "SELECT 1 FROM notification_channels WHERE company_id = %s AND name = %s",
+            (DEMO_COMPANY_ID, DEMO_CHANNEL_NAME),
+        ).fetchone():
+            return False
+        cur.execute(
+            "INSERT INTO notification_channels (company_id, id, kind, name, sealed_url, "
+            "wrapped_key, key_id, url_hint, min_severity) "
+            "VALUES (%s, %s, 'discord', %s, %s, %s, %s, %s, 'info')",
+            (
+                DEMO_COMPANY_ID,
+                channel_id,
+                DEMO_CHANNEL_NAME,
+                sealed.sealed_url,
+                sealed.wrapped_key,
+                sealed.key_id,
+                notifications.url_hint(url),
+            ),
+        )
+        audit.record(
+            conn,
+            DEMO_COMPANY_ID,
+            _SEEDER,
+            action="notification_channel.create",
+            target_type="notification_channel",
+            target_id=str(channel_id),
+            after={"kind": "discord", "name": DEMO_CHANNEL_NAME, "min_severity": "info"},
+        )
+    return True
