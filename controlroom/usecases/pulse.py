@@ -106,9 +106,9 @@ def run(
         samples = [_sample(creator_id, live.get(b)) for creator_id, b in creators]
         try:
             changes = _store(conn, company_id, samples, now, report)
-        except psycopg.Error as exc:
+        except Exception as exc:  # one company must not starve the others (logged, traced)
             report.failed.append(str(company_id))
-            log.error(
+            log.exception(
                 "pulse: samples not stored",
                 extra=fields(company_id=str(company_id), error=type(exc).__name__),
             )

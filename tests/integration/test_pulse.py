@@ -318,3 +318,31 @@ def test_pending_notification_deliveries_are_dispatched_again(
 
     assert (str(company), [stuck]) in dispatcher.dispatched
     assert report.redispatched >= 1
+
+
+@pytest.mark.usefixtures("scheduler_paused")
+def test_a_company_that_fails_keeps_nothing_and_does_not_stop_the_others(
+    cfg: settings.DatabaseSettings,
+    env: dict[str, str],
+    own_twitch: OwnTwitch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken, broken_creators = agency(cfg, "pulse-broken", [POOL[30]])
+    fine, fine_creators = agency(cfg, "pulse-fine", [POOL[30]])
+    twitchsim.set_stream(own_twitch.origin, POOL[30], 900)
+    real = pulse.incidents.on_viewer_sample
+
+    def failing(conn: psycopg.Connection[Any], company: uuid.UUID, *a: Any, **kw: Any) -> Any:
+        if company == broken:
+            raise RuntimeError("a detection bug")
+        return real(conn, company, *a, **kw)
+
+    monkeypatch.setattr(pulse.incidents, "on_viewer_sample", failing)
+    now = datetime.now(UTC) + timedelta(hours=1)  # after every other sample of the module
+
+    report = run_pulse(cfg, env, own_twitch, now)
+
+    assert report.failed == [str(broken)]
+    with db.connect(cfg) as conn:
+        assert latest(conn, fine)[fine_creators[POOL[30]]] == (True, 900)
+        assert broken_creators[POOL[30]] not in latest(conn, broken)  # rolled back whole
