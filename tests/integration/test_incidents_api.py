@@ -17,7 +17,7 @@ from controlroom import settings
 from controlroom.adapters import db
 from controlroom.dev.stack import LocalStack
 from tests.integration.conftest import services_stack
-from tests.integration.listener import wait_for
+from tests.integration.listener import Recorder, wait_for
 from tests.integration.relay_client import FeedClient
 from tests.integration.test_api import Agency, Api, make_agency
 
@@ -435,8 +435,20 @@ def test_channels_never_show_their_url_and_log_deliveries(
         assert answer["error"] in ("invalid", "bad_request")
     assert admin("PATCH", f"/api/notification-channels/{channel}", {"url": "ftp://x"})[0] == 422
 
-    status, test = admin("POST", f"/api/notification-channels/{channel}/test")
-    assert status in (200, 201, 202), test
+    # the test post goes to a local endpoint, never to Discord; the new URL is hidden too
+    with Recorder() as hook:
+        status, moved = admin(
+            "PATCH", f"/api/notification-channels/{channel}", {"url": f"{hook.url}/discord"}
+        )
+        assert status == 200 and "/discord" not in json.dumps(moved)
+        status, test = admin("POST", f"/api/notification-channels/{channel}/test")
+        assert status == 202, test
+        assert (test["transition"], test["channel_id"], test["incident_id"]) == (
+            "test",
+            channel,
+            None,
+        )
+        assert wait_for(lambda: len(hook.received) == 1, timeout=30)
     status, deliveries = admin("GET", f"/api/notification-channels/{channel}/deliveries")
     assert status == 200
     assert [d["transition"] for d in deliveries] == ["test"]
@@ -472,30 +484,30 @@ def test_an_acknowledgement_plans_a_delivery_per_matching_channel(
 ) -> None:
     a, _ = agencies
     admin = Api(stack, a, "admin")
-    status, loud = admin(
-        "POST",
-        "/api/notification-channels",
-        {"kind": "slack", "name": "ops", "url": "https://hooks.slack.com/services/T1/B1/x",
-         "min_severity": "info", "enabled": True},
-    )  # fmt: skip
-    assert status == 201
-    status, quiet = admin(
-        "POST",
-        "/api/notification-channels",
-        {"kind": "slack", "name": "execs", "url": "https://hooks.slack.com/services/T1/B1/y",
-         "min_severity": "critical", "enabled": True},
-    )  # fmt: skip
-    assert status == 201
-    incident = open_incident(cfg, a, rule="raid_incoming", severity="warning", creator=1)
-    assert admin("POST", f"/api/incidents/{incident['id']}/acknowledge")[0] == 200
-    status, detail = admin("GET", f"/api/incidents/{incident['id']}")
-    assert status == 200
-    planned = [(d["channel_name"], d["transition"]) for d in detail["deliveries"]]
-    assert ("ops", "acknowledged") in planned
-    assert all(name != "execs" for name, _ in planned)
-    status, log = admin("GET", f"/api/notification-channels/{loud['id']}/deliveries")
-    assert status == 200 and "acknowledged" in [d["transition"] for d in log]
-    assert admin("GET", f"/api/notification-channels/{quiet['id']}/deliveries")[1] == []
+    with Recorder() as hook:
+        channels = {}
+        for name, minimum in (("ops", "info"), ("execs", "critical")):
+            status, channels[name] = admin(
+                "POST",
+                "/api/notification-channels",
+                {"kind": "slack", "name": name, "url": f"{hook.url}/services/{name}",
+                 "min_severity": minimum, "enabled": True},
+            )  # fmt: skip
+            assert status == 201, channels[name]
+        incident = open_incident(cfg, a, rule="raid_incoming", severity="warning", creator=1)
+        assert admin("POST", f"/api/incidents/{incident['id']}/acknowledge")[0] == 200
+        status, detail = admin("GET", f"/api/incidents/{incident['id']}")
+        assert status == 200
+        planned = [(d["channel_name"], d["transition"]) for d in detail["deliveries"]]
+        assert planned == [("ops", "acknowledged")]  # execs wants critical ones only
+        ops, execs = (f"/api/notification-channels/{channels[n]['id']}" for n in ("ops", "execs"))
+        status, log = admin("GET", f"{ops}/deliveries")
+        assert status == 200 and [d["transition"] for d in log] == ["acknowledged"]
+        assert log[0]["incident_id"] == incident["id"]
+        assert admin("GET", f"{execs}/deliveries")[1] == []
+        assert wait_for(lambda: [p for p, _, _ in hook.received] == ["/services/ops"], timeout=30)
+        for path in (ops, execs):
+            assert admin("DELETE", path)[0] == 204
 
 
 # --- viewer samples and the creator JSON ---------------------------------------------------
@@ -531,3 +543,39 @@ def test_viewer_samples_and_creator_viewers(
         None,
         None,
     )
+
+
+def test_a_transition_and_a_test_post_reach_the_channel_once_each(
+    stack: LocalStack, cfg: settings.DatabaseSettings, agencies: tuple[Agency, Agency]
+) -> None:
+    """Through the dispatcher the relay was given: Cloud Tasks, functions/notify, the POST."""
+    a, _ = agencies
+    admin = Api(stack, a, "admin")
+    with Recorder() as hook:
+        status, channel = admin(
+            "POST",
+            "/api/notification-channels",
+            {"kind": "webhook", "name": "pager", "url": f"{hook.url}/hook",
+             "min_severity": "critical", "enabled": True},
+        )  # fmt: skip
+        assert status == 201, channel
+        incident = open_incident(cfg, a, rule="hate_raid", severity="critical", creator=1)
+        assert admin("POST", f"/api/incidents/{incident['id']}/acknowledge")[0] == 200
+        assert admin("POST", f"/api/notification-channels/{channel['id']}/test")[0] == 202
+        assert wait_for(lambda: len(hook.received) >= 2, timeout=30), hook.received
+        bodies = [body.decode() for _, _, body in hook.received]
+        assert sum(incident["id"] in b for b in bodies) == 1
+        assert wait_for(
+            lambda: (
+                {
+                    (d["transition"], d["status"])
+                    for d in admin("GET", f"/api/notification-channels/{channel['id']}/deliveries")[
+                        1
+                    ]
+                }
+                == {("acknowledged", "delivered"), ("test", "delivered")}
+            ),
+            timeout=15,
+        )
+    assert len(hook.received) == 2
+    assert admin("DELETE", f"/api/notification-channels/{channel['id']}")[0] == 204

@@ -416,6 +416,7 @@ def _probes(
                     "kind": "slack",
                     "name": "alpha alerts",
                     "url": "https://hooks.slack.com/services/T1/B1/alpha",
+                    "enabled": False,  # never posts
                 },
             )
         ],
