@@ -706,6 +706,27 @@ def _finish(
         )
 
 
+def _incident_view(
+    conn: psycopg.Connection[Any], company: str, incident_id: uuid.UUID | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The Incident JSON and its creator's display name (nothing for a test post)."""
+    if incident_id is None:
+        return None, None
+    inc = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            f"SELECT {INCIDENT_COLUMNS}, "  # noqa: S608 - constant
+            "(SELECT coalesce(cr.display_name, cr.twitch_login) FROM creators cr "
+            "WHERE cr.company_id = incidents.company_id AND cr.id = incidents.creator_id)"
+            " AS creator_name FROM incidents WHERE company_id = %s AND id = %s",
+            (company, incident_id),
+        )
+        .fetchone()
+    )
+    assert inc is not None  # the foreign key cascades
+    return Incident.from_row(inc).to_json(), inc["creator_name"]
+
+
 def deliver(
     conn: psycopg.Connection[Any],
     company_id: uuid.UUID | str,
@@ -735,50 +756,27 @@ def deliver(
             return DeliveryOutcome(str(delivery), state, attempts, detail="already settled")
         if state == "sending" and row["next_attempt_at"] > now:
             return DeliveryOutcome(str(delivery), "sending", attempts, detail="taken by another")
+        settled = None
         if state == "sending":
             # the claim's lease ran out: a sender died mid-POST; posting again could post twice
+            settled = ("failed", "interrupted while sending; not posted again (at most once)")
+        elif now - row["created_at"] > GIVE_UP_AFTER:
+            settled = ("failed", "gave up after 24 h")
+        elif not row["enabled"]:
+            settled = ("skipped", "channel disabled")
+        if settled is not None:
             conn.execute(
-                "UPDATE notification_deliveries SET status = 'failed', reason = %s "
+                "UPDATE notification_deliveries SET status = %s, reason = %s "
                 "WHERE company_id = %s AND id = %s",
-                ("interrupted while sending; not posted again (at most once)", company, delivery),
+                (*settled, company, delivery),
             )
-            return DeliveryOutcome(str(delivery), "failed", attempts, detail="interrupted")
-        if now - row["created_at"] > GIVE_UP_AFTER:
-            conn.execute(
-                "UPDATE notification_deliveries SET status = 'failed', reason = %s "
-                "WHERE company_id = %s AND id = %s",
-                ("gave up after 24 h", company, delivery),
-            )
-            return DeliveryOutcome(str(delivery), "failed", attempts, detail="gave up after 24 h")
-        if not row["enabled"]:
-            conn.execute(
-                "UPDATE notification_deliveries SET status = 'skipped', reason = %s "
-                "WHERE company_id = %s AND id = %s",
-                ("channel disabled", company, delivery),
-            )
-            return DeliveryOutcome(str(delivery), "skipped", attempts, detail="channel disabled")
+            return DeliveryOutcome(str(delivery), settled[0], attempts, detail=settled[1])
         # after a 429 the row says when the endpoint takes posts again (a task scheduled for
         # then, or an early duplicate); after a 5xx the queue's backoff decides alone
         wait = (row["next_attempt_at"] - now).total_seconds() if row["last_status"] == 429 else 0
         if wait > INLINE_WAIT_SECONDS:
             raise NotificationRetryError("not due yet")
-        incident = None
-        creator = None
-        if row["incident_id"] is not None:
-            inc = (
-                conn.cursor(row_factory=dict_row)
-                .execute(
-                    f"SELECT {INCIDENT_COLUMNS}, "  # noqa: S608 - constant
-                    "(SELECT coalesce(cr.display_name, cr.twitch_login) FROM creators cr "
-                    "WHERE cr.company_id = incidents.company_id AND cr.id = incidents.creator_id)"
-                    " AS creator_name FROM incidents WHERE company_id = %s AND id = %s",
-                    (company, row["incident_id"]),
-                )
-                .fetchone()
-            )
-            assert inc is not None  # the foreign key cascades
-            incident = Incident.from_row(inc).to_json()
-            creator = inc["creator_name"]
+        incident, creator = _incident_view(conn, company, row["incident_id"])
         # the claim, committed before the POST: a duplicate task now finds it taken
         claimed = conn.execute(
             "UPDATE notification_deliveries SET status = 'sending', next_attempt_at = %s "
@@ -806,6 +804,19 @@ def deliver(
         )
         return DeliveryOutcome(str(delivery), "failed", attempts, detail="sealed URL")
     loopback = _allow_loopback() if allow_loopback is None else allow_loopback
+    try:  # the rules of the day, not those of the day it was stored (loopback, say)
+        check_url(row["kind"], opened.url, allow_loopback=loopback)
+    except InvalidError as exc:
+        _finish(
+            conn,
+            company,
+            delivery,
+            status="failed",
+            attempts=attempts,
+            last_status=None,
+            error=f"the channel's URL is refused: {exc.detail}",
+        )
+        return DeliveryOutcome(str(delivery), "failed", attempts, detail="URL refused")
     link = (
         f"{public_url.rstrip('/')}/#/incidents/{incident['id']}"
         if public_url and incident

@@ -32,7 +32,7 @@ def notify(request: flask.Request) -> flask.Response:
         raise BadRequestError("expected {company_id, delivery_id}")
     try:
         company_id, delivery_id = uuid.UUID(body["company_id"]), uuid.UUID(body["delivery_id"])
-    except (ValueError, TypeError, AttributeError):
+    except (KeyError, ValueError, TypeError, AttributeError):
         raise BadRequestError("company_id and delivery_id must be UUIDs") from None
     service = services.notify()
     with service.pool.connection() as conn:
