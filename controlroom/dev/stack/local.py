@@ -377,11 +377,15 @@ class LocalStack:
             ),
         )
         self.endpoints = endpoints
-        self.notify = self.start_function("notify", port=notify_port)
+        # its alerts link to the dashboard, which the relay (started below) serves
+        relay_port = _port("relay", self.durable)
+        self.notify = self.start_function(
+            "notify", port=notify_port, extra_env={"PUBLIC_URL": f"http://127.0.0.1:{relay_port}"}
+        )
         self.persist = self.start_function("persist", port=persist_port)
         self.webhook = self.start_function("webhook", port=webhook_port)
         self.subscriptions = self.start_function("subscriptions", port=subscriptions_port)
-        relay = self.start_relay(_port("relay", self.durable))
+        relay = self.start_relay(relay_port)
         self._start_pulse()
         return dataclasses.replace(endpoints, relay_url=relay.url)
 
