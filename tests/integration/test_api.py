@@ -197,6 +197,27 @@ ROLE_MATRIX: list[tuple[str, str, Any, str]] = [
     ("POST", "/api/members", {"subject": "new-{role}", "role": "viewer"}, "admin"),
     ("GET", "/api/audit", None, "admin"),
     ("GET", "/api/audit/verify", None, "admin"),
+    ("GET", "/api/incidents", None, "viewer"),
+    ("GET", "/api/incident-rules", None, "viewer"),
+    ("GET", "/api/viewers", None, "viewer"),
+    (
+        "PUT",
+        "/api/incident-rules/gift_bomb",
+        {"enabled": True, "severity": "info", "params": {"min_gifts": 100}},
+        "admin",
+    ),
+    ("GET", "/api/notification-channels", None, "admin"),
+    (
+        "POST",
+        "/api/notification-channels",
+        {
+            "kind": "slack",
+            "name": "c-{role}",
+            "url": "https://hooks.slack.com/services/T/B/{n}",
+            "enabled": False,
+        },
+        "admin",
+    ),
 ]
 
 
