@@ -30,10 +30,11 @@ from tests.samples import load, message
 # packages a bundle must not carry: the heavy ones of the other deployables
 ABSENT = {
     "webhook": ("pyarrow", "fastapi", "socketio", "engineio", "boto3", "jwt"),
-    "persist": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.tasks_v2"),
+    "persist": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.firestore"),
     "subscriptions": ("pyarrow", "fastapi", "socketio", "boto3", "google.cloud.tasks_v2"),
     "archive": ("fastapi", "socketio", "redis", "jwt", "google.cloud.tasks_v2"),
     "pulse": ("pyarrow", "fastapi", "boto3", "jwt", "google.cloud.firestore"),
+    "notify": ("pyarrow", "fastapi", "socketio", "boto3", "jwt", "google.cloud.firestore"),
     "realtime": ("pyarrow", "functions_framework", "google.cloud.firestore"),
 }
 
@@ -183,6 +184,21 @@ def test_pulse_answers_without_twitch_configured(
     answer = _probe(bundles["pulse"], "pulse", _env(endpoints), b"", {})
     assert answer["status"] == 200, answer["body"]
     assert json.loads(answer["body"]) == {"status": "not configured"}
+
+
+def test_notify_answers_a_task_for_no_delivery(
+    bundles: dict[str, tuple[Path, Path]], endpoints: Endpoints
+) -> None:
+    body = json.dumps({"company_id": str(uuid.uuid4()), "delivery_id": str(uuid.uuid4())})
+    answer = _probe(
+        bundles["notify"],
+        "notify",
+        _env(endpoints),
+        body.encode(),
+        {"Content-Type": "application/json"},
+    )
+    assert answer["status"] == 200, answer["body"]
+    assert json.loads(answer["body"])["status"] == "none"
 
 
 def test_archive_runs_once(bundles: dict[str, tuple[Path, Path]], endpoints: Endpoints) -> None:
