@@ -167,7 +167,7 @@ def test_list_filters_and_pages_by_number(
     assert len(seen) == len(set(seen))
 
     for bad in ("status=closed", "severity=huge", "limit=0", "limit=201", "before=0", "rule=X;"):
-        assert viewer("GET", f"/api/incidents?{bad}")[0] in (400, 422), bad
+        assert viewer("GET", f"/api/incidents?{bad}")[0] == 422, bad
 
 
 def test_detail_acknowledge_resolve_with_roles(
@@ -226,7 +226,7 @@ def test_detail_acknowledge_resolve_with_roles(
     # a resolved incident cannot be resolved or acknowledged again
     for suffix in ("/resolve", "/acknowledge"):
         status, answer = operator("POST", path + suffix, {} if suffix == "/resolve" else None)
-        assert status in (400, 409, 422), (suffix, status, answer)
+        assert (status, answer["error"]) == (409, "conflict"), (suffix, answer)
     assert viewer("GET", path)[1]["resolution"] == "raid was friendly"
 
     status, audit = Api(stack, a, "admin")("GET", "/api/audit?limit=50")
@@ -243,7 +243,7 @@ def test_resolving_an_open_incident_directly(
     operator = Api(stack, a, "operator")
     status, resolved = operator("POST", f"/api/incidents/{incident['id']}/resolve", {})
     assert (status, resolved["status"], resolved["resolution"]) == (200, "resolved", None)
-    assert operator("POST", f"/api/incidents/{incident['id']}/resolve", {})[0] in (400, 409, 422)
+    assert operator("POST", f"/api/incidents/{incident['id']}/resolve", {})[0] == 409
 
 
 def test_assignee_and_notes(
@@ -259,7 +259,7 @@ def test_assignee_and_notes(
     # a member of another company, or nobody at all, cannot be assigned
     for stranger in (b.users["admin"], uuid.uuid4()):
         status, answer = operator("PUT", path + "/assignee", {"user_id": str(stranger)})
-        assert status in (400, 404, 422), (status, answer)
+        assert (status, answer["error"]) == (422, "invalid"), answer
         assert str(stranger) not in json.dumps(answer)
     assert viewer("GET", path)[1]["assignee_user_id"] == str(a.users["admin"])
     status, cleared = operator("PUT", path + "/assignee", {"user_id": None})
@@ -339,7 +339,7 @@ def test_rules_show_defaults_and_only_admins_change_them(
     ):
         body = {"enabled": True, "severity": "warning", "params": bad_params}
         status, answer = admin("PUT", "/api/incident-rules/viewer_drop", body)
-        assert status in (400, 422), (bad_params, status, answer)
+        assert (status, answer["error"]) == (422, "invalid"), (bad_params, answer)
     for bad_body in (
         {"enabled": True, "severity": "fatal", "params": {}},
         {"enabled": "yes please", "severity": "info", "params": {}},
