@@ -68,7 +68,7 @@ function RuleRow({ auth, rule, onSaved }: { auth: Credentials; rule: Rule; onSav
     }
   }
   return (
-    <form className={`rule ${form.enabled ? "on" : "off"}`} onSubmit={(e) => void save(e)} data-testid={`rule-${rule.rule}`} aria-labelledby={`${id}-t`}>
+    <form noValidate className={`rule ${form.enabled ? "on" : "off"}${rule.param_specs.length > 4 ? " wide" : ""}`} onSubmit={(e) => void save(e)} data-testid={`rule-${rule.rule}`} aria-labelledby={`${id}-t`}>
       <div className="rule-head">
         <label className="toggle">
           <input type="checkbox" checked={form.enabled} onChange={(e) => { setForm({ ...form, enabled: e.target.checked }); setMessage(""); }}
@@ -177,7 +177,7 @@ function ChannelForm({ auth, editing, onDone }: { auth: Credentials; editing: Ch
     e.preventDefault();
     setError("");
     const quiet_hours = d.quiet ? { start: d.start, end: d.end, timezone: d.timezone.trim() || "UTC" } : null;
-    const mention = d.kind === "discord" && d.mention.trim() ? d.mention.trim() : null;
+    const mention = d.kind !== "webhook" && d.mention.trim() ? d.mention.trim() : null;
     setSaving(true);
     try {
       let saved: Channel;
@@ -224,9 +224,10 @@ function ChannelForm({ auth, editing, onDone }: { auth: Credentials; editing: Ch
               placeholder={editing?.has_secret ? "unchanged; type a new one to replace it" : "whsec_… (Standard Webhooks)"} data-testid="channel-secret" />
           </label>
         )}
-        {d.kind === "discord" && (
+        {d.kind !== "webhook" && (
           <label>Mention (optional)
-            <input maxLength={100} value={d.mention} onChange={(e) => set("mention", e.target.value)} placeholder="role id, e.g. 123456789012345678" data-testid="channel-mention" />
+            <input maxLength={100} value={d.mention} onChange={(e) => set("mention", e.target.value)} data-testid="channel-mention"
+              placeholder={d.kind === "discord" ? "a role id (123456789012345678), here or everyone" : "<!here>, <!channel> or <!subteam^ID>"} />
           </label>
         )}
         <label>Minimum severity

@@ -43,8 +43,9 @@ export function highlightOf(e: FeedEvent): string | null {
 
 const count = new Intl.NumberFormat();
 
-/** The last hour of viewers as a line; gaps where the stream was offline. */
-export function Sparkline({ samples, now, width = 96, height = 22 }: { samples: ViewerSample[]; now: number; width?: number; height?: number }) {
+/** The last hour of viewers as a line, one step per pulse sample (a minute apart in
+ * production), so a stream watched for ten minutes still fills the line; gaps where it was offline. */
+export function Sparkline({ samples, now, width = 64, height = 20 }: { samples: ViewerSample[]; now: number; width?: number; height?: number }) {
   const start = now / 1000 - SPARK_SECONDS;
   const points = samples.filter(([t]) => t >= start);
   const values = points.map(([, v]) => v).filter((v): v is number => v !== null);
@@ -52,20 +53,22 @@ export function Sparkline({ samples, now, width = 96, height = 22 }: { samples: 
   const max = Math.max(...values, 1);
   const min = Math.min(...values, max);
   const span = Math.max(1, max - min);
-  const x = (t: number) => ((t - start) / SPARK_SECONDS) * (width - 2) + 1;
+  const x = (i: number) => (points.length > 1 ? (i / (points.length - 1)) * (width - 4) : width - 4) + 2;
   const y = (v: number) => height - 2 - ((v - min) / span) * (height - 4);
   const runs: string[][] = [[]];
-  for (const [t, v] of points) {
-    if (v === null) { if (runs[runs.length - 1].length) runs.push([]); continue; }
-    runs[runs.length - 1].push(`${x(t).toFixed(1)},${y(v).toFixed(1)}`);
-  }
-  const [lastT, lastV] = [...points].reverse().find(([, v]) => v !== null) ?? [0, null];
+  points.forEach(([, v], i) => {
+    if (v === null) { if (runs[runs.length - 1].length) runs.push([]); return; }
+    runs[runs.length - 1].push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+  });
+  let lastI = points.length - 1;
+  while (lastI >= 0 && points[lastI][1] === null) lastI -= 1;
+  const lastV = lastI >= 0 ? points[lastI][1] : null;
   return (
     <svg className="spark" width={width} height={height} viewBox={`0 0 ${width} ${height}`} aria-hidden="true" data-testid="sparkline">
       {runs.filter((r) => r.length).map((r, i) => r.length > 1
         ? <polyline key={i} points={r.join(" ")} fill="none" strokeWidth="1.6" strokeLinejoin="round" />
         : <circle key={i} cx={r[0].split(",")[0]} cy={r[0].split(",")[1]} r="1.5" />)}
-      {lastV !== null && <circle className="spark-now" cx={x(lastT)} cy={y(lastV)} r="2" />}
+      {lastV !== null && <circle className="spark-now" cx={x(lastI)} cy={y(lastV)} r="2" />}
     </svg>
   );
 }
@@ -80,8 +83,9 @@ function Viewers({ c, samples, now }: { c: CreatorState; samples: ViewerSample[]
     <div className="viewers" title={title} data-testid="viewers">
       {trend.length > 0 && <Sparkline samples={samples} now={now} />}
       <span className="viewer-count" data-testid="viewer-count">
-        {known ? <>{count.format(c.viewers as number)}<span className="unit"> viewers</span></> : <span aria-label={title}>—</span>}
+        {known ? <>{count.format(c.viewers as number)}<span className="unit"> viewers</span></> : "—"}
       </span>
+      {!known && <span className="unit" aria-hidden="true">viewers</span>}
     </div>
   );
 }
@@ -96,10 +100,12 @@ function Tile({ c, recent, now, health, incidents, samples, onOpenIncident }: {
   const seenAt = (highlight as (FeedEvent & { seenAt?: number }) | undefined)?.seenAt;
   const fresh = highlight ? (seenAt ? Math.max(0, 1 - (now - seenAt) / HIGHLIGHT_MS) : 1) : 0;
   const link = linkOf(c.authorization, c.subscriptions);
-  const open = incidents.length ? `, ${incidents.length} unresolved incident${incidents.length > 1 ? "s" : ""}` : "";
+  const worstOf = incidents.reduce((n, i) => Math.max(n, severityRank(i.severity)), -1);
+  const open = incidents.length
+    ? `, ${incidents.length} unresolved incident${incidents.length > 1 ? "s" : ""} (highest ${["info", "warning", "critical"][worstOf]})` : "";
   const audience = typeof c.viewers === "number" ? `, ${c.viewers} viewers` : "";
   const label = `${c.display_name}, ${c.status}${audience}${open}${link ? `, ${link.headline}${link.detail ? ` (${link.detail})` : ""}` : ""}`;
-  const worst = incidents.some((i) => i.severity === "critical") ? "critical" : incidents.some((i) => i.severity === "warning") ? "warning" : "";
+  const worst = worstOf === 2 ? "critical" : worstOf === 1 ? "warning" : "";
   return (
     <article className={`tile ${c.status} link-${link?.state ?? "unknown"} ${worst ? `has-${worst}` : ""}`} tabIndex={0} data-testid={`tile-${c.login}`} aria-label={label}>
       <div className="tile-head">
