@@ -562,3 +562,28 @@ def test_send_test_and_the_sweep_redispatch(
     wait_for(lambda: len(sink.messages(path_of(url))) == 1)
     [message] = sink.messages(path_of(url))
     assert message["body"]["embeds"][0]["title"].startswith("Test notification")
+
+
+def test_a_long_429_through_the_queue_waits_for_the_hint(
+    api: Api,
+    company: uuid.UUID,
+    app_conn: psycopg.Connection[Any],
+    sink: NotificationSink,
+    notify_function: settings.NotifySettings,
+) -> None:
+    """The later attempt is a new task with a schedule time; the emulator holds it until then."""
+    dispatcher = services.notify_dispatcher(notify_function)
+    assert dispatcher is not None
+    url = sink.channel_url("discord", f"later-{uuid.uuid4().hex[:8]}")
+    channel = api.create(company, url)
+    sink.control({"path": path_of(url), "responses": [{"status": 429, "retry_after": 6}]})
+    planned = delivery(app_conn, company, channel["id"], incident(app_conn, company))
+    dispatcher.dispatch(company, [planned])
+    wait_for(lambda: row(app_conn, company, planned)["status"] == "delivered", seconds=40)
+    first, second = sink.requests(path_of(url))
+    assert (first["answered"], second["answered"]) == (429, 204)
+    gap = datetime.fromisoformat(second["received_at"]) - datetime.fromisoformat(
+        first["received_at"]
+    )
+    assert gap >= timedelta(seconds=6)  # the hint was honored, not raced
+    assert row(app_conn, company, planned)["attempts"] == 2
