@@ -27,8 +27,11 @@ SIGNING_SECRET = "whsec_" + base64.b64encode(bytes(range(100, 132))).decode()
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with services_stack(tmp_path_factory, "incidents") as running:
-        yield running
+    with pytest.MonkeyPatch.context() as env:
+        # no pulse run during these tests: the viewer samples are the ones they write
+        env.setenv("PULSE_INTERVAL_SECONDS", str(24 * 3600))
+        with services_stack(tmp_path_factory, "incidents") as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
