@@ -137,8 +137,10 @@ def test_stack_command_seeds_persists_and_stops_cleanly(tmp_path: Path) -> None:
         conn.execute("SELECT set_config('app.company_id', %s, true)", (env["DEMO_COMPANY_ID"],))
         creators = conn.execute("SELECT count(*) FROM creators").fetchone()
         audits = conn.execute("SELECT count(*) FROM audit_logs").fetchone()
+        channels = conn.execute("SELECT count(*) FROM notification_channels").fetchone()
     assert creators == (len(seed.DEMO_CREATORS) + 1,)
-    assert audits == (1,)
+    assert channels == (1,)  # the demo alert channel, posting to the notification sink
+    assert audits == (2,)  # the company and its alert channel, each created once
     _interrupt(proc)
 
 
