@@ -3,7 +3,7 @@ import { useCallback, useEffect, useId, useState } from "react";
 import type { Credentials } from "./api";
 import { api, errorText } from "./api";
 import { deliveryText, SeverityIcon } from "./Incidents";
-import type { Channel, ChannelIn, ChannelKind, ChannelPatch, Delivery, Rule, RuleSetting, Severity } from "./types";
+import type { Channel, ChannelIn, ChannelKind, ChannelPatch, Delivery, Rule, RuleIn, RuleSetting, Severity } from "./types";
 import { SEVERITIES } from "./types";
 
 const KINDS: { kind: ChannelKind; label: string; hint: string }[] = [
@@ -56,7 +56,7 @@ function RuleRow({ auth, rule, onSaved }: { auth: Credentials; rule: Rule; onSav
     }
     setSaving(true);
     try {
-      const next = await api<Rule>(auth, "PUT", `/incident-rules/${rule.rule}`, form);
+      const next = await api<Rule>(auth, "PUT", `/incident-rules/${rule.rule}`, form satisfies RuleIn);
       onSaved(next);
       setForm({ enabled: next.enabled, severity: next.severity, params: { ...next.params } });
       setRaw(Object.fromEntries(Object.entries(next.params).map(([k, v]) => [k, String(v)])));

@@ -487,11 +487,8 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
 
 // the roster's viewer count, unless the socket brought a newer one
 function newerViewers(r: Creator, was: CreatorState | undefined): Pick<CreatorState, "viewers" | "viewers_at"> {
-  const row = r as Creator & { viewers?: number | null; viewers_at?: string | null };
-  if (row.viewers_at === undefined) return {};
-  if (was?.viewers_at && row.viewers_at && Date.parse(was.viewers_at) >= Date.parse(row.viewers_at)) return {};
-  if (was?.viewers_at && !row.viewers_at) return {};
-  return { viewers: row.viewers ?? null, viewers_at: row.viewers_at };
+  if (was?.viewers_at && (!r.viewers_at || Date.parse(was.viewers_at) >= Date.parse(r.viewers_at))) return {};
+  return { viewers: r.viewers, viewers_at: r.viewers_at };
 }
 
 // A development token is not renewed: before it runs out, offer to paste a fresh one; it is

@@ -234,7 +234,12 @@ export function IncidentDrawer({ id, live, auth, role, meUserId, creators, onClo
   const version = live?.updated_at;
   useEffect(() => { void load(); }, [load, version]);
   useEffect(() => { const t = setInterval(() => void load(), DETAIL_POLL_MS); return () => clearInterval(t); }, [load]);
-  useEffect(() => { closeButton.current?.focus(); }, [id]);
+  // focus moves into the drawer, and back to what opened it when it closes
+  useEffect(() => {
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    closeButton.current?.focus();
+    return () => { if (opener?.isConnected) opener.focus(); };
+  }, [id]);
   useEffect(() => {
     const esc = (e: KeyboardEvent) => { if (e.key === "Escape") onClose(); };
     window.addEventListener("keydown", esc);

@@ -79,136 +79,35 @@ export function atLeast(role: string, minimum: string): boolean {
 }
 
 // --- Incidents, detection rules, notification channels, the audience pulse (issue 17) --------
-// Typed here from the issue's contract until schema.ts is regenerated with these routes.
-export type Severity = "info" | "warning" | "critical";
-export type IncidentStatus = "open" | "acknowledged" | "resolved";
+export type Incident = Schemas["IncidentOut"];
+export type IncidentsPage = Schemas["IncidentsPage"];
+export type Severity = Incident["severity"];
+export type IncidentStatus = Incident["status"];
 export const SEVERITIES = ["info", "warning", "critical"] as const satisfies readonly Severity[];
 
 export function severityRank(s: string): number {
   return SEVERITIES.indexOf(s as Severity);
 }
 
-export interface Incident {
-  id: string;
-  number: number;
-  creator_id: string | null;
-  rule: string;
-  severity: Severity;
-  status: IncidentStatus;
-  title: string;
-  details: Record<string, unknown>;
-  opened_at: string;
-  updated_at: string;
-  acknowledged_at: string | null;
-  acknowledged_by: string | null;
-  resolved_at: string | null;
-  resolved_by: string | null;
-  resolution: string | null;
-  assignee_user_id: string | null;
-  event_count: number;
-}
+export type IncidentNote = Schemas["IncidentNoteOut"];
+export type Delivery = Schemas["DeliveryOut"];
+export type IncidentDetail = Omit<Schemas["IncidentDetail"], "events"> & { events: FeedEvent[] };
+export type ParamSpec = Schemas["ParamSpecOut"];
+export type RuleSetting = Schemas["RuleDefaults"];
+export type Rule = Schemas["RuleOut"];
+export type RuleIn = Schemas["RuleIn"];
+export type QuietHours = Schemas["QuietHours"];
+export type Channel = Schemas["ChannelOut"];
+export type ChannelKind = Channel["kind"];
+export type ChannelIn = Schemas["ChannelIn"];
+export type ChannelPatch = Schemas["ChannelPatch"];
 
-export interface IncidentsPage {
-  items: Incident[];
-  next_before?: number | null;
-}
-
-export interface IncidentNote {
-  id: number;
-  author_subject: string;
-  body: string;
-  created_at: string;
-}
-
-export type Transition = "opened" | "acknowledged" | "resolved" | "test";
-export type DeliveryStatus = "pending" | "sending" | "delivered" | "failed" | "skipped";
-
-export interface Delivery {
-  id: string;
-  channel_id: string;
-  channel_name?: string | null;
-  incident_id?: string | null;
-  transition: Transition;
-  status: DeliveryStatus;
-  reason: string | null;
-  attempts: number;
-  last_status: number | null;
-  created_at: string;
-  delivered_at: string | null;
-}
-
-export interface IncidentDetail extends Incident {
-  notes: IncidentNote[];
-  events: FeedEvent[];
-  deliveries: Delivery[];
-}
-
-export interface ParamSpec {
-  name: string;
-  label: string;
-  minimum: number;
-  maximum: number;
-  unit: string;
-}
-
-export interface RuleSetting {
-  enabled: boolean;
-  severity: Severity;
-  params: Record<string, number>;
-}
-
-export interface Rule extends RuleSetting {
-  rule: string;
-  title: string;
-  description: string;
-  defaults: RuleSetting;
-  param_specs: ParamSpec[];
-}
-
-export type ChannelKind = "discord" | "slack" | "webhook";
-
-export interface QuietHours {
-  start: string;
-  end: string;
-  timezone: string;
-}
-
-export interface Channel {
-  id: string;
-  kind: ChannelKind;
-  name: string;
-  url_hint: string;
-  min_severity: Severity;
-  quiet_hours: QuietHours | null;
-  mention: string | null;
-  enabled: boolean;
-  has_secret: boolean;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface ChannelIn {
-  kind: ChannelKind;
-  name: string;
-  url: string;
-  secret?: string | null;
-  min_severity: Severity;
-  quiet_hours: QuietHours | null;
-  mention: string | null;
-  enabled: boolean;
-}
-
-export type ChannelPatch = Partial<Omit<ChannelIn, "kind">>;
-
-// [epoch seconds, viewers, or null while offline], oldest first
+// [epoch seconds, viewers, or null while offline], oldest first (the generator reads the
+// API's pair as a plain array)
 export type ViewerSample = [number, number | null];
+export type ViewersOut = Omit<Schemas["ViewersOut"], "creators"> & { creators: Record<string, ViewerSample[]> };
 
-export interface ViewersOut {
-  minutes: number;
-  creators: Record<string, ViewerSample[]>;
-}
-
-// the relay's "viewers" event, one per pulse run
+// the relay's "viewers" event, one per pulse run (not part of the REST API)
 export interface ViewersUpdate {
   at: string;
   samples: { creator_id: string; viewers: number | null; live: boolean }[];

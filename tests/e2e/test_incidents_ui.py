@@ -223,10 +223,15 @@ def test_tiles_show_live_viewers_and_the_last_hour(
     twitchsim.set_stream(twitch, "52871934", 1350, login="pixel_pioneer")
     expect(count).to_have_text("1,350 viewers", timeout=PULSE)
     expect(tile.get_by_test_id("sparkline").locator("polyline")).to_have_count(1)
-    # a fresh load draws the line from the stored samples
+    # a fresh load draws the line from the stored samples; the person's alert sound (off
+    # until turned on) is remembered by this browser
+    sound = page.get_by_test_id("alert-sound")
+    expect(sound).not_to_be_checked()
+    sound.check()
     page.reload()
     page.get_by_test_id("connection").filter(has_text="live").wait_for(timeout=LIVE)
     expect(tile.get_by_test_id("sparkline").locator("polyline")).to_have_count(1)
+    expect(page.get_by_test_id("alert-sound")).to_be_checked()
     context.close()
 
 
@@ -285,4 +290,11 @@ def test_admins_tune_a_rule_and_add_a_channel_whose_url_is_never_shown(
         page.get_by_test_id("rule-raid_incoming").get_by_test_id("param-min_viewers")
     ).to_have_value("2500")
     expect(page.get_by_test_id("channel-Ops alerts")).to_be_visible()
+    # deleted only once confirmed
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_test_id("channel-Ops alerts").get_by_test_id("channel-delete").click()
+    expect(page.get_by_test_id("channel-Ops alerts")).to_be_visible()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("channel-Ops alerts").get_by_test_id("channel-delete").click()
+    expect(page.get_by_test_id("channel-Ops alerts")).to_have_count(0)
     context.close()
