@@ -20,7 +20,7 @@ CHANNEL = {"kind": "slack", "name": "ops", "url": "https://hooks.slack.com/servi
 def test_quiet_hours_take_clock_times_and_an_iana_zone() -> None:
     quiet = QuietHours(start="22:00", end="07:00", timezone="Europe/Berlin")
     assert (quiet.start, quiet.end, quiet.timezone) == ("22:00", "07:00", "Europe/Berlin")
-    assert QuietHours(start="00:00", end="23:59").timezone == "UTC"
+    assert QuietHours.model_validate({"start": "00:00", "end": "23:59"}).timezone == "UTC"
     for bad in (
         {"start": "24:00", "end": "07:00"},
         {"start": "7:00", "end": "08:00"},
@@ -32,11 +32,11 @@ def test_quiet_hours_take_clock_times_and_an_iana_zone() -> None:
         {"start": "22:00", "end": "07:00", "extra": True},
     ):
         with pytest.raises(ValidationError):
-            QuietHours(**bad)
+            QuietHours.model_validate(bad)
 
 
 def test_a_channel_has_a_kind_a_name_and_a_bounded_url() -> None:
-    channel = ChannelIn(**CHANNEL)
+    channel = ChannelIn.model_validate(CHANNEL)
     assert (channel.min_severity, channel.enabled, channel.quiet_hours) == ("warning", True, None)
     for bad in (
         {"kind": "email"},
@@ -52,18 +52,18 @@ def test_a_channel_has_a_kind_a_name_and_a_bounded_url() -> None:
         {"url_hint": "mine"},
     ):
         with pytest.raises(ValidationError):
-            ChannelIn(**{**CHANNEL, **bad})
+            ChannelIn.model_validate({**CHANNEL, **bad})
 
 
 def test_a_patch_clears_quiet_hours_or_mention_but_nothing_required() -> None:
-    assert ChannelPatch(quiet_hours=None, mention=None).model_fields_set == {
+    assert ChannelPatch.model_validate({"quiet_hours": None, "mention": None}).model_fields_set == {
         "quiet_hours",
         "mention",
     }
-    assert ChannelPatch().model_fields_set == set()
+    assert ChannelPatch.model_validate({}).model_fields_set == set()
     for field in ("name", "url", "min_severity", "enabled"):
         with pytest.raises(ValidationError, match="cannot be null"):
-            ChannelPatch(**{field: None})
+            ChannelPatch.model_validate({field: None})
 
 
 def test_rule_params_are_finite_numbers_by_name() -> None:
@@ -79,7 +79,7 @@ def test_rule_params_are_finite_numbers_by_name() -> None:
         {"enabled": "yes please"},
     ):
         with pytest.raises(ValidationError):
-            RuleIn(**{"enabled": True, "severity": "info", "params": {}, **bad})
+            RuleIn.model_validate({"enabled": True, "severity": "info", "params": {}, **bad})
 
 
 def test_an_assignee_is_a_uuid_or_an_explicit_null() -> None:
@@ -88,7 +88,7 @@ def test_an_assignee_is_a_uuid_or_an_explicit_null() -> None:
     assert AssigneeIn(user_id=None).user_id is None
     for bad in ({}, {"user_id": "nope"}, {"user_id": 7}):
         with pytest.raises(ValidationError):
-            AssigneeIn(**bad)
+            AssigneeIn.model_validate(bad)
 
 
 def test_the_publisher_bridge_emits_on_the_loop_from_a_worker_thread() -> None:
