@@ -706,6 +706,35 @@ def _finish(
         )
 
 
+def _rotate_if_due(
+    conn: psycopg.Connection[Any], ring: Keyring, company: str, row: Mapping[str, Any], opened: Any
+) -> None:
+    """A channel sealed under an older key-encryption key is sealed again under the current
+    one as it is used, so a rotation completes for every active channel by itself."""
+    if not ring.needs_rotation(_sealed(row)):
+        return
+    sealed = ring.seal(company, row["channel_id"], opened.url, opened.secret)
+    try:
+        with tenant_transaction(conn, company):
+            conn.execute(
+                "UPDATE notification_channels SET sealed_url = %s, sealed_secret = %s, "
+                "wrapped_key = %s, key_id = %s WHERE company_id = %s AND id = %s AND key_id = %s",
+                (
+                    sealed.sealed_url,
+                    sealed.sealed_secret,
+                    sealed.wrapped_key,
+                    sealed.key_id,
+                    company,
+                    row["channel_id"],
+                    row["key_id"],
+                ),
+            )
+    except psycopg.Error as exc:  # the post matters more; the next one rotates it
+        log.warning(
+            "channel not sealed again", extra=fields(company_id=company, error=type(exc).__name__)
+        )
+
+
 def _incident_view(
     conn: psycopg.Connection[Any], company: str, incident_id: uuid.UUID | None
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -742,8 +771,7 @@ def deliver(
 ) -> DeliveryOutcome:
     """Post one planned delivery, at most once. `conn` is an autocommit connection as the
     runtime role; each step commits on its own so a duplicate task sees the claim."""
-    company = tenant_id(company_id)
-    delivery = uuid.UUID(str(delivery_id))
+    company, delivery = tenant_id(company_id), uuid.UUID(str(delivery_id))
     ring = keyring or default_keyring()
     ctx = fields(company_id=str(company), delivery_id=str(delivery))
     with tenant_transaction(conn, company):
@@ -803,6 +831,7 @@ def deliver(
             "notification channel does not open", extra=fields(**ctx["fields"], error=str(exc))
         )
         return DeliveryOutcome(str(delivery), "failed", attempts, detail="sealed URL")
+    _rotate_if_due(conn, ring, company, row, opened)
     loopback = _allow_loopback() if allow_loopback is None else allow_loopback
     try:  # the rules of the day, not those of the day it was stored (loopback, say)
         check_url(row["kind"], opened.url, allow_loopback=loopback)

@@ -587,3 +587,28 @@ def test_a_long_429_through_the_queue_waits_for_the_hint(
     )
     assert gap >= timedelta(seconds=6)  # the hint was honored, not raced
     assert row(app_conn, company, planned)["attempts"] == 2
+
+
+def test_a_rotated_keyring_opens_old_channels_and_seals_them_again_on_use(
+    api: Api,
+    company: uuid.UUID,
+    app_conn: psycopg.Connection[Any],
+    sink: NotificationSink,
+    endpoints: Endpoints,
+) -> None:
+    url = sink.channel_url("discord", f"rotate-{uuid.uuid4().hex[:8]}")
+    channel = api.create(company, url)  # sealed under the stack's key
+    old = endpoints.env()["NOTIFICATION_KEYS"]
+    new = Keyring.generate("rotated")
+    rotated = Keyring.parse(f"{new},{old}")
+    planned = delivery(app_conn, company, channel["id"], incident(app_conn, company))
+    assert deliver(app_conn, company, planned, rotated).status == "delivered"
+    with db.tenant_transaction(app_conn, company):
+        key_id = app_conn.execute(
+            "SELECT key_id FROM notification_channels WHERE id = %s", (channel["id"],)
+        ).fetchone()["key_id"]
+    assert key_id == "rotated"
+    again = delivery(app_conn, company, channel["id"], incident(app_conn, company))
+    # the old key can go now: the channel opens with the new key alone
+    assert deliver(app_conn, company, again, Keyring.parse(new)).status == "delivered"
+    assert len(sink.messages(path_of(url))) == 2
