@@ -15,6 +15,7 @@ BENCHMARKS = {
     "browser": "bench.browser",
     "archive": "bench.archive",
     "jwks_flood": "bench.jwks_flood",
+    "incident_latency": "bench.incident_latency",
 }
 
 
