@@ -172,6 +172,18 @@ def _check_quiet(quiet: Mapping[str, Any] | None) -> tuple[str | None, str | Non
     return start, end, zone
 
 
+async def _zone_known(conn: psycopg.AsyncConnection[Any], zone: str) -> None:
+    """PostgreSQL must know the zone too: every incident transition plans its deliveries with
+    `AT TIME ZONE quiet_timezone`, and a zone it does not know would fail persist's storing
+    transaction for every event of the company. Asked inside a savepoint, so a refusal
+    leaves the caller's transaction usable."""
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT now() AT TIME ZONE %s", (zone,))
+    except psycopg.errors.InvalidParameterValue:
+        raise InvalidError(f"time zone {zone!r} is not known to the database") from None
+
+
 def _check_severity(value: str) -> str:
     if value not in SEVERITIES:
         raise InvalidError(f"min_severity must be one of {', '.join(SEVERITIES)}")
@@ -275,6 +287,7 @@ async def create_channel(
     channel_id = uuid.uuid4()
     sealed = (keyring or default_keyring()).seal(company_id, channel_id, url, secret)
     async with tenant_transaction_async(conn, company_id):
+        await _zone_known(conn, zone)
         cur = await conn.cursor(row_factory=dict_row).execute(
             "INSERT INTO notification_channels (company_id, id, kind, name, sealed_url, "  # noqa: S608 - constant columns
             "sealed_secret, wrapped_key, key_id, url_hint, min_severity, quiet_start, quiet_end, "
@@ -357,6 +370,7 @@ async def update_channel(
             values.append(enabled)
         if quiet_hours is not _UNSET:
             start, end, zone = _check_quiet(quiet_hours)
+            await _zone_known(conn, zone)
             sets += ["quiet_start = %s", "quiet_end = %s", "quiet_timezone = %s"]
             values += [start, end, zone]
         if mention is not _UNSET:

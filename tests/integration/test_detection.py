@@ -496,3 +496,18 @@ def test_concurrent_redeliveries_open_one_incident(
     assert errors == []
     assert len(rows(conn, a)) == 1
     assert sum(len(ids) for _, ids in rec.dispatched) == 1
+
+
+def test_quiet_hours_need_a_zone_the_database_knows(conn: psycopg.Connection[Any]) -> None:
+    """Planning deliveries converts the time into each channel's zone inside persist's
+    transaction; a zone PostgreSQL does not know is refused when the channel is saved."""
+    from controlroom.usecases import notifications
+
+    async def check(aconn: Any, zone: str) -> None:
+        async with aconn.transaction():
+            await notifications._zone_known(aconn, zone)
+            await aconn.execute("SELECT 1")  # the transaction is still usable
+
+    _with_async(conn, lambda c: check(c, "Europe/Berlin"))
+    with pytest.raises(InvalidError, match="not known to the database"):
+        _with_async(conn, lambda c: check(c, "Mars/Olympus_Mons"))
