@@ -98,6 +98,7 @@ function Actions({ i, auth, canAct, meUserId, onChanged, compact }: {
   i: Incident; auth: Credentials; canAct: boolean; meUserId: string | null; onChanged: (i: Incident) => void; compact?: boolean;
 }) {
   const { busy, error, run } = useActions(auth, onChanged);
+  const [resolution, setResolution] = useState("");
   const guard = (key: string, method: string, path: string, body?: unknown) => () => {
     if (canAct && !busy) void run(key, method, path, body);
   };
@@ -111,7 +112,8 @@ function Actions({ i, auth, canAct, meUserId, onChanged, compact }: {
           aria-label={`Acknowledge ${what}`} data-testid="incident-ack">{busy === "ack" ? "Acknowledging…" : "Acknowledge"}</button>
       )}
       {i.status !== "resolved" && (
-        <button type="button" className="act" {...deny} onClick={guard("resolve", "POST", `/incidents/${i.id}/resolve`, {})}
+        <button type="button" className="act" {...deny}
+          onClick={guard("resolve", "POST", `/incidents/${i.id}/resolve`, { resolution: resolution.trim() || null })}
           aria-label={`Resolve ${what}`} data-testid="incident-resolve">{busy === "resolve" ? "Resolving…" : "Resolve"}</button>
       )}
       {(!compact || !mine) && i.status !== "resolved" && meUserId && (
@@ -120,6 +122,10 @@ function Actions({ i, auth, canAct, meUserId, onChanged, compact }: {
           aria-label={mine ? `Unassign ${what}` : `Assign ${what} to me`} data-testid="incident-assign">
           {mine ? "Unassign" : "Assign to me"}
         </button>
+      )}
+      {!compact && canAct && i.status !== "resolved" && (
+        <input className="resolution" value={resolution} onChange={(e) => setResolution(e.target.value)} maxLength={300}
+          placeholder="What resolved it (optional)" aria-label="Resolution, optional" data-testid="incident-resolution" />
       )}
       {error && <span className="error" role="alert">{error}</span>}
     </div>
@@ -134,7 +140,7 @@ export function IncidentPanel({ incidents, creators, role, meUserId, auth, loade
   const now = useTicking();
   const canAct = atLeast(role, "operator");
   const [notice, setNotice] = useState("");
-  const sorted = [...incidents].sort((a, b) => Date.parse(b.opened_at) - Date.parse(a.opened_at));
+  const sorted = [...incidents].sort((a, b) => Date.parse(b.opened_at) - Date.parse(a.opened_at) || b.number - a.number);
   const counts = { critical: 0, warning: 0, info: 0 };
   for (const i of incidents) counts[i.severity] += 1;
   async function toggleNotify() {

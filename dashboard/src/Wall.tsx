@@ -45,7 +45,7 @@ const count = new Intl.NumberFormat();
 
 /** The last hour of viewers as a line, one step per pulse sample (a minute apart in
  * production), so a stream watched for ten minutes still fills the line; gaps where it was offline. */
-export function Sparkline({ samples, now, width = 64, height = 20 }: { samples: ViewerSample[]; now: number; width?: number; height?: number }) {
+export function Sparkline({ samples, now, width = 52, height = 20 }: { samples: ViewerSample[]; now: number; width?: number; height?: number }) {
   const start = now / 1000 - SPARK_SECONDS;
   const points = samples.filter(([t]) => t >= start);
   const values = points.map(([, v]) => v).filter((v): v is number => v !== null);

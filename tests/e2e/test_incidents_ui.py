@@ -194,8 +194,10 @@ def test_an_incident_opens_live_and_its_acknowledgement_is_shared_by_the_team(
     operator.screenshot(path=str(SCREENSHOTS / "incidents-drawer.png"))
 
     # resolved: it leaves every panel, and the badge counts one less
+    drawer.get_by_test_id("incident-resolution").fill("Partner raid, nothing to do")
     drawer.get_by_test_id("incident-resolve").click()
     expect(drawer.get_by_test_id("drawer-status")).to_have_text("resolved")
+    expect(drawer).to_contain_text("Partner raid, nothing to do")
     expect(_incident(admin, "Raid from")).to_have_count(0, timeout=LIVE)
     expect(badge.get_by_test_id("incident-count")).to_have_text("1")
 
