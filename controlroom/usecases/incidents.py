@@ -494,6 +494,9 @@ def on_event(
         changes += _offline(_Cause(conn, company, creator, seq, event, key, config))
     elif t == "channel.raid" and summary.get("outcome") == "incoming":
         viewers = int(summary.get("amount") or 0)
+        changes.append(
+            _raid_behind_spike(_Cause(conn, company, creator, seq, event, key, config), viewers)
+        )
         rule = config["raid_incoming"]
         if viewers >= rule["min_viewers"]:
             changes.append(
@@ -720,16 +723,8 @@ def _spike(c: _Cause) -> list[Change | None]:
         return []
     lookback = timedelta(minutes=rule["raid_lookback_minutes"])
     raid = _last_raid_in(conn, company, creator, (at - lookback, at))
-    per = f"{rule['window_seconds']} s"
-    what = {"follows": "follows", "chat": "chat messages", "bans": "bans"}[kind]
-    title = f"{recent:,} {what} in {per}" + (
-        f" after a raid from {_name(raid)} ({int(raid['amount'] or 0):,} viewers)" if raid else ""
-    )
-    prefix = (
-        "Suspected hate raid: "
-        if raid
-        else ("Suspected follow bots: " if kind == "follows" else "Suspected hate raid: ")
-    )
+    raid_details = {"raid_from": _name(raid), "raid_viewers": raid["amount"]} if raid else {}
+    title = _spike_title(kind, recent, rule["window_seconds"], raid_details)
     change = _open(
         conn,
         company,
@@ -738,17 +733,61 @@ def _spike(c: _Cause) -> list[Change | None]:
         key=key,
         at=at,
         seq=seq,
-        title=prefix + title,
+        title=title,
         details={
             "kind": kind,
             f"peak_{kind}": recent,
+            "window_seconds": rule["window_seconds"],
             "last_spike_at": at.isoformat(),
-            **({"raid_from": _name(raid), "raid_viewers": raid["amount"]} if raid else {}),
+            **raid_details,
         },
     )
     if change is not None and raid is not None and change.transition == "opened":
         _link(conn, company, change.incident.id, int(raid["seq"]))
     return [change]
+
+
+def _spike_title(kind: str, count: int, window_seconds: int, raid: Mapping[str, Any]) -> str:
+    what = {"follows": "follows", "chat": "chat messages", "bans": "bans"}[kind]
+    prefix = "Suspected follow bots" if kind == "follows" and not raid else "Suspected hate raid"
+    after = (
+        f" after a raid from {raid['raid_from']} ({int(raid['raid_viewers'] or 0):,} viewers)"
+        if raid
+        else ""
+    )
+    return f"{prefix}: {count:,} {what} in {window_seconds} s{after}"
+
+
+def _raid_behind_spike(c: _Cause, viewers: int) -> Change | None:
+    """A raid stored after the spike it brought (deliveries are not ordered): the open
+    spike incident names it, as it would have had the raid been stored first."""
+    rule = c.config["hate_raid"]
+    spike = _unresolved(c.conn, c.company, c.creator, "hate_raid")
+    at = c.event.occurred_at
+    if spike is None or "raid_from" in spike.details:
+        return None
+    if abs(spike.opened_at - at) > timedelta(minutes=rule["raid_lookback_minutes"]):
+        return None
+    raid = {"raid_from": _name(c.event.summary), "raid_viewers": viewers}
+    kind = str(spike.details.get("kind", "follows"))
+    title = _spike_title(
+        kind,
+        int(spike.details.get(f"peak_{kind}", 0)),
+        int(spike.details.get("window_seconds", rule["window_seconds"])),
+        raid,
+    )
+    _link(c.conn, c.company, spike.id, c.seq)
+    row = (
+        c.conn.cursor(row_factory=dict_row)
+        .execute(
+            "UPDATE incidents SET title = %s, details = details || %s, updated_at = now() "  # noqa: S608
+            f"WHERE company_id = %s AND id = %s RETURNING {COLUMNS}",
+            (title, Jsonb(raid), c.company, spike.id),
+        )
+        .fetchone()
+    )
+    assert row is not None
+    return Change(Incident.from_row(row), "updated")
 
 
 # --- detection on a viewer sample (pulse) ------------------------------------------------

@@ -174,6 +174,29 @@ def test_follow_bots_after_a_raid_open_one_incident_that_names_the_raid(
     assert linked is not None and linked["n"] >= 30  # the raid and the follows past the floor
 
 
+def test_a_raid_stored_after_the_spike_it_brought_is_named_in_it(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Cloud Tasks does not keep order: the follows can be stored before the raid."""
+    b = fresh_broadcaster()
+    a = company_watching(conn, b)
+    rec = Recorder()
+    for i in range(40):
+        run(conn, rec, task("channel.follow", b, T0 + timedelta(seconds=2 + i), seed=i))
+    (before,) = rows(conn, a)
+    assert before["title"].startswith("Suspected follow bots: 30 follows")
+    raid = task("channel.raid", b, T0, event={"viewers": 400, "from_broadcaster_user_name": "Zed"})
+    run(conn, rec, raid)
+    run(conn, rec, raid)
+    (after,) = rows(conn, a)
+    assert after["id"] == before["id"]
+    assert after["title"] == (
+        "Suspected hate raid: 40 follows in 60 s after a raid from Zed (400 viewers)"  # the peak
+    )
+    assert after["details"]["raid_viewers"] == 400
+    assert rec.incidents(a)[-1]["title"] == after["title"]  # dashboards see the new title
+
+
 def test_an_everyday_follow_rate_opens_nothing(conn: psycopg.Connection[Any]) -> None:
     b = fresh_broadcaster()
     a = company_watching(conn, b)
