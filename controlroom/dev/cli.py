@@ -172,8 +172,12 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     )
     try:
         body = twitchsim.notification_body(args.type, broadcaster)
+        body["event"].update(_event_fields(args.set or []))
     except KeyError as exc:
         print(f"controlroom: {exc.args[0]}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"controlroom: {exc}", file=sys.stderr)
         return 2
     delivery = twitchsim.sign_delivery(body, secret)
     for attempt in range(1 + args.repeat):
@@ -184,6 +188,17 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         status, _ = twitchsim.post(url, delivery)
         print(f"{args.type} {delivery.message_id} attempt {attempt + 1}: HTTP {status}")
     return 0
+
+
+def _event_fields(pairs: list[str]) -> dict[str, Any]:
+    """`--set viewers=5000 --set from_broadcaster_user_name=Big`: numbers stay numbers."""
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set takes FIELD=VALUE, not {pair!r}")
+        fields[name] = int(value) if value.lstrip("-").isdigit() else value
+    return fields
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -527,6 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     trig.add_argument("--broadcaster", required=True, help="Twitch user id of the creator")
     trig.add_argument("--login", help="the creator's login (for the payload)")
     trig.add_argument("--repeat", type=int, default=0, help="send the same message N more times")
+    trig.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="set a field of the event, e.g. --set viewers=5000 (repeatable)",
+    )
     trig.set_defaults(func=cmd_trigger)
 
     sim = sub.add_parser("simulate", help="send Twitch-like traffic for a while")

@@ -328,10 +328,13 @@ def test_trigger_and_simulate_commands(
     company = watch(cfg, "Simulated", ["8400", "8401"])
     monkeypatch.setenv("WEBHOOK_URL", env["WEBHOOK_URL"])
     monkeypatch.setenv("EVENTSUB_SECRET", env["EVENTSUB_SECRET"])
-    assert cli.main(["trigger", "channel.raid", "--broadcaster", "8400", "--repeat", "2"]) == 0
+    raid = ["trigger", "channel.raid", "--broadcaster", "8400", "--set", "viewers=5000"]
+    assert cli.main([*raid, "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("HTTP 204") == 3
     assert cli.main(["trigger", "no.such.type", "--broadcaster", "8400"]) == 2
+    assert cli.main([*raid, "--set", "novalue"]) == 2
+    assert wait_for(lambda: [e["amount"] for e in stored(cfg, company)] == [5000], timeout=30)
     args = ["simulate", "--rate", "20", "--duration", "2", "--creators", "8400:sim_a,8401:sim_b"]
     assert cli.main([*args, "--duplicates", "0.5"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]
