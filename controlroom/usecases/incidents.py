@@ -722,7 +722,9 @@ def _spike(c: _Cause) -> list[Change | None]:
     if not fired:
         return []
     lookback = timedelta(minutes=rule["raid_lookback_minutes"])
-    raid = _last_raid_in(conn, company, creator, (at - lookback, at))
+    # followed_at and a raid's message timestamp come from different clocks, and a raid
+    # that lands during the first seconds of its spike brought it just the same
+    raid = _last_raid_in(conn, company, creator, (at - lookback, at + window))
     raid_details = {"raid_from": _name(raid), "raid_viewers": raid["amount"]} if raid else {}
     title = _spike_title(kind, recent, rule["window_seconds"], raid_details)
     change = _open(

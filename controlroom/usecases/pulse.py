@@ -105,7 +105,7 @@ def run(
     for company_id, creators in watchers.items():
         samples = [_sample(creator_id, live.get(b)) for creator_id, b in creators]
         try:
-            changes = _store(conn, company_id, samples, now, report)
+            changes = _record(conn, company_id, samples, now, report)
         except Exception as exc:  # one company must not starve the others (logged, traced)
             report.failed.append(str(company_id))
             log.exception(
@@ -141,7 +141,7 @@ def _sample(creator_id: uuid.UUID, stream: dict[str, Any] | None) -> Sample:
     return Sample(creator_id, live=True, viewers=viewers, stream_id=str(stream.get("id") or ""))
 
 
-def _store(
+def _record(
     conn: psycopg.Connection[Any],
     company_id: uuid.UUID,
     samples: list[Sample],

@@ -197,6 +197,22 @@ def test_a_raid_stored_after_the_spike_it_brought_is_named_in_it(
     assert rec.incidents(a)[-1]["title"] == after["title"]  # dashboards see the new title
 
 
+def test_a_raid_a_moment_after_the_first_follows_still_brought_them(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Follows carry followed_at to the second; the raid's message timestamp has microseconds,
+    so the raid can look younger than follows it brought."""
+    b = fresh_broadcaster()
+    a = company_watching(conn, b)
+    rec = Recorder()
+    raid = T0 + timedelta(milliseconds=800)
+    run(conn, rec, task("channel.raid", b, raid, event={"viewers": 120}))
+    for i in range(35):
+        run(conn, rec, task("channel.follow", b, T0, seed=i))
+    (incident,) = rows(conn, a)
+    assert "after a raid" in incident["title"]
+
+
 def test_an_everyday_follow_rate_opens_nothing(conn: psycopg.Connection[Any]) -> None:
     b = fresh_broadcaster()
     a = company_watching(conn, b)

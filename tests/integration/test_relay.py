@@ -438,7 +438,9 @@ def test_a_second_resume_during_a_replay_is_refused_and_nothing_interleaves(
     company, _ = agency(cfg, "relay-double-resume", [])
     producer = Producer(cfg, env["REDIS_URL"], company)
     try:
-        last = producer.store(2000, publish=False)
+        # enough history that the first replay is still running when the second resume
+        # arrives, even on a loaded machine (2,000 once finished first in CI)
+        last = producer.store(20_000, publish=False)
     finally:
         producer.halt()
     feed = client(clients, relays[0])
