@@ -294,15 +294,21 @@ class Relay:
         last_seq = data.get("last_seq") if isinstance(data, dict) else None
         if session is None or not isinstance(last_seq, int) or last_seq < 0:
             return {"ok": False, "error": "resume needs last_seq"}
-        if session.replaying:
-            # two replays at once would interleave their frames: the client waits for `live`
+        if session.replaying or session.resuming:
+            # two replays at once would interleave their frames: the client waits for `live`.
+            # `resuming` is claimed before the rate limit's await, so a second resume handled
+            # meanwhile is refused too (CI saw both accepted when only `replaying` was read).
             return {"ok": False, "error": "a replay is running; resume after live"}
-        if self.limits.resume_subject is not None:  # a replay reads PostgreSQL: per person
-            decision = await self.limits.resume_subject.check(session.subject)
-            if not decision.allowed:
-                log.info("resume refused: rate limited", extra=fields(sid=sid))
-                return {"ok": False, "error": "rate limited", **refusal(decision)}
-        session.replaying, session.held = True, []  # from now on, live events are held
+        session.resuming = True
+        try:
+            if self.limits.resume_subject is not None:  # a replay reads PostgreSQL: per person
+                decision = await self.limits.resume_subject.check(session.subject)
+                if not decision.allowed:
+                    log.info("resume refused: rate limited", extra=fields(sid=sid))
+                    return {"ok": False, "error": "rate limited", **refusal(decision)}
+            session.replaying, session.held = True, []  # from now on, live events are held
+        finally:
+            session.resuming = False
         epoch = data.get("epoch") if isinstance(data.get("epoch"), str) else None
         self.sio.start_background_task(self._catch_up_session, session, last_seq, epoch, False)
         return {"ok": True}

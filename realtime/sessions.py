@@ -22,6 +22,7 @@ class Session:
     # a replay task runs (from connect or a resume): live frames pass this socket by, and
     # only one replay runs at a time
     replaying: bool = True
+    resuming: bool = False  # a resume is being checked (its rate limit awaits Redis)
     cursor: int = 0  # the last seq this socket's ordered path has passed
     held: list[dict[str, Any]] = field(default_factory=list)  # live events met while replaying
     filters: set[str] = field(default_factory=set)

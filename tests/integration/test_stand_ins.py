@@ -138,3 +138,33 @@ def test_tasks_queued_in_the_emulator_survive_its_restart(
     client = cloudtasks.client(endpoints.tasks_emulator_host)
     names = [t.name for t in client.list_tasks(parent=queue)]
     assert name in names  # (the emulator has no DeleteTask; it waits out the session)
+
+
+def test_the_twitch_stand_in_takes_a_client_secret_that_begins_with_a_dash(
+    tmp_path: Any,
+) -> None:
+    """Generated secrets are URL-safe base64, so one in 64 begins with "-"; the stand-in must
+    still start and accept it (CI met one: argparse took it for an option)."""
+    import urllib.parse
+    import urllib.request
+
+    from controlroom.dev.stack.process import free_port
+    from controlroom.dev.stack.twitch import TwitchStandIn
+
+    stand_in = TwitchStandIn(tmp_path, free_port(), "-dash-first-secret")
+    stand_in.start()
+    try:
+        form = urllib.parse.urlencode(
+            {
+                "client_id": stand_in.client_id,
+                "client_secret": "-dash-first-secret",
+                "grant_type": "client_credentials",
+            }
+        ).encode()
+        with urllib.request.urlopen(
+            f"{stand_in.url}/oauth2/token", data=form, timeout=10
+        ) as answer:
+            assert answer.status == 200
+            assert json.loads(answer.read())["access_token"]
+    finally:
+        stand_in.stop()

@@ -42,9 +42,9 @@ class TwitchStandIn(StandIn):
             "controlroom.dev.twitchstub",
             "--port",
             str(self.port),
-            "--client-id",
-            self.client_id,
-            "--client-secret",
-            self.client_secret,
+            # one token each: a generated secret may begin with "-", which argparse would
+            # otherwise read as an option (CI met one)
+            f"--client-id={self.client_id}",
+            f"--client-secret={self.client_secret}",
         ]
         return argv, None
