@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -182,3 +184,16 @@ def sign_in_at_identity_provider(page: Page, who: tuple[str, str, str]) -> None:
     page.locator("#email").fill(email)
     page.locator("#name").fill(name)
     page.get_by_role("button", name="Sign in", exact=True).click()
+
+
+def api(stack: LocalStack, token: str, method: str, path: str, body: Any = None) -> Any:
+    """One call to the stack's REST API as the token's holder; the answer's JSON."""
+    assert stack.endpoints is not None and stack.endpoints.relay_url
+    request = urllib.request.Request(
+        f"{stack.endpoints.relay_url}/api{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read() or b"null")

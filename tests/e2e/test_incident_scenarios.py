@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from controlroom.adapters import db
 from controlroom.dev import twitchsim
 from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, dev_token_sign_in, service_environment
+from tests.e2e.conftest import api as _api
 from tests.integration.conftest import services_stack, stack_env
 
 VISIBLE = 15_000  # ms; the benchmark measures the real figure (p50/p99)
@@ -82,18 +82,6 @@ def _company(
                 (company, user_id, login, login.replace("_", " ").title()),
             )
     return company
-
-
-def _api(stack: LocalStack, token: str, method: str, path: str, body: Any = None) -> Any:
-    assert stack.endpoints is not None and stack.endpoints.relay_url
-    request = urllib.request.Request(
-        f"{stack.endpoints.relay_url}/api{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read() or b"null")
 
 
 class Agency:

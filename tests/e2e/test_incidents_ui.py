@@ -4,13 +4,10 @@ webhook → Cloud Tasks → persist → detection → relay), viewers by the aud
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -20,6 +17,7 @@ from controlroom.adapters import db
 from controlroom.dev import seed, twitchsim
 from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, dev_token_sign_in, send, service_environment
+from tests.e2e.conftest import api as _api
 from tests.integration.conftest import services_stack
 
 LIVE = 15_000  # ms: through the webhook, the queue, persist and the relay
@@ -64,18 +62,6 @@ def _person(
     page.goto(f"{stack.endpoints.relay_url}/#token={stack.keys.token(subject, company, role)}")
     page.get_by_test_id("connection").filter(has_text="live").wait_for(timeout=LIVE)
     return context, page
-
-
-def _api(stack: LocalStack, token: str, method: str, path: str, body: Any = None) -> Any:
-    assert stack.endpoints is not None and stack.endpoints.relay_url
-    request = urllib.request.Request(
-        f"{stack.endpoints.relay_url}/api{path}",
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method=method,
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read() or b"null")
 
 
 def _incident(page: Page, text: str):  # type: ignore[no-untyped-def]
