@@ -1,5 +1,6 @@
--- Analytics for short lookbacks: exact rollups per company x creator x 5-minute bucket,
--- maintained in the transaction that stores the events (a statement trigger over the rows
+-- Analytics for short lookbacks: exact rollups per company x creator x bucket, kept at three
+-- widths (5 minutes, UTC hours, UTC days: a 30-day figure sums days and edge hours and
+-- 5-minute buckets instead of 8,640 buckets per creator), maintained in the transaction that stores the events (a statement trigger over the rows
 -- the INSERT really added, so a redelivery, which adds no row, adds nothing), the audience
 -- pulse's samples rolled up the same way, and the company's time zone for day boundaries.
 -- depends: 0009.incidents
@@ -9,15 +10,17 @@
 ALTER TABLE companies ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC'
     CHECK (length(time_zone) BETWEEN 1 AND 64);
 
--- Every bucket starts on a multiple of 5 minutes since the epoch (UTC). Every modern zone's
--- offset is a multiple of 15 minutes, so hours and days of any zone are whole buckets.
-CREATE FUNCTION analytics_bucket(at timestamptz) RETURNS timestamptz
+-- A bucket of `width` seconds starts on a multiple of it since the epoch (UTC). Every modern
+-- zone's offset is a multiple of 15 minutes, so a company's local hours and days are whole
+-- 5-minute buckets, and whole UTC hours and days where the zone allows.
+CREATE FUNCTION analytics_bucket(at timestamptz, width integer) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$ SELECT date_bin('5 minutes', at, timestamptz '1970-01-01 00:00:00+00') $$;
+AS $$ SELECT date_bin(make_interval(secs => width), at, timestamptz '1970-01-01 00:00:00+00') $$;
 
 CREATE TABLE analytics_buckets (
     company_id         uuid NOT NULL,
     creator_id         uuid NOT NULL,
+    width              integer NOT NULL CHECK (width IN (300, 3600, 86400)),
     bucket             timestamptz NOT NULL,
     events             integer NOT NULL DEFAULT 0,
     follows            integer NOT NULL DEFAULT 0,
@@ -39,7 +42,7 @@ CREATE TABLE analytics_buckets (
     bans               integer NOT NULL DEFAULT 0,
     timeouts           integer NOT NULL DEFAULT 0,
     ad_break_seconds   bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (company_id, bucket, creator_id),
+    PRIMARY KEY (company_id, width, bucket, creator_id),
     FOREIGN KEY (company_id, creator_id) REFERENCES creators (company_id, id) ON DELETE CASCADE
 );
 ALTER TABLE analytics_buckets ENABLE ROW LEVEL SECURITY;
@@ -49,18 +52,19 @@ CREATE POLICY tenant_isolation ON analytics_buckets
     WITH CHECK (company_id = (SELECT app_current_company()));
 GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_buckets TO controlroom_app;
 -- A creator's drill-down reads one creator's buckets in a range.
-CREATE INDEX analytics_buckets_creator ON analytics_buckets (company_id, creator_id, bucket);
+CREATE INDEX analytics_buckets_creator ON analytics_buckets (company_id, creator_id, width, bucket);
 
 -- The pulse's samples, rolled up: average = viewer_sum / samples. Samples are pruned after
 -- 24 hours; these rows stay.
 CREATE TABLE analytics_viewers (
     company_id   uuid NOT NULL,
     creator_id   uuid NOT NULL,
+    width        integer NOT NULL CHECK (width IN (300, 3600, 86400)),
     bucket       timestamptz NOT NULL,
     samples      integer NOT NULL DEFAULT 0,
     viewer_sum   bigint NOT NULL DEFAULT 0,
     viewer_peak  integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (company_id, bucket, creator_id),
+    PRIMARY KEY (company_id, width, bucket, creator_id),
     FOREIGN KEY (company_id, creator_id) REFERENCES creators (company_id, id) ON DELETE CASCADE
 );
 ALTER TABLE analytics_viewers ENABLE ROW LEVEL SECURITY;
@@ -69,7 +73,7 @@ CREATE POLICY tenant_isolation ON analytics_viewers
     USING (company_id = (SELECT app_current_company()))
     WITH CHECK (company_id = (SELECT app_current_company()));
 GRANT SELECT, INSERT, UPDATE, DELETE ON analytics_viewers TO controlroom_app;
-CREATE INDEX analytics_viewers_creator ON analytics_viewers (company_id, creator_id, bucket);
+CREATE INDEX analytics_viewers_creator ON analytics_viewers (company_id, creator_id, width, bucket);
 
 -- The one definition of every counted metric, as the text of a query over any relation of
 -- event rows (`source`): the trigger runs it over the rows an INSERT added, the rebuild and
@@ -79,7 +83,7 @@ CREATE FUNCTION analytics_select(source text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $f$ SELECT format($q$
     SELECT
-        e.company_id, e.creator_id, analytics_bucket(e.occurred_at) AS bucket,
+        e.company_id, e.creator_id, w.width, analytics_bucket(e.occurred_at, w.width),
         count(*)::integer,
         count(*) FILTER (WHERE e.type = 'channel.follow')::integer,
         count(*) FILTER (WHERE e.type = 'channel.subscribe' AND e.outcome IS DISTINCT FROM 'gift'
@@ -104,15 +108,15 @@ AS $f$ SELECT format($q$
         count(*) FILTER (WHERE e.type = 'channel.ban' AND e.outcome = 'permanent')::integer,
         count(*) FILTER (WHERE e.type = 'channel.ban' AND e.outcome = 'timeout')::integer,
         coalesce(sum(greatest(e.duration_seconds, 0)) FILTER (WHERE e.type = 'channel.ad_break.begin'), 0)::bigint
-    FROM %s AS e
+    FROM %s AS e CROSS JOIN (VALUES (300), (3600), (86400)) AS w (width)
     WHERE e.creator_id IS NOT NULL
-    GROUP BY 1, 2, 3 $q$, source) $f$;
+    GROUP BY 1, 2, 3, 4 $q$, source) $f$;
 
 -- Adds counted rows into the rollups (the trigger's half; rebuild inserts into emptied rows).
 CREATE FUNCTION analytics_merge_sql(source text) RETURNS text
 LANGUAGE sql IMMUTABLE
 AS $f$ SELECT 'INSERT INTO analytics_buckets AS b ' || analytics_select(source) || $q$
-    ON CONFLICT (company_id, bucket, creator_id) DO UPDATE SET
+    ON CONFLICT (company_id, width, bucket, creator_id) DO UPDATE SET
         events = b.events + EXCLUDED.events,
         follows = b.follows + EXCLUDED.follows,
         subs_tier1 = b.subs_tier1 + EXCLUDED.subs_tier1,
@@ -166,6 +170,10 @@ AS $$
 DECLARE
     written bigint;
 BEGIN
+    -- whole UTC days only: an hour or day row outside the range would be half rebuilt
+    IF since <> analytics_bucket(since, 86400) OR until <> analytics_bucket(until, 86400) THEN
+        RAISE EXCEPTION 'analytics_rebuild takes whole UTC days';
+    END IF;
     DELETE FROM analytics_buckets
         WHERE company_id = app_current_company() AND bucket >= since AND bucket < until;
     EXECUTE analytics_merge_sql(format(
@@ -187,12 +195,14 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, public
 AS $$
 BEGIN
-    INSERT INTO analytics_viewers AS v (company_id, creator_id, bucket, samples, viewer_sum, viewer_peak)
-    SELECT s.company_id, s.creator_id, analytics_bucket(s.sampled_at),
+    INSERT INTO analytics_viewers AS v
+        (company_id, creator_id, width, bucket, samples, viewer_sum, viewer_peak)
+    SELECT s.company_id, s.creator_id, w.width, analytics_bucket(s.sampled_at, w.width),
            count(*), sum(s.viewers), max(s.viewers)
-    FROM fresh s WHERE s.live
-    GROUP BY 1, 2, 3
-    ON CONFLICT (company_id, bucket, creator_id) DO UPDATE SET
+    FROM fresh s CROSS JOIN (VALUES (300), (3600), (86400)) AS w (width)
+    WHERE s.live
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (company_id, width, bucket, creator_id) DO UPDATE SET
         samples = v.samples + EXCLUDED.samples,
         viewer_sum = v.viewer_sum + EXCLUDED.viewer_sum,
         viewer_peak = greatest(v.viewer_peak, EXCLUDED.viewer_peak);
