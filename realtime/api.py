@@ -21,8 +21,8 @@ from controlroom.adapters import helix
 from controlroom.adapters.tokens import TokenVerifier
 from controlroom.usecases import incidents as incident_usecases
 from controlroom.usecases.invitations import Mailer
+from realtime import analytics, incidents, invitations, platform, routes
 from realtime import consent as creator_consent
-from realtime import incidents, invitations, platform, routes
 from realtime.middleware import MAX_BODY_BYTES, BodyLimit
 from realtime.routes import Bucket, ReadyCheck
 from realtime.schemas import error_response
@@ -95,6 +95,7 @@ def build_api(
     api.include_router(routes.router)
     api.include_router(invitations.router)
     api.include_router(incidents.router)
+    api.include_router(analytics.router)
     api.include_router(platform.router)
     api.include_router(creator_consent.router)
     api.include_router(creator_consent.pages)

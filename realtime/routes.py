@@ -182,6 +182,7 @@ async def _company_out(
         name=company["name"],
         slug=company["slug"],
         branding=Branding(**{**company["branding"], "logo_url": logo}),
+        time_zone=company["time_zone"],
     )
 
 
@@ -219,6 +220,7 @@ async def patch_company(body: CompanyPatch, conn: Conn, who: Who, logos: Logos) 
         name=body.name,
         primary_color=body.primary_color,
         accent_color=body.accent_color,
+        time_zone=body.time_zone,
     )
     return await _company_out(conn, who, logos)
 

@@ -57,6 +57,7 @@ class CompanyOut(BaseModel):
     name: str
     slug: str
     branding: Branding
+    time_zone: str = "UTC"
 
 
 class MeOut(BaseModel):
@@ -70,6 +71,19 @@ class CompanyPatch(Strict):
     name: str | None = Field(None, min_length=1, max_length=200)
     primary_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
     accent_color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+    time_zone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        examples=["Europe/Berlin"],
+        description="IANA zone: where the company's analytics days and hours begin",
+    )
+
+    @model_validator(mode="after")
+    def _known_time_zone(self) -> CompanyPatch:
+        if self.time_zone is not None:
+            _zone(self.time_zone)
+        return self
 
 
 class LogoUploadIn(Strict):
@@ -424,3 +438,55 @@ class ViewersOut(BaseModel):
     minutes: int
     # creator id -> [[epoch seconds, viewers or null while offline], ...], oldest first
     creators: dict[str, list[Annotated[list[int | None], Field(min_length=2, max_length=2)]]]
+
+
+# --- analytics -----------------------------------------------------------------------------
+class MetricValue(BaseModel):
+    value: float | None = Field(description="over the range; null: no audience sample")
+    previous: float | None = Field(description="over the previous range of the same length")
+
+
+class _AnalyticsRange(BaseModel):
+    start: datetime
+    end: datetime
+    time_zone: str = Field(description="the company's zone: local hours and days")
+
+
+class AnalyticsSummary(_AnalyticsRange):
+    previous_start: datetime
+    previous_end: datetime
+    creator_id: str | None
+    metrics: dict[str, MetricValue]
+
+
+class AnalyticsSeries(_AnalyticsRange):
+    interval: Literal["5m", "1h", "1d"]
+    creator_id: str | None
+    buckets: list[datetime] = Field(description="the start of every bucket, oldest first")
+    series: dict[str, list[float | None]] = Field(
+        description="per metric, one value per bucket: 0 where nothing was counted, "
+        "null where the audience pulse took no sample"
+    )
+
+
+class LeaderboardRow(BaseModel):
+    rank: int
+    creator_id: str
+    display_name: str
+    twitch_login: str
+    value: float | None
+    previous: float | None
+
+
+class AnalyticsLeaderboard(_AnalyticsRange):
+    metric: str
+    previous_start: datetime
+    previous_end: datetime
+    rows: list[LeaderboardRow]
+
+
+class MetricOut(BaseModel):
+    name: str
+    label: str
+    kind: Literal["sum", "max", "avg"]
+    unit: str

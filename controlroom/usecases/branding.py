@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters.db import tenant_transaction_async
+from controlroom.core import analytics
 from controlroom.core.roles import Caller
 from controlroom.errors import (
     ForbiddenError,
@@ -45,7 +46,7 @@ def branding_prefix(company: uuid.UUID) -> str:
 
 async def get_company(conn: psycopg.AsyncConnection[Any], caller: Caller) -> dict[str, Any]:
     async with tenant_transaction_async(conn, caller.company):
-        cur = await conn.execute("SELECT id, name, slug, branding FROM companies")
+        cur = await conn.execute("SELECT id, name, slug, branding, time_zone FROM companies")
         row = await cur.fetchone()
     if row is None:
         raise NotFoundError("no such company")
@@ -60,15 +61,18 @@ async def update_company(
     primary_color: str | None = None,
     accent_color: str | None = None,
     logo_key: str | None = None,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
     caller.require("admin")
+    if time_zone is not None:
+        analytics.zone(time_zone)  # an unknown zone is a clear 422, not a broken report
     for color in (primary_color, accent_color):
         if color is not None and not COLOR.fullmatch(color):
             raise InvalidError("colours are #rrggbb")
     if name is not None and not (1 <= len(name.strip()) <= 200):
         raise InvalidError("name must be 1-200 characters")
     async with tenant_transaction_async(conn, caller.company):
-        cur = await conn.execute("SELECT name, branding FROM companies FOR UPDATE")
+        cur = await conn.execute("SELECT name, branding, time_zone FROM companies FOR UPDATE")
         before = await cur.fetchone()
         if before is None:
             raise NotFoundError("no such company")
@@ -81,9 +85,10 @@ async def update_company(
             if value is not None:
                 branding[key] = value
         new_name = name.strip() if name is not None else before["name"]
+        zone = time_zone if time_zone is not None else before["time_zone"]
         await conn.execute(
-            "UPDATE companies SET name = %s, branding = %s, updated_at = now()",
-            (new_name, Jsonb(branding)),
+            "UPDATE companies SET name = %s, branding = %s, time_zone = %s, updated_at = now()",
+            (new_name, Jsonb(branding), zone),
         )
         await audit.record_async(
             conn,
@@ -93,7 +98,7 @@ async def update_company(
             target_type="company",
             target_id=str(caller.company),
             before=before,
-            after={"name": new_name, "branding": branding},
+            after={"name": new_name, "branding": branding, "time_zone": zone},
         )
     return await get_company(conn, caller)
 

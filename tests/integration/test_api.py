@@ -123,6 +123,8 @@ class Api:
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
                 text = response.read()
+                if response.headers.get_content_type() == "text/csv":
+                    return response.status, text.decode()
                 return response.status, json.loads(text) if text else None
         except urllib.error.HTTPError as exc:
             text = exc.read()

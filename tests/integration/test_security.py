@@ -430,6 +430,28 @@ def _probes(
             (f"{channel}/deliveries?limit=200", None)
         ],
         ("get", "/api/viewers"): [("/api/viewers?minutes=1440", None)],
+        # analytics: B's creator is not found; A's own figures never hold B's events
+        ("get", "/api/analytics/metrics"): [("/api/analytics/metrics", None)],
+        ("get", "/api/analytics/summary"): [
+            ("/api/analytics/summary?period=30d", None),
+            (f"/api/analytics/summary?period=24h&creator_id={creator}", None),
+        ],
+        ("get", "/api/analytics/series"): [
+            ("/api/analytics/series?period=7d&metric=follows&metric=live_minutes", None),
+            (f"/api/analytics/series?period=24h&metric=follows&creator_id={creator}", None),
+        ],
+        ("get", "/api/analytics/leaderboard"): [
+            ("/api/analytics/leaderboard?period=30d&metric=follows&limit=200", None)
+        ],
+        ("get", "/api/analytics/summary.csv"): [
+            (f"/api/analytics/summary.csv?period=24h&creator_id={creator}", None)
+        ],
+        ("get", "/api/analytics/series.csv"): [
+            (f"/api/analytics/series.csv?period=24h&metric=bits&creator_id={creator}", None)
+        ],
+        ("get", "/api/analytics/leaderboard.csv"): [
+            ("/api/analytics/leaderboard.csv?period=30d&metric=chat_messages", None)
+        ],
     }
 
 
