@@ -12,7 +12,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -487,6 +487,80 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def _analytics_args(args: argparse.Namespace) -> tuple[uuid.UUID, datetime, datetime | None]:
+    try:
+        company = uuid.UUID(args.company)
+    except ValueError:
+        raise errors.InvalidError(
+            "the company must be a UUID (see `controlroom company list`)"
+        ) from None
+    try:
+        since = datetime.combine(date.fromisoformat(args.since), time(), UTC)
+        until = (
+            datetime.combine(date.fromisoformat(args.until), time(), UTC) if args.until else None
+        )
+    except ValueError:
+        raise errors.InvalidError("--since and --until are dates: YYYY-MM-DD (UTC days)") from None
+    if until is not None and until <= since:
+        raise errors.InvalidError("--until must be after --since")
+    return company, since, until
+
+
+def cmd_analytics_rebuild(args: argparse.Namespace) -> int:
+    """Recount a company's rollups from its stored events, one UTC day at a time."""
+    from controlroom.usecases import analytics
+
+    company, since, until = _analytics_args(args)
+    with db.connect(autocommit=True) as conn:
+        done = analytics.rebuild(
+            conn, company, since, until, progress=lambda line: print(f"  {line}", flush=True)
+        )
+    skipped = (
+        f", {len(done.skipped_days)} pruned day(s) kept as they were" if done.skipped_days else ""
+    )
+    print(f"rebuilt {done.days} day(s): {done.rows} rollup rows{skipped}")
+    return 0
+
+
+def cmd_analytics_check(args: argparse.Namespace) -> int:
+    """Compare a company's rollups with a recount of its events; exit 1 on any difference."""
+    from controlroom.usecases import analytics
+
+    company, since, until = _analytics_args(args)
+    with db.connect(autocommit=True) as conn:
+        found = analytics.check(
+            conn, company, since, until, progress=lambda line: print(f"  {line}", flush=True)
+        )
+    for m in found[:50]:
+        print(
+            f"  {m.bucket:%Y-%m-%d %H:%M} width {m.width}s creator {m.creator_id} {m.column}: "
+            f"stored {m.stored}, recounted {m.recounted}"
+        )
+    if found:
+        more = " (first 50 shown)" if len(found) > 50 else ""
+        print(
+            f"rollups DIFFER from the events in {len(found)} place(s){more}: "
+            "`controlroom analytics rebuild` with the same days repairs them"
+        )
+        return 1
+    print("rollups equal a recount of the events")
+    return 0
+
+
+def _add_analytics_commands(sub: Any) -> None:
+    ana = sub.add_parser("analytics", help="analytics rollups: rebuild, check")
+    anasub = ana.add_subparsers(dest="analytics_command", required=True)
+    for name, func, text in (
+        ("rebuild", cmd_analytics_rebuild, "recount rollups from the stored events"),
+        ("check", cmd_analytics_check, "compare rollups with a recount (exit 1 on a difference)"),
+    ):
+        one = anasub.add_parser(name, help=text)
+        one.add_argument("--company", required=True, help="company id (UUID)")
+        one.add_argument("--since", required=True, help="first UTC day, YYYY-MM-DD")
+        one.add_argument("--until", help="day after the last, YYYY-MM-DD (default: through today)")
+        one.set_defaults(func=func)
+
+
 def _add_tenancy_commands(sub: Any) -> None:
     comp = sub.add_parser("company", help="companies: create, list, suspend, delete ...")
     compsub = comp.add_subparsers(dest="company_command", required=True)
@@ -578,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("archive", help="export closed days to S3 now").set_defaults(func=cmd_archive)
 
     _add_tenancy_commands(sub)
+    _add_analytics_commands(sub)
 
     aud = sub.add_parser("audit", help="audit trail")
     audsub = aud.add_subparsers(dest="audit_command", required=True)

@@ -381,7 +381,8 @@ class Mismatch:
 
 def _days(since: datetime, until: datetime | None) -> list[datetime]:
     first = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    last = until or (datetime.now(UTC) + timedelta(days=1))
+    today = datetime.now(UTC).date()
+    last = until or datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
     out, day = [], first
     while day < last:
         out.append(day)

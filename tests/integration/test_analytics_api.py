@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from controlroom import settings
 from controlroom.adapters import db, eventstore
+from controlroom.dev import cli
 from controlroom.dev.stack import LocalStack
 from tests.integration.conftest import services_stack
 from tests.integration.tenant_data import sample_event
@@ -196,3 +198,38 @@ def test_another_company_creator_is_not_found(
         status, answer = Api(stack, a, "owner")("GET", path)
         assert status == 404, (path, answer)
         assert str(b.creators[0]) not in str(answer)
+
+
+def test_check_finds_a_corrupted_rollup_and_rebuild_repairs_it(
+    stack: LocalStack,
+    cfg: settings.DatabaseSettings,
+    agencies: tuple[Agency, Agency],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a, _ = agencies
+    assert stack.endpoints is not None
+    for key, value in stack.endpoints.env().items():
+        monkeypatch.setenv(key, value)
+    store(cfg, a, [(0, "channel.chat.message", 3, {}) for _ in range(4)])
+    since = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    args = ["--company", str(a.company), "--since", since]
+    assert cli.main(["analytics", "check", *args]) == 0
+    assert "equal a recount" in capsys.readouterr().out
+    url = stack.endpoints.admin_url.rsplit("/", 1)[0] + "/controlroom"
+    with psycopg.connect(url, autocommit=True) as su:
+        su.execute(
+            "UPDATE analytics_buckets SET chat_messages = chat_messages + 7 "
+            "WHERE company_id = %s AND width = 3600 AND chat_messages > 0",
+            (a.company,),
+        )
+    assert cli.main(["analytics", "check", *args]) == 1
+    out = capsys.readouterr().out
+    assert "width 3600s" in out and "chat_messages: stored 11, recounted 4" in out
+    assert cli.main(["analytics", "rebuild", *args]) == 0
+    assert "rebuilt 3 day(s)" in capsys.readouterr().out
+    assert cli.main(["analytics", "check", *args]) == 0
+    status, summary = Api(stack, a, "viewer")("GET", "/api/analytics/summary?period=24h")
+    assert (status, summary["metrics"]["chat_messages"]["value"]) == (200, 4)
+    assert cli.main(["analytics", "check", "--company", "acme", "--since", since]) == 1
+    assert "must be a UUID" in capsys.readouterr().err
