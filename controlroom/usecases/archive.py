@@ -439,9 +439,15 @@ def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Non
     conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
 
+# what the prune leaves in PostgreSQL: the stream lifecycle, from which live time is computed
+KEPT_HOT = ["stream.online", "stream.offline"]
+
+
 def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
     """Delete the hot rows that verified manifests of days before `before` cover, by seq;
-    returns (days, rows). A row of such a day that no manifest covers yet stays."""
+    returns (days, rows). A row of such a day that no manifest covers yet stays, and so do a
+    creator's stream.online and stream.offline rows (a handful a day): analytics computes
+    time live from them, for any range (docs/analytics.md)."""
     with tenant_transaction(conn, company):
         days = conn.execute(
             "SELECT day, covered_seq FROM archive_manifests WHERE verified_at IS NOT NULL "
@@ -453,8 +459,8 @@ def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
             start = datetime(d["day"].year, d["day"].month, d["day"].day, tzinfo=UTC)
             deleted += conn.execute(
                 "DELETE FROM events WHERE company_id = %s AND occurred_at >= %s "
-                "AND occurred_at < %s AND seq <= %s",
-                (company, start, start + timedelta(days=1), d["covered_seq"]),
+                "AND occurred_at < %s AND seq <= %s AND type <> ALL(%s)",
+                (company, start, start + timedelta(days=1), d["covered_seq"], KEPT_HOT),
             ).rowcount
         if days:
             conn.execute(

@@ -233,6 +233,39 @@ def test_prune_deletes_exactly_the_verified_expired_days(
     assert len(rows_of(db_settings, company, DAY2)) == 6  # exported, but not yet 30 days old
 
 
+def test_prune_keeps_the_stream_lifecycle_that_live_time_is_computed_from(
+    db_settings: settings.DatabaseSettings, bucket: tuple[Any, str]
+) -> None:
+    company = company_with_events(db_settings, 3)
+    at = datetime(DAY1.year, DAY1.month, DAY1.day, 5, tzinfo=UTC)
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        eventstore.append(
+            conn,
+            company,
+            [
+                sample_event("online-1", "1", None, type="stream.online", occurred_at=at),
+                sample_event(
+                    "offline-1",
+                    "1",
+                    None,
+                    type="stream.offline",
+                    occurred_at=at + timedelta(hours=2),
+                ),
+            ],
+        )
+    client, name = bucket
+    with db.connect(db_settings, autocommit=True) as conn:
+        archive.export_day(conn, client, name, company, DAY1)
+        assert archive.prune(conn, company, TODAY) == (1, 3)
+    assert sorted(r["type"] for r in rows_of(db_settings, company, DAY1)) == [
+        "stream.offline",
+        "stream.online",
+    ]
+    # kept rows are covered already: the next run exports nothing more for the day
+    summary = run(db_settings, bucket, retention_days=30)
+    assert DAY1 not in {r.day for r in summary.exported if r.company_id == company}
+
+
 def test_s3_down_fails_the_day_cleanly_and_the_next_run_completes(
     db_settings: settings.DatabaseSettings, bucket: tuple[Any, str]
 ) -> None:
