@@ -16,8 +16,10 @@ from controlroom.errors import InvalidError
 BERLIN = "Europe/Berlin"
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_a_period_ends_with_the_current_bucket_and_the_previous_one_touches_it() -> None:
