@@ -21,12 +21,18 @@ function Settings({ auth, me, onChanged }: { auth: Credentials; me: Me; onChange
   const [name, setName] = useState(me.company.name);
   const [primary, setPrimary] = useState(b.primary_color ?? "#3b3b98");
   const [accent, setAccent] = useState(b.accent_color ?? "#16a085");
+  const [zone, setZone] = useState(me.company.time_zone ?? "UTC");
   const [message, setMessage] = useState("");
   async function save(e: React.FormEvent) {
     e.preventDefault();
-    await api(auth, "PATCH", "/company", { name, primary_color: primary, accent_color: accent } satisfies CompanyPatch);
-    setMessage("Saved");
-    onChanged();
+    try {
+      await api(auth, "PATCH", "/company",
+        { name, primary_color: primary, accent_color: accent, time_zone: zone } satisfies CompanyPatch);
+      setMessage("Saved");
+      onChanged();
+    } catch (err) {
+      setMessage(err instanceof ApiError ? err.message : "saving failed");
+    }
   }
   async function upload(file: File) {
     try {
@@ -48,6 +54,13 @@ function Settings({ auth, me, onChanged }: { auth: Credentials; me: Me; onChange
         <label>Company name <input value={name} onChange={(e) => setName(e.target.value)} data-testid="brand-name" /></label>
         <label>Primary colour <input type="color" value={primary} onChange={(e) => setPrimary(e.target.value)} data-testid="brand-primary" /></label>
         <label>Accent colour <input type="color" value={accent} onChange={(e) => setAccent(e.target.value)} /></label>
+        <label>Time zone (where analytics days and hours begin)
+          <input list="time-zones" value={zone} onChange={(e) => setZone(e.target.value)} data-testid="brand-zone"
+            autoComplete="off" spellCheck={false} />
+          <datalist id="time-zones">
+            {Intl.supportedValuesOf("timeZone").map((z) => <option key={z} value={z} />)}
+          </datalist>
+        </label>
         <label>Logo (PNG, JPEG or WebP, up to 1 MiB)
           <input type="file" accept="image/png,image/jpeg,image/webp" data-testid="brand-logo"
             onChange={(e) => { const f = e.target.files?.[0]; if (f) void upload(f); }} />
