@@ -138,15 +138,23 @@ AS $f$ SELECT 'INSERT INTO analytics_buckets AS b ' || analytics_select(source) 
         timeouts = b.timeouts + EXCLUDED.timeouts,
         ad_break_seconds = b.ad_break_seconds + EXCLUDED.ad_break_seconds $q$ $f$;
 
-CREATE FUNCTION analytics_add_events() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, public
-AS $$
+-- The trigger's body is that text, written in as static SQL when this migration runs: one
+-- definition still, and PL/pgSQL keeps the statement's plan instead of planning it anew on
+-- every INSERT (persist stores one event per transaction).
+DO $do$
 BEGIN
-    EXECUTE analytics_merge_sql('fresh');
-    RETURN NULL;
+    EXECUTE format($fn$
+        CREATE FUNCTION analytics_add_events() RETURNS trigger
+        LANGUAGE plpgsql
+        SET search_path = pg_catalog, public
+        AS $body$
+        BEGIN
+            %s;
+            RETURN NULL;
+        END
+        $body$ $fn$, analytics_merge_sql('fresh'));
 END
-$$;
+$do$;
 
 -- A company's recount of [since, until) from its stored events (RLS picks the company).
 CREATE FUNCTION analytics_recount(since timestamptz, until timestamptz)
