@@ -5,6 +5,7 @@ import { LiveFeed } from "./livefeed";
 import { Wall } from "./Wall";
 import { Feed } from "./Feed";
 import { Admin } from "./Admin";
+import { Analytics, analyticsInHash } from "./Analytics";
 import type { AlertPrefs } from "./alerting";
 import { loadPrefs, notify, savePrefs, tone } from "./alerting";
 import { IncidentDrawer, IncidentPanel } from "./Incidents";
@@ -174,7 +175,7 @@ export function App() {
   }
 }
 
-type Page = "wall" | "feed" | "admin";
+type Page = "wall" | "feed" | "analytics" | "admin";
 
 // a 403 for a role is an answer, not a lost session; a suspended company's is
 function isLost(e: unknown): e is ApiError {
@@ -192,7 +193,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   const [creators, setCreators] = useState<Map<string, CreatorState>>(new Map());
   const [events, setEvents] = useState<FeedEvent[]>([]);
   const [connection, setConnection] = useState<Connection>("connecting");
-  const [page, setPage] = useState<Page>("wall");
+  const [page, setPage] = useState<Page>(() => (analyticsInHash() ? "analytics" : "wall"));
   const [announcement, setAnnouncement] = useState("");
   const feed = useRef<LiveFeed | null>(null);
   const lastRescue = useRef(0);
@@ -321,7 +322,10 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
     if (incidentInHash()) history.replaceState(null, "", window.location.pathname + window.location.search);
   }, []);
   useEffect(() => {
-    const follow = () => { const id = incidentInHash(); if (id) { setPage("wall"); setOpenIncident(id); } };
+    const follow = () => {
+      const id = incidentInHash();
+      if (id) { setPage("wall"); setOpenIncident(id); } else if (analyticsInHash()) setPage("analytics");
+    };
     window.addEventListener("hashchange", follow);
     return () => window.removeEventListener("hashchange", follow);
   }, []);
@@ -409,6 +413,12 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   }, [session, lost, loadHistory, loadMe, loadRoster, loadIncidents, loadViewers, applyIncident, openIncidentDrawer]);
 
   const changed = useCallback(() => { void loadMe(); void loadRoster(); }, [loadMe, loadRoster]);
+  // the analytics page has an address of its own (#/analytics[/<creator>]); the others do not
+  const goTo = useCallback((p: Page) => {
+    setPage(p);
+    if (p === "analytics") { if (!analyticsInHash()) window.location.hash = "/analytics"; }
+    else if (analyticsInHash()) history.replaceState(null, "", window.location.pathname + window.location.search);
+  }, []);
   const branding = me?.company.branding;
   const style = useMemo(() => {
     const primary = branding?.primary_color ?? "#3b3b98";
@@ -450,8 +460,8 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
           </label>
         )}
         <nav aria-label="Pages">
-          {(["wall", "feed", ...(me && atLeast(me.role, "admin") ? ["admin"] : [])] as Page[]).map((p) => (
-            <button key={p} aria-current={page === p} onClick={() => setPage(p)} data-testid={`nav-${p}`}>
+          {(["wall", "feed", "analytics", ...(me && atLeast(me.role, "admin") ? ["admin"] : [])] as Page[]).map((p) => (
+            <button key={p} aria-current={page === p} onClick={() => goTo(p)} data-testid={`nav-${p}`}>
               {p === "admin" ? "Settings & admin" : p[0].toUpperCase() + p.slice(1)}
             </button>
           ))}
@@ -480,6 +490,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
         </div>
       )}
       {page === "feed" && <Feed auth={session} events={events} creators={creators} />}
+      {page === "analytics" && <Analytics auth={session} creators={creators} lastSeq={events.length ? events[events.length - 1].seq : null} />}
       {page === "admin" && me && <Admin auth={session} me={me} onChanged={changed} />}
     </div>
   );
