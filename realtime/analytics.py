@@ -25,6 +25,7 @@ from realtime.schemas import (
     AnalyticsSeries,
     AnalyticsSummary,
     ErrorOut,
+    MetricName,
     MetricOut,
 )
 
@@ -33,7 +34,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(prefix="/api/analytics", tags=["analytics"], responses=_ERRORS)
 
-_METRIC = r"^[a-z0-9_]{1,40}$"
 _BOUND = r"^[0-9T:+\-.Z]{10,40}$"
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "CSV, one header row"}
@@ -46,8 +46,8 @@ From = Annotated[
 ]
 To = Annotated[str | None, Query(alias="to", pattern=_BOUND)]
 Interval = Annotated[Literal["5m", "1h", "1d"] | None, Query(description="default by range")]
-Metrics = Annotated[list[str], Query(alias="metric", max_length=8)]
-Metric = Annotated[str, Query(pattern=_METRIC)]
+Metrics = Annotated[list[MetricName], Query(alias="metric", max_length=8)]
+Metric = Annotated[MetricName, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 

@@ -441,6 +441,35 @@ class ViewersOut(BaseModel):
 
 
 # --- analytics -----------------------------------------------------------------------------
+# controlroom.core.analytics.METRICS, spelled out so OpenAPI lists them (a unit test keeps the
+# two equal)
+MetricName = Literal[
+    "live_minutes",
+    "viewers_peak",
+    "viewers_avg",
+    "follows",
+    "subs",
+    "subs_tier1",
+    "subs_tier2",
+    "subs_tier3",
+    "resubs",
+    "gifted_subs",
+    "bits",
+    "raids_in",
+    "raids_in_viewers",
+    "raids_out",
+    "raids_out_viewers",
+    "hype_trains",
+    "hype_train_level",
+    "polls",
+    "predictions",
+    "chat_messages",
+    "bans",
+    "timeouts",
+    "ad_break_minutes",
+]
+
+
 class MetricValue(BaseModel):
     value: float | None = Field(description="over the range; null: no audience sample")
     previous: float | None = Field(description="over the previous range of the same length")
@@ -479,14 +508,14 @@ class LeaderboardRow(BaseModel):
 
 
 class AnalyticsLeaderboard(_AnalyticsRange):
-    metric: str
+    metric: MetricName
     previous_start: datetime
     previous_end: datetime
     rows: list[LeaderboardRow]
 
 
 class MetricOut(BaseModel):
-    name: str
+    name: MetricName
     label: str
     kind: Literal["sum", "max", "avg"]
     unit: str

@@ -786,8 +786,11 @@ export interface components {
              * Format: date-time
              */
             end: string;
-            /** Metric */
-            metric: string;
+            /**
+             * Metric
+             * @enum {string}
+             */
+            metric: "live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes";
             /**
              * Previous End
              * Format: date-time
@@ -1555,8 +1558,11 @@ export interface components {
             kind: "sum" | "max" | "avg";
             /** Label */
             label: string;
-            /** Name */
-            name: string;
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes";
             /** Unit */
             unit: string;
         };
@@ -1765,7 +1771,7 @@ export interface operations {
                 /** @description YYYY-MM-DD (local) or ISO date-time */
                 from?: string | null;
                 limit?: number;
-                metric?: string;
+                metric?: "live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes";
                 /** @description ends now */
                 period?: ("24h" | "7d" | "30d") | null;
                 to?: string | null;
@@ -1847,7 +1853,7 @@ export interface operations {
                 /** @description YYYY-MM-DD (local) or ISO date-time */
                 from?: string | null;
                 limit?: number;
-                metric?: string;
+                metric?: "live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes";
                 /** @description ends now */
                 period?: ("24h" | "7d" | "30d") | null;
                 to?: string | null;
@@ -2005,7 +2011,7 @@ export interface operations {
                 from?: string | null;
                 /** @description default by range */
                 interval?: ("5m" | "1h" | "1d") | null;
-                metric: string[];
+                metric: ("live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes")[];
                 /** @description ends now */
                 period?: ("24h" | "7d" | "30d") | null;
                 to?: string | null;
@@ -2089,7 +2095,7 @@ export interface operations {
                 from?: string | null;
                 /** @description default by range */
                 interval?: ("5m" | "1h" | "1d") | null;
-                metric: string[];
+                metric: ("live_minutes" | "viewers_peak" | "viewers_avg" | "follows" | "subs" | "subs_tier1" | "subs_tier2" | "subs_tier3" | "resubs" | "gifted_subs" | "bits" | "raids_in" | "raids_in_viewers" | "raids_out" | "raids_out_viewers" | "hype_trains" | "hype_train_level" | "polls" | "predictions" | "chat_messages" | "bans" | "timeouts" | "ad_break_minutes")[];
                 /** @description ends now */
                 period?: ("24h" | "7d" | "30d") | null;
                 to?: string | null;

@@ -143,3 +143,11 @@ def test_a_session_runs_to_the_next_stream_event_or_now() -> None:
         ("c2", 11, timedelta(minutes=30)),
     ]
     assert a.overlap_seconds(sessions[0], utc(2026, 1, 1, 8, 30), utc(2026, 1, 1, 10)) == 1800
+
+
+def test_the_api_lists_exactly_the_metrics_the_core_defines() -> None:
+    from typing import get_args
+
+    from realtime.schemas import MetricName
+
+    assert list(get_args(MetricName)) == a.ORDER
