@@ -6,22 +6,16 @@ import "uplot/dist/uPlot.min.css";
 import "./analytics.css";
 import type { Credentials } from "./api";
 import { api, ApiError, errorText } from "./api";
+import type { components } from "./schema";
 import type { CreatorState } from "./types";
 
-// --- the API's answers (GET /api/analytics/...) ------------------------------------------------
-interface Figure { value: number | null; previous: number | null }
-interface SummaryOut {
-  start: string; end: string; previous_start: string; previous_end: string; time_zone: string;
-  creator_id: string | null; metrics: Record<string, Figure>;
-}
-interface SeriesOut {
-  start: string; end: string; time_zone: string; interval: Interval; creator_id: string | null;
-  buckets: string[]; series: Record<string, (number | null)[]>;
-}
-interface LeaderRow { rank: number; creator_id: string; display_name: string; twitch_login: string; value: number | null; previous: number | null }
-interface LeaderboardOut {
-  metric: string; start: string; end: string; previous_start: string; previous_end: string; time_zone: string; rows: LeaderRow[];
-}
+// --- the API's answers (GET /api/analytics/...), named from the generated OpenAPI types ---------
+type Schemas = components["schemas"];
+type Figure = Schemas["MetricValue"];
+type SummaryOut = Schemas["AnalyticsSummary"];
+type SeriesOut = Schemas["AnalyticsSeries"];
+type LeaderboardOut = Schemas["AnalyticsLeaderboard"];
+type Interval = SeriesOut["interval"];
 
 // --- what the page knows about each metric ------------------------------------------------------
 type Kind = "sum" | "max" | "avg";
@@ -63,7 +57,6 @@ type PeriodKind = "24h" | "7d" | "30d" | "custom";
 const PERIODS: { kind: PeriodKind; label: string }[] = [
   { kind: "24h", label: "24 hours" }, { kind: "7d", label: "7 days" }, { kind: "30d", label: "30 days" }, { kind: "custom", label: "Custom" },
 ];
-type Interval = "5m" | "1h" | "1d";
 const INTERVALS: { value: Interval; label: string; per: string; seconds: number }[] = [
   { value: "5m", label: "5 minutes", per: "per 5 minutes", seconds: 300 },
   { value: "1h", label: "Hourly", per: "per hour", seconds: 3600 },
@@ -236,6 +229,13 @@ function Chart({ metric, series, tz }: { metric: string; series: SeriesOut; tz: 
   const heading = useId();
   const ys = series.series[metric] ?? [];
   const xs = useMemo(() => series.buckets.map((b) => Date.parse(b) / 1000), [series.buckets]);
+  const step = INTERVALS.find((i) => i.value === series.interval)?.seconds ?? 3600;
+  // a bar spans its bucket: a first bucket cut short by the range's start is drawn from where
+  // a whole one would begin, clipped at the chart's edge (uPlot would otherwise size every bar
+  // by the shortest gap)
+  const barXs = useMemo(() => (xs.length > 1 && xs[1] - xs[0] < step ? [xs[1] - step, ...xs.slice(1)] : xs), [xs, step]);
+  const xsNow = useRef(xs);
+  xsNow.current = xs;
   const end = Date.parse(series.end) / 1000;
   const seen = ys.filter((y): y is number => y !== null);
   const total = m.kind === "sum" ? seen.reduce((a, b) => a + b, 0) : null;
@@ -263,7 +263,7 @@ function Chart({ metric, series, tz }: { metric: string; series: SeriesOut; tz: 
           const i = u.cursor.idx;
           if (!hover.current) return;
           hover.current.textContent = i === null || i === undefined ? ""
-            : `${when.format(new Date(u.data[0][i] * 1000))}: ${valueText(u.data[1][i] ?? null)}`;
+            : `${when.format(new Date((xsNow.current[i] ?? u.data[0][i]) * 1000))}: ${valueText(u.data[1][i] ?? null)}`;
         }],
       },
       cursor: { drag: { x: false, y: false }, points: { size: 7 } },
@@ -279,18 +279,22 @@ function Chart({ metric, series, tz }: { metric: string; series: SeriesOut; tz: 
       series: [
         {},
         bars
-          ? { label: m.label, stroke: accent, fill: alpha(accent, 0.8), width: 0, paths: uPlot.paths.bars!({ size: [0.8, 48], align: 1 }), points: { show: false }, value: (_u, v) => valueText(v) }
+          ? { label: m.label, stroke: accent, fill: alpha(accent, 0.8), width: 0, paths: (u, s, i0, i1) => {
+            const span = end - (xs[0] ?? end);
+            const bucketPx = span > 0 ? (u.bbox.width / devicePixelRatio) * (step / span) : 4;
+            return uPlot.paths.bars!({ size: [0.8, 96, Math.max(1, Math.min(96, bucketPx * 0.8))], align: 1 })(u, s, i0, i1);
+          }, points: { show: false }, value: (_u, v) => valueText(v) }
           : { label: m.label, stroke: brand, fill: alpha(brand, 0.12), width: 2, spanGaps: false, points: { show: xs.length <= 60, size: 7, fill: brand }, value: (_u, v) => valueText(v) },
       ],
     };
-    const u = new uPlot(opts, [xs, ys as number[]], el);
+    const u = new uPlot(opts, [bars ? barXs : xs, ys as number[]], el);
     plot.current = u;
     const resize = new ResizeObserver(() => u.setSize({ width: Math.max(300, el.clientWidth), height: 210 }));
     resize.observe(el);
     return () => { resize.disconnect(); u.destroy(); plot.current = null; };
     // a new chart when the buckets change shape; new values are set below
   }, [shape, metric, empty]);
-  useEffect(() => { plot.current?.setData([xs, ys as number[]]); }, [xs, ys]);
+  useEffect(() => { plot.current?.setData([m.kind === "sum" ? barXs : xs, ys as number[]]); }, [xs, barXs, ys, m.kind]);
 
   const summary = empty
     ? "no pulse samples in this period"
@@ -383,6 +387,16 @@ export function Analytics({ auth, creators, lastSeq }: {
     window.location.hash = id ? `/analytics/${id}` : "/analytics";
     setCreator(id);
   }, []);
+  // another scope starts at the top, with focus on its heading (what opened it may be gone)
+  const page = useRef<HTMLElement>(null);
+  const title = useRef<HTMLHeadingElement>(null);
+  const shown = useRef(creator);
+  useEffect(() => {
+    if (shown.current === creator) return;
+    shown.current = creator;
+    page.current?.scrollTo({ top: 0 });
+    title.current?.focus({ preventScroll: true });
+  }, [creator]);
 
   const today = isoDay(new Date());
   const [period, setPeriod] = useState<Period>({ kind: "7d", from: isoDay(new Date(Date.now() - 6 * DAY)), to: today });
@@ -465,7 +479,7 @@ export function Analytics({ auth, creators, lastSeq }: {
   const roster = [...creators.values()].filter((c) => c.login).sort((a, b) => a.display_name.localeCompare(b.display_name));
 
   return (
-    <main className="an-page" aria-labelledby={heading} data-testid="analytics">
+    <main className="an-page" ref={page} aria-labelledby={heading} data-testid="analytics">
       <div className="an-head">
         <div className="an-title">
           {creator && (
@@ -473,7 +487,7 @@ export function Analytics({ auth, creators, lastSeq }: {
               <span aria-hidden="true">←</span> All creators
             </a>
           )}
-          <h2 id={heading} data-testid="analytics-heading">
+          <h2 id={heading} ref={title} tabIndex={-1} data-testid="analytics-heading">
             {creator ? <>{who?.display_name ?? "Creator"} <span className="an-sub">{who?.login ?? ""}</span></> : "Analytics"}
           </h2>
           <p className="an-range" data-testid="analytics-range">

@@ -25,6 +25,8 @@ from tests.integration.conftest import services_stack
 LIVE = 20_000  # ms: through the webhook, the queue, persist, and the page's refetch (≤ 5 s)
 PULSE = 30_000  # ms: a few runs of the audience pulse
 SCREEN = {"width": 1920, "height": 1080}
+AXE = Path(__file__).resolve().parents[2] / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 COOL = ("1337", "cool_user")
 STREAMER = ("1971641", "streamer")
 NOVA = ("41245072", "northwind_nova")
@@ -98,6 +100,18 @@ def _ranking(values: dict[str, float]) -> list[str]:
     return sorted(names, key=lambda login: (-values.get(login, 0), names[login]))
 
 
+def _accessibility_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA rules over the analytics page, as it is on screen."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))  # evaluated, so the page's CSP stays on
+    found: list[str] = page.evaluate(
+        """async (tags) => (await axe.run(document.querySelector("[data-testid=analytics]"),
+                                          {runOnly: tags})).violations
+             .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)""",
+        WCAG,
+    )
+    return found
+
+
 def _card(page: Page, metric: str) -> Locator:
     return page.get_by_test_id(f"card-{metric}")
 
@@ -131,7 +145,10 @@ def test_cards_leaderboard_drill_down_exports_and_a_live_follow(
     page.get_by_test_id("nav-analytics").click()
     assert page.url.endswith("#/analytics")
     expect(page.get_by_test_id("analytics-zone")).to_have_text("Days in Europe/Berlin")
-    page.get_by_test_id("period-24h").check()
+    # by keyboard: the period is a radio group, the arrow keys move through it
+    page.get_by_test_id("period-7d").focus()
+    page.keyboard.press("ArrowLeft")
+    expect(page.get_by_test_id("period-24h")).to_be_checked()
 
     # the company's figures: every creator together, against the 24 hours before
     recent = sum(len(r) for r, _ in FOLLOWS.values())
@@ -174,6 +191,10 @@ def test_cards_leaderboard_drill_down_exports_and_a_live_follow(
     ]
     expect(page.locator(".an-plot canvas").first).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "analytics-overview.png"))
+    page.get_by_test_id("more-figures").click()  # every figure in a table, read by the scan too
+    expect(page.get_by_test_id("figure-raids_out")).to_be_visible()
+    assert _accessibility_violations(page) == []
+    page.get_by_test_id("more-figures").click()
 
     page.get_by_test_id("leaderboard-metric").select_option("bits")
     by_bits = _ranking({who[1]: sum(a) for who, a in CHEERS.items()})
@@ -182,7 +203,9 @@ def test_cards_leaderboard_drill_down_exports_and_a_live_follow(
     expect(rows.first.get_by_test_id("leaderboard-value")).to_have_text(f"{sum(CHEERS[NOVA]):,}")
 
     # a creator's drill-down, from the leaderboard
-    rows.filter(has_text="Cool_User").get_by_test_id("leaderboard-creator").click()
+    rows.filter(has_text="Cool_User").get_by_test_id("leaderboard-creator").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("analytics-heading")).to_be_focused()
     assert page.url.endswith(f"#/analytics/{ids['cool_user']}")
     expect(page.get_by_test_id("analytics-heading")).to_contain_text("Cool_User")
     expect(page.get_by_test_id("leaderboard")).to_have_count(0)
@@ -216,6 +239,7 @@ def test_cards_leaderboard_drill_down_exports_and_a_live_follow(
     expect(_value(page, "viewers_peak")).to_have_text("—")
     expect(_card(page, "viewers_peak").get_by_test_id("card-note")).to_have_text("no pulse samples")
     expect(page.get_by_test_id("chart-viewers_avg").get_by_test_id("chart-empty")).to_be_visible()
+    assert _accessibility_violations(page) == []
 
     # back to every creator; the address opens the same view on a fresh load
     page.get_by_test_id("analytics-back").click()
