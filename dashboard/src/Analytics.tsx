@@ -16,11 +16,13 @@ type SummaryOut = Schemas["AnalyticsSummary"];
 type SeriesOut = Schemas["AnalyticsSeries"];
 type LeaderboardOut = Schemas["AnalyticsLeaderboard"];
 type Interval = SeriesOut["interval"];
+type MetricName = Schemas["MetricOut"]["name"];
 
 // --- what the page knows about each metric ------------------------------------------------------
 type Kind = "sum" | "max" | "avg";
 interface Metric { label: string; kind: Kind; unit?: "minutes"; neutral?: boolean; viewers?: boolean }
-const METRICS: Record<string, Metric> = {
+// every metric the API knows, no more, no fewer (the compiler holds this to the OpenAPI enum)
+const METRICS: Record<MetricName, Metric> = {
   follows: { label: "Follows", kind: "sum" },
   subs: { label: "New subs", kind: "sum" },
   gifted_subs: { label: "Gifted subs", kind: "sum" },
@@ -45,9 +47,9 @@ const METRICS: Record<string, Metric> = {
   bans: { label: "Bans", kind: "sum", neutral: true },
   timeouts: { label: "Timeouts", kind: "sum", neutral: true },
 };
-const CARDS = ["follows", "subs", "gifted_subs", "bits", "raids_in", "live_minutes", "viewers_peak", "viewers_avg", "chat_messages", "resubs", "hype_trains", "ad_break_minutes"];
-const MORE = Object.keys(METRICS).filter((m) => !CARDS.includes(m));
-const DEFAULT_CHARTS = ["follows", "subs", "bits", "viewers_avg"];
+const CARDS: MetricName[] = ["follows", "subs", "gifted_subs", "bits", "raids_in", "live_minutes", "viewers_peak", "viewers_avg", "chat_messages", "resubs", "hype_trains", "ad_break_minutes"];
+const MORE = (Object.keys(METRICS) as MetricName[]).filter((m) => !CARDS.includes(m));
+const DEFAULT_CHARTS: MetricName[] = ["follows", "subs", "bits", "viewers_avg"];
 const MAX_CHARTS = 6;
 const MAX_POINTS = 2000; // the API's limit per series
 const LIVE_MS = 5000; // at most one refetch per this, while events arrive
@@ -105,20 +107,20 @@ function fits(p: Period, i: Interval): boolean {
 const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const oneDecimal = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1 });
 
-function formatValue(metric: string, v: number): string {
+function formatValue(metric: MetricName, v: number): string {
   const m = METRICS[metric];
-  if (m?.unit === "minutes") return v > 0 && v < 60 ? `${whole.format(v)} min` : `${oneDecimal.format(v / 60)} h`;
+  if (m.unit === "minutes") return v > 0 && v < 60 ? `${whole.format(v)} min` : `${oneDecimal.format(v / 60)} h`;
   if (metric === "ad_break_minutes") return oneDecimal.format(v);
-  if (m?.kind === "avg") return v < 10 ? oneDecimal.format(v) : whole.format(v);
+  if (m.kind === "avg") return v < 10 ? oneDecimal.format(v) : whole.format(v);
   return whole.format(v);
 }
-function formatDiff(metric: string, d: number): string {
+function formatDiff(metric: MetricName, d: number): string {
   const sign = d > 0 ? "+" : "−";
   return `${sign}${formatValue(metric, Math.abs(d))}`;
 }
 
 interface Delta { dir: "up" | "down" | "flat" | "none"; text: string; words: string }
-function delta(metric: string, f: Figure | undefined): Delta {
+function delta(metric: MetricName, f: Figure | undefined): Delta {
   if (!f || f.value === null) return { dir: "none", text: "", words: "" };
   if (f.previous === null) return { dir: "none", text: "", words: "previous period: no pulse samples" };
   const d = f.value - f.previous;
@@ -178,7 +180,7 @@ function ExportButton({ auth, path, fallback, label, testid }: { auth: Credentia
 }
 
 // --- the pieces ----------------------------------------------------------------------------------
-function Card({ metric, figure, loading }: { metric: string; figure: Figure | undefined; loading: boolean }) {
+function Card({ metric, figure, loading }: { metric: MetricName; figure: Figure | undefined; loading: boolean }) {
   const m = METRICS[metric];
   const d = delta(metric, figure);
   const value = figure?.value ?? null;
@@ -186,7 +188,7 @@ function Card({ metric, figure, loading }: { metric: string; figure: Figure | un
     <li className={`an-card${m.neutral ? " neutral" : ""}`} data-testid={`card-${metric}`} data-metric={metric}>
       <span className="an-card-label">{m.label}</span>
       {value === null ? (
-        <span className="an-card-value empty" data-testid="card-value">{loading ? "…" : "—"}</span>
+        <span className="an-card-value an-none" data-testid="card-value">{loading ? "…" : "—"}</span>
       ) : (
         <span className="an-card-value" data-testid="card-value">{formatValue(metric, value)}</span>
       )}
@@ -221,7 +223,7 @@ function alpha(color: string, a: number): string {
   return `rgba(${r}, ${g}, ${b}, ${a})`;
 }
 
-function Chart({ metric, series, tz }: { metric: string; series: SeriesOut; tz: string }) {
+function Chart({ metric, series, tz }: { metric: MetricName; series: SeriesOut; tz: string }) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const hover = useRef<HTMLSpanElement>(null);
@@ -315,7 +317,7 @@ function Chart({ metric, series, tz }: { metric: string; series: SeriesOut; tz: 
 }
 
 function Leaderboard({ auth, board, metric, setMetric, onCreator, rangeQ, loading }: {
-  auth: Credentials; board: LeaderboardOut | null; metric: string; setMetric: (m: string) => void;
+  auth: Credentials; board: LeaderboardOut | null; metric: MetricName; setMetric: (m: MetricName) => void;
   onCreator: (id: string) => void; rangeQ: string; loading: boolean;
 }) {
   const id = useId();
@@ -327,7 +329,7 @@ function Leaderboard({ auth, board, metric, setMetric, onCreator, rangeQ, loadin
         <h3 id={`${id}-h`}>Leaderboard</h3>
         <label className="an-field">
           <span>Ranked by</span>
-          <select value={metric} onChange={(e) => setMetric(e.target.value)} data-testid="leaderboard-metric">
+          <select value={metric} onChange={(e) => setMetric(e.target.value as MetricName)} data-testid="leaderboard-metric">
             {Object.entries(METRICS).map(([k, m]) => <option key={k} value={k}>{m.label}</option>)}
           </select>
         </label>
@@ -339,7 +341,7 @@ function Leaderboard({ auth, board, metric, setMetric, onCreator, rangeQ, loadin
       {rows.length > 0 && (
         <table className="an-table">
           <thead>
-            <tr><th scope="col" className="num">#</th><th scope="col">Creator</th><th scope="col" className="num">{METRICS[metric]?.label ?? metric}</th><th scope="col" className="num">Change</th></tr>
+            <tr><th scope="col" className="num">#</th><th scope="col">Creator</th><th scope="col" className="num">{METRICS[metric].label}</th><th scope="col" className="num">Change</th></tr>
           </thead>
           <tbody>
             {rows.map((r) => {
@@ -403,8 +405,8 @@ export function Analytics({ auth, creators, lastSeq }: {
   const [draft, setDraft] = useState({ from: period.from, to: period.to });
   const [customError, setCustomError] = useState("");
   const [interval, setInterval_] = useState<Interval>(() => defaultInterval(period));
-  const [charts, setCharts] = useState<string[]>(DEFAULT_CHARTS);
-  const [boardMetric, setBoardMetric] = useState("follows");
+  const [charts, setCharts] = useState<MetricName[]>(DEFAULT_CHARTS);
+  const [boardMetric, setBoardMetric] = useState<MetricName>("follows");
   const [summary, setSummary] = useState<SummaryOut | null>(null);
   const [series, setSeries] = useState<SeriesOut | null>(null);
   const [board, setBoard] = useState<LeaderboardOut | null>(null);
@@ -475,7 +477,7 @@ export function Analytics({ auth, creators, lastSeq }: {
   const tz = summary?.time_zone ?? series?.time_zone ?? "UTC";
   const who = creator ? creators.get(creator) : undefined;
   const intervalShown = fits(period, interval) ? interval : defaultInterval(period);
-  const toggleChart = (m: string) => setCharts((c) => (c.includes(m) ? c.filter((x) => x !== m) : c.length >= MAX_CHARTS ? c : [...c, m]));
+  const toggleChart = (m: MetricName) => setCharts((c) => (c.includes(m) ? c.filter((x) => x !== m) : c.length >= MAX_CHARTS ? c : [...c, m]));
   const roster = [...creators.values()].filter((c) => c.login).sort((a, b) => a.display_name.localeCompare(b.display_name));
 
   return (
