@@ -165,9 +165,13 @@ class Verifier:
     """Asks the use case, as the API does (zone from the company), and compares every figure."""
 
     def __init__(
-        self, aconn: psycopg.AsyncConnection[Any], company: Company, oracle: Oracle
+        self,
+        aconn: psycopg.AsyncConnection[Any],
+        company: Company,
+        oracle: Oracle,
+        now: datetime | None = None,  # the use case's clock; None: its own, as the API
     ) -> None:
-        self.aconn, self.company, self.oracle = aconn, company, oracle
+        self.aconn, self.company, self.oracle, self.now = aconn, company, oracle, now
         self.zone = ""
         self.compared = 0
 
@@ -183,7 +187,7 @@ class Verifier:
 
     async def summary(self, rng: core.Range, creator_id: uuid.UUID | None = None) -> None:
         out = await analytics.summary(
-            self.aconn, self.company.caller, rng, creator_id, zone=self.zone
+            self.aconn, self.company.caller, rng, creator_id, zone=self.zone, now=self.now
         )
         idx = self.creator_index(creator_id)
         now_fig = self.oracle.figures(rng.start, rng.end, idx)
@@ -213,6 +217,7 @@ class Verifier:
             interval,
             creator_id=creator_id,
             zone=self.zone,
+            now=self.now,
         )
         idx = self.creator_index(creator_id)
         starts = [at(b) for b in out["buckets"]]
@@ -230,7 +235,7 @@ class Verifier:
 
     async def leaderboard(self, rng: core.Range, metric: str) -> None:
         out = await analytics.leaderboard(
-            self.aconn, self.company.caller, rng, metric, 200, zone=self.zone
+            self.aconn, self.company.caller, rng, metric, 200, zone=self.zone, now=self.now
         )
         rows = out["rows"]
         assert out["metric"] == metric
@@ -586,6 +591,35 @@ def test_a_broadcaster_two_companies_watch_is_counted_for_each_alone(
         )
         assert bits >= 777
         assert row == {"bits": bits}
+
+
+def test_a_stream_still_live_counts_until_now_not_to_the_end_of_the_bucket(
+    conn: psycopg.Connection[Any],
+) -> None:
+    c = make_company(conn, "America/New_York", 2)
+    now = datetime(2026, 5, 1, 12, 2, 30, tzinfo=UTC)
+    facts = [
+        Fact("on-0", "stream.online", 0, now - timedelta(minutes=32, seconds=30), {}),
+        Fact("on-1", "stream.online", 1, now - timedelta(hours=2, minutes=2, seconds=30), {}),
+        Fact("off-1", "stream.offline", 1, now - timedelta(hours=1, minutes=2, seconds=30), {}),
+        Fact("on-1b", "stream.online", 1, now - timedelta(minutes=3, seconds=30), {}),
+    ]
+    store(conn, c, facts, [1, 3])
+    oracle = Oracle(facts, [], now)
+    rng = core.resolve("24h", None, None, "America/New_York", now)
+    assert rng.end == datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
+    assert oracle.figures(rng.start, rng.end)["live_minutes"] == 32.5 + 60 + 3.5
+
+    async def check(aconn: psycopg.AsyncConnection[Any]) -> None:
+        v = Verifier(aconn, c, oracle, now)
+        await v.start()
+        for creator in (None, *c.creators):
+            await v.summary(rng, creator)
+        await v.series(rng, "5m")
+        await v.series(rng, "1h", c.creators[1])
+        await v.leaderboard(rng, "live_minutes")
+
+    run_async(check)
 
 
 # --- check and rebuild ---------------------------------------------------------------------
