@@ -187,8 +187,9 @@ def buckets(
     """The starts of a series' buckets: 5 minutes, or the zone's local hours or days.
 
     The first bucket starts with the range (which can start mid-hour). A day that DST
-    shortens or lengthens has 23 or 25 hourly buckets; a zone that moves by half an hour
-    (Australia/Lord_Howe) has one local hour of 30 or 90 minutes that day."""
+    shortens or lengthens has 23 or 25 hourly buckets. A local hour starts where the wall
+    clock shows :00, so a zone that moves by half an hour (Australia/Lord_Howe) has one
+    local hour of 90 minutes on both of its change days."""
     if interval not in INTERVALS:
         raise InvalidError(f"interval must be one of {', '.join(INTERVALS)}")
     tz = zone(zone_name)

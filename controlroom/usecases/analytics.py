@@ -182,11 +182,12 @@ async def summary(
     rng: a.Range,
     creator_id: uuid.UUID | None = None,
     *,
-    zone: str = "UTC",
+    zone: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Every metric over the range and over the previous one, company-wide or one creator."""
     now = now or datetime.now(UTC)
+    zone = zone or await company_zone(conn, caller)
     async with tenant_transaction_async(conn, caller.company):
         if creator_id is not None:
             await _creator_exists(conn, creator_id)
@@ -224,12 +225,13 @@ async def series(
     interval: str,
     *,
     creator_id: uuid.UUID | None = None,
-    zone: str = "UTC",
+    zone: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Each metric per bucket of the interval (local hours and days of the company's zone);
     every bucket is present: 0 where nothing was counted, null where no audience sample."""
     now = now or datetime.now(UTC)
+    zone = zone or await company_zone(conn, caller)
     names = list(dict.fromkeys(metrics)) or ["follows"]
     for name in names:
         a.metric(name)
@@ -309,7 +311,7 @@ async def leaderboard(
     metric: str,
     limit: int = 10,
     *,
-    zone: str = "UTC",
+    zone: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Every creator of the company ranked by one metric (highest first; ties by name)."""
@@ -317,6 +319,7 @@ async def leaderboard(
     if not 1 <= limit <= 200:
         raise InvalidError("limit must be between 1 and 200")
     now = now or datetime.now(UTC)
+    zone = zone or await company_zone(conn, caller)
     values: dict[str, tuple[Any, Any]] = {}
     async with tenant_transaction_async(conn, caller.company):
         cur = await conn.cursor(row_factory=dict_row).execute(
@@ -380,6 +383,7 @@ class Mismatch:
 
 
 def _days(since: datetime, until: datetime | None) -> list[datetime]:
+    since = since.astimezone(UTC)
     first = datetime(since.year, since.month, since.day, tzinfo=UTC)
     today = datetime.now(UTC).date()
     last = until or datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
