@@ -16,6 +16,7 @@ BENCHMARKS = {
     "archive": "bench.archive",
     "jwks_flood": "bench.jwks_flood",
     "incident_latency": "bench.incident_latency",
+    "analytics": "bench.analytics",
 }
 
 
