@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -76,6 +75,23 @@ async def _creator_exists(conn: psycopg.AsyncConnection[Any], creator_id: uuid.U
         raise NotFoundError("no such creator")
 
 
+# A company's stream events inside [lo, hi), and each creator's last online and last offline
+# before lo (a session can have begun before the range): (creator_id, type, occurred_at).
+_STREAM_EVENTS = (
+    "SELECT creator_id, type, occurred_at FROM events "
+    "WHERE company_id = %(c)s AND creator_id IS NOT NULL AND type = ANY(%(types)s) "
+    "AND occurred_at >= %(lo)s AND occurred_at < %(hi)s "
+    "AND (%(creator)s::uuid IS NULL OR creator_id = %(creator)s) "
+    "UNION ALL "
+    "SELECT c.id, t.type, l.occurred_at FROM creators c "
+    "CROSS JOIN unnest(%(types)s::text[]) AS t(type) "
+    "CROSS JOIN LATERAL (SELECT e.occurred_at FROM events e WHERE e.company_id = %(c)s "
+    " AND e.creator_id = c.id AND e.type = t.type AND e.occurred_at < %(lo)s "
+    " ORDER BY e.occurred_at DESC LIMIT 1) AS l "
+    "WHERE (%(creator)s::uuid IS NULL OR c.id = %(creator)s)"
+)
+
+
 async def _sessions(
     conn: psycopg.AsyncConnection[Any],
     company: uuid.UUID,
@@ -85,20 +101,9 @@ async def _sessions(
     creator_id: uuid.UUID | None,
     now: datetime,
 ) -> list[a.Session]:
-    """Live sessions overlapping [lo, hi): the stream events inside, and each creator's last
-    online and last offline before lo (a session can have begun before the range)."""
+    """Live sessions overlapping [lo, hi), for a series (cut into its buckets in Python)."""
     cur = await conn.cursor(row_factory=tuple_row).execute(
-        "SELECT creator_id::text, type, occurred_at FROM events "
-        "WHERE company_id = %(c)s AND creator_id IS NOT NULL AND type = ANY(%(types)s) "
-        "AND occurred_at >= %(lo)s AND occurred_at < %(hi)s "
-        "AND (%(creator)s::uuid IS NULL OR creator_id = %(creator)s) "
-        "UNION ALL "
-        "SELECT c.id::text, t.type, l.occurred_at FROM creators c "
-        "CROSS JOIN unnest(%(types)s::text[]) AS t(type) "
-        "CROSS JOIN LATERAL (SELECT e.occurred_at FROM events e WHERE e.company_id = %(c)s "
-        " AND e.creator_id = c.id AND e.type = t.type AND e.occurred_at < %(lo)s "
-        " ORDER BY e.occurred_at DESC LIMIT 1) AS l "
-        "WHERE (%(creator)s::uuid IS NULL OR c.id = %(creator)s)",
+        f"SELECT creator_id::text, type, occurred_at FROM ({_STREAM_EVENTS}) AS x",  # noqa: S608
         {"c": company, "types": STREAM_TYPES, "lo": lo, "hi": hi, "creator": creator_id},
     )
     rows = await cur.fetchall()
@@ -109,8 +114,45 @@ async def _sessions(
     return a.sessions(ordered, now)
 
 
-def _live_minutes(sessions: list[a.Session], lo: datetime, hi: datetime) -> float:
-    return sum(a.overlap_seconds(s, lo, hi) for s in sessions) / 60.0
+async def _live(
+    conn: psycopg.AsyncConnection[Any],
+    company: uuid.UUID,
+    rng: a.Range,
+    *,
+    creator_id: uuid.UUID | None,
+    now: datetime,
+    group_by_creator: bool = False,
+) -> list[dict[str, Any]]:
+    """Minutes live in the range and in the previous one, summed in SQL (a 30-day summary of
+    200 creators has about 6,000 sessions): each online lasts until the creator's next stream
+    event (at one instant an offline comes first), or until now while none has come."""
+    group = "creator_id" if group_by_creator else "NULL::uuid"
+    cur = await conn.cursor(row_factory=dict_row).execute(
+        f"WITH x AS ({_STREAM_EVENTS}), s AS ("  # noqa: S608 - fixed text
+        " SELECT creator_id, type, occurred_at AS since, coalesce(lead(occurred_at) OVER ("
+        "  PARTITION BY creator_id ORDER BY occurred_at, type = 'stream.online'),"
+        "  greatest(%(now)s, occurred_at)) AS until FROM x) "
+        f"SELECT {group} AS creator_id, "
+        " coalesce(sum(greatest(0, extract(epoch FROM"
+        "  least(until, %(end)s) - greatest(since, %(start)s)))), 0) AS value, "
+        " coalesce(sum(greatest(0, extract(epoch FROM"
+        "  least(until, %(start)s) - greatest(since, %(lo)s)))), 0) AS previous "
+        f"FROM s WHERE type = 'stream.online' GROUP BY {group}",
+        {
+            "c": company,
+            "types": STREAM_TYPES,
+            "lo": rng.previous_start,
+            "hi": rng.end,
+            "start": rng.start,
+            "end": rng.end,
+            "creator": creator_id,
+            "now": now,
+        },
+    )
+    return [
+        {**r, "value": float(r["value"]) / 60.0, "previous": float(r["previous"]) / 60.0}
+        for r in await cur.fetchall()
+    ]
 
 
 async def _counted(
@@ -193,9 +235,7 @@ async def summary(
             await _creator_exists(conn, creator_id)
         counted = await _counted(conn, rng, list(COUNTED), creator_id)
         audience = await _audience(conn, rng, creator_id)
-        sessions = await _sessions(
-            conn, caller.company, rng.previous_start, rng.end, creator_id=creator_id, now=now
-        )
+        live = await _live(conn, caller.company, rng, creator_id=creator_id, now=now)
     row = counted[0] if counted else {}
     seen = audience[0] if audience else {}
     metrics: dict[str, dict[str, Any]] = {}
@@ -203,8 +243,8 @@ async def summary(
         value: Any
         previous: Any
         if name == "live_minutes":
-            value = _live_minutes(sessions, rng.start, rng.end)
-            previous = _live_minutes(sessions, rng.previous_start, rng.previous_end)
+            value = live[0]["value"] if live else 0
+            previous = live[0]["previous"] if live else 0
         elif name in VIEWERS:
             value, previous = seen.get(name), seen.get(f"previous_{name}")
         else:
@@ -333,17 +373,10 @@ async def leaderboard(
             for r in await _audience(conn, rng, None, group_by_creator=True):
                 values[str(r["creator_id"])] = (r[metric], r[f"previous_{metric}"])
         else:
-            sessions = await _sessions(
-                conn, caller.company, rng.previous_start, rng.end, creator_id=None, now=now
-            )
-            by_creator: dict[str, list[a.Session]] = defaultdict(list)
-            for s in sessions:
-                by_creator[s.creator_id].append(s)
-            for creator, own in by_creator.items():
-                values[creator] = (
-                    _live_minutes(own, rng.start, rng.end),
-                    _live_minutes(own, rng.previous_start, rng.previous_end),
-                )
+            for r in await _live(
+                conn, caller.company, rng, creator_id=None, now=now, group_by_creator=True
+            ):
+                values[str(r["creator_id"])] = (r["value"], r["previous"])
     empty = (None, None) if metric in VIEWERS else (0, 0)
     rows = []
     for c in creators:
