@@ -376,8 +376,9 @@ function Leaderboard({ auth, board, metric, setMetric, onCreator, rangeQ, loadin
 }
 
 // --- the page ------------------------------------------------------------------------------------
-export function Analytics({ auth, creators, lastSeq }: {
+export function Analytics({ auth, creators, lastSeq, lastPulse }: {
   auth: Credentials; creators: Map<string, CreatorState>; lastSeq: number | null;
+  lastPulse: string | null; // when the audience pulse's last `viewers` message was taken
 }) {
   const [creator, setCreator] = useState<string | null>(() => analyticsInHash()?.creator ?? null);
   useEffect(() => {
@@ -460,13 +461,15 @@ export function Analytics({ auth, creators, lastSeq }: {
     return () => { stale = true; };
   }, [auth, rangeQ, scopeQ, creator, charts, interval, boardMetric, version, period]);
 
-  // live: the relay's events bring a refetch, at most one per LIVE_MS
-  const firstSeq = useRef(lastSeq);
+  // live: the relay's events and the pulse's viewer samples bring a refetch, at most one per
+  // LIVE_MS
+  const liveKey = `${lastSeq ?? ""}|${lastPulse ?? ""}`;
+  const firstKey = useRef(liveKey);
   useEffect(() => {
-    if (lastSeq === null || lastSeq === firstSeq.current || !live || pending.current) return;
+    if (liveKey === firstKey.current || !live || pending.current) return;
     pending.current = window.setTimeout(() => { pending.current = 0; setVersion((v) => v + 1); },
       Math.max(0, lastLoad.current + LIVE_MS - Date.now()));
-  }, [lastSeq, live]);
+  }, [liveKey, live]);
   useEffect(() => () => window.clearTimeout(pending.current), []);
   useEffect(() => {
     if (!live) return;

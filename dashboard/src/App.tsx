@@ -201,6 +201,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   const [incidentsLoaded, setIncidentsLoaded] = useState(false);
   const [lastResolved, setLastResolved] = useState<Incident | null>(null); // an open drawer keeps showing it
   const [samples, setSamples] = useState<Map<string, ViewerSample[]>>(new Map());
+  const [pulseAt, setPulseAt] = useState<string | null>(null);
   const [openIncident, setOpenIncident] = useState<string | null>(() => {
     const id = incidentInHash() ?? sessionStorage.getItem(OPEN_INCIDENT_KEY);
     sessionStorage.removeItem(OPEN_INCIDENT_KEY);
@@ -377,6 +378,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
         }
       },
       viewers: (update) => {
+        setPulseAt(update.at);
         const at = Math.floor(Date.parse(update.at) / 1000);
         setSamples((old) => {
           const next = new Map(old);
@@ -490,7 +492,7 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
         </div>
       )}
       {page === "feed" && <Feed auth={session} events={events} creators={creators} />}
-      {page === "analytics" && <Analytics auth={session} creators={creators} lastSeq={events.length ? events[events.length - 1].seq : null} />}
+      {page === "analytics" && <Analytics auth={session} creators={creators} lastSeq={events.length ? events[events.length - 1].seq : null} lastPulse={pulseAt} />}
       {page === "admin" && me && <Admin auth={session} me={me} onChanged={changed} />}
     </div>
   );
