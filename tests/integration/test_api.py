@@ -636,7 +636,7 @@ def test_adding_by_login_asks_twitch_and_requests_a_reconcile(
         assert (created["twitch_user_id"], created["display_name"]) == ("424242", "NewCreator")
         assert admin("POST", "/api/creators", {"login": "nobody_here"})[0] == 404
         assert admin("DELETE", f"/api/creators/{created['id']}")[0] == 204
-        assert wait_for(lambda: len(recorder.received) >= 2, timeout=15)
+        assert wait_for(lambda: len(recorder.received) >= 2, timeout=90)
         reasons = sorted(json.loads(body)["reason"] for _, _, body in recorder.received)
         assert reasons == ["creator added", "creator removed"]
     twitch.stop()
