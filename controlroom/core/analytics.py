@@ -58,6 +58,8 @@ METRICS: dict[str, Metric] = {
     "ad_break_minutes": Metric("Ad-break minutes", "sum", "ad_break_seconds / 60.0", "min"),
 }
 ORDER = list(METRICS)
+# the events time live is computed from (the archive's prune keeps them in PostgreSQL)
+STREAM_TYPES = ["stream.online", "stream.offline"]
 # the columns of analytics_buckets a check compares (the table's counted columns)
 ROLLUP_COLUMNS = (
     "events",
@@ -228,7 +230,6 @@ def _too_many(count: int) -> str:
 
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-WIDTHS = {BUCKET: 300, HOUR: 3600, DAY: 86400}
 
 
 def _floor(at: datetime, step: timedelta) -> datetime:

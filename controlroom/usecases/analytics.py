@@ -10,7 +10,6 @@ archive's prune keeps them in the hot store). Ranges come resolved from
 from __future__ import annotations
 
 import bisect
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,9 +24,7 @@ from controlroom.core import analytics as a
 from controlroom.core.roles import Caller
 from controlroom.errors import InvalidError, NotFoundError
 
-log = logging.getLogger(__name__)
-
-STREAM_TYPES = ["stream.online", "stream.offline"]
+STREAM_TYPES = a.STREAM_TYPES
 # counted metrics (a column expression of analytics_buckets) and the audience's two
 COUNTED = {name: m for name, m in a.METRICS.items() if m.column is not None}
 VIEWERS = ("viewers_peak", "viewers_avg")
@@ -47,6 +44,11 @@ def _pieces_sql(pieces: list[tuple[int, datetime, datetime]]) -> tuple[str, dict
         parts.append(f"(width = %(w{i})s AND bucket >= %(lo{i})s AND bucket < %(hi{i})s)")
         params |= {f"w{i}": width, f"lo{i}": lo, f"hi{i}": hi}
     return "(" + " OR ".join(parts or ["false"]) + ")", params
+
+
+def _both_periods(rng: a.Range) -> tuple[str, dict[str, Any]]:
+    """The rollup rows of the range and of the previous one (`bucket >= start` tells apart)."""
+    return _pieces_sql(a.pieces(rng.previous_start, rng.start) + a.pieces(rng.start, rng.end))
 
 
 def _iso(at: datetime) -> str:
@@ -162,9 +164,7 @@ async def _counted(
     creator_id: uuid.UUID | None,
     group_by_creator: bool = False,
 ) -> list[dict[str, Any]]:
-    where, params = _pieces_sql(
-        a.pieces(rng.previous_start, rng.start) + a.pieces(rng.start, rng.end)
-    )
+    where, params = _both_periods(rng)
     cur_s = [f"{_agg(n, 'bucket >= %(start)s')} AS {n}" for n in names]
     prev_s = [f"{_agg(n, 'bucket < %(start)s')} AS previous_{n}" for n in names]
     group = "creator_id" if group_by_creator else "NULL::uuid"
@@ -186,9 +186,7 @@ async def _audience(
     creator_id: uuid.UUID | None,
     group_by_creator: bool = False,
 ) -> list[dict[str, Any]]:
-    where, params = _pieces_sql(
-        a.pieces(rng.previous_start, rng.start) + a.pieces(rng.start, rng.end)
-    )
+    where, params = _both_periods(rng)
     group = "creator_id" if group_by_creator else "NULL::uuid"
     sql = (
         f"SELECT {group} AS creator_id, "  # noqa: S608 - fixed text

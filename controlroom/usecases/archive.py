@@ -43,6 +43,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters.db import tenant_transaction
+from controlroom.core import analytics
 from controlroom.core.tenants import archive_prefix, tenant_id
 from controlroom.errors import ArchiveError
 from controlroom.logs import fields
@@ -440,7 +441,7 @@ def _unlock(conn: psycopg.Connection[Any], company: uuid.UUID, day: date) -> Non
 
 
 # what the prune leaves in PostgreSQL: the stream lifecycle, from which live time is computed
-KEPT_HOT = ["stream.online", "stream.offline"]
+KEPT_HOT = analytics.STREAM_TYPES
 
 
 def prune(conn: Conn, company: uuid.UUID, before: date) -> tuple[int, int]:
