@@ -34,6 +34,7 @@ export type Summary = Partial<{
   actor_login: string;
   actor_name: string;
   target_login: string;
+  target_name: string;
   amount: number;
   tier: string;
   title: string;
@@ -67,6 +68,10 @@ export interface CreatorState {
   // from the REST roster (polled), not the socket
   authorization?: Authorization;
   subscriptions?: SubscriptionLabels;
+  // the creator's Twitch profile image, and while live Twitch's preview image template (with
+  // literal {width} and {height}); both from Helix through the pulse
+  avatar_url?: string | null;
+  preview_url?: string | null;
 }
 
 export type Connection = "connecting" | "live" | "reconnecting" | "catching up" | "resynced" | "refused";
@@ -110,5 +115,5 @@ export type ViewersOut = Omit<Schemas["ViewersOut"], "creators"> & { creators: R
 // the relay's "viewers" event, one per pulse run (not part of the REST API)
 export interface ViewersUpdate {
   at: string;
-  samples: { creator_id: string; viewers: number | null; live: boolean }[];
+  samples: { creator_id: string; viewers: number | null; live: boolean; preview_url?: string | null }[];
 }
