@@ -7,6 +7,7 @@ import "./analytics.css";
 import type { Credentials } from "./api";
 import { api, ApiError, errorText } from "./api";
 import type { components } from "./schema";
+import { useTheme } from "./theme";
 import type { CreatorState } from "./types";
 
 // --- the API's answers (GET /api/analytics/...), named from the generated OpenAPI types ---------
@@ -245,12 +246,25 @@ function Chart({ metric, series, tz }: { metric: MetricName; series: SeriesOut; 
   const interval = INTERVALS.find((i) => i.value === series.interval);
   const empty = m.viewers && !seen.length;
   const shape = `${xs.length}:${xs[0]}:${series.interval}:${tz}`;
+  // the canvas takes its colours once: draw again for the other theme or a new brand (App's style)
+  const theme = useTheme();
+  const [restyled, setRestyled] = useState(0);
+  useEffect(() => {
+    const app = document.querySelector(".app");
+    if (!app) return;
+    const watch = new MutationObserver(() => setRestyled((n) => n + 1));
+    watch.observe(app, { attributes: true, attributeFilter: ["style"] });
+    return () => watch.disconnect();
+  }, []);
 
   useEffect(() => {
     const el = box.current;
     if (!el || empty) return;
+    // the theme's and the brand's colours as styles.css and App set them (a new chart when they change)
     const accent = readVar(el, "--accent", "#16a085");
     const brand = readVar(el, "--brand", "#3b3b98");
+    const axis = { stroke: readVar(el, "--muted", "#545b66"), grid: { stroke: readVar(el, "--border", "#d9dde4") }, ticks: { stroke: readVar(el, "--border", "#d9dde4") } };
+    const pointFill = readVar(el, "--surface", "#ffffff");
     const bars = m.kind === "sum";
     const valueText = (v: number | null) => (v === null ? (m.viewers ? "no sample" : "—") : formatValue(metric, v));
     const when = fmtZone(tz, series.interval === "1d" ? { weekday: "short", day: "numeric", month: "short" } : { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
@@ -274,8 +288,8 @@ function Chart({ metric, series, tz }: { metric: MetricName; series: SeriesOut; 
         y: { range: (_u, _min, max) => [0, Math.max(bars ? 1 : 10, max * 1.1)] },
       },
       axes: [
-        { stroke: "#444", grid: { stroke: "#eceef2" }, ticks: { stroke: "#d6d9df" } },
-        { stroke: "#444", grid: { stroke: "#eceef2" }, ticks: { stroke: "#d6d9df" }, size: 60,
+        { ...axis },
+        { ...axis, size: 60,
           ...(bars ? { incrs: WHOLE_STEPS } : {}), values: (_u, splits) => splits.map((v) => formatValue(metric, v)) },
       ],
       series: [
@@ -289,13 +303,14 @@ function Chart({ metric, series, tz }: { metric: MetricName; series: SeriesOut; 
           : { label: m.label, stroke: brand, fill: alpha(brand, 0.12), width: 2, spanGaps: false, points: { show: xs.length <= 60, size: 7, fill: brand }, value: (_u, v) => valueText(v) },
       ],
     };
+    if (opts.cursor?.points) opts.cursor.points.fill = pointFill;
     const u = new uPlot(opts, [bars ? barXs : xs, ys as number[]], el);
     plot.current = u;
     const resize = new ResizeObserver(() => u.setSize({ width: Math.max(300, el.clientWidth), height: 210 }));
     resize.observe(el);
     return () => { resize.disconnect(); u.destroy(); plot.current = null; };
     // a new chart when the buckets change shape; new values are set below
-  }, [shape, metric, empty]);
+  }, [shape, metric, empty, theme, restyled]);
   useEffect(() => { plot.current?.setData([m.kind === "sum" ? barXs : xs, ys as number[]]); }, [xs, barXs, ys, m.kind]);
 
   const summary = empty
