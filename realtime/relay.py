@@ -50,6 +50,8 @@ from realtime.replay import replay
 from realtime.sessions import Session
 
 log = logging.getLogger(__name__)
+# a narrowed socket names its creators at connect; a page follows one, a wall of them a few
+MAX_CONNECT_CREATORS = 50
 
 
 class Relay:
@@ -259,9 +261,11 @@ class Relay:
         if last_seq is not None and (not isinstance(last_seq, int) or last_seq < 0):
             raise socketio.exceptions.ConnectionRefusedError("last_seq must be a whole number")
         claims = who.claims
+        creators = await self._connect_filters(claims.company_id, auth.get("creators"))
         session = Session(
             sid, claims.company_id, claims.subject, who.caller.role, claims.expires_at
         )
+        session.filters = creators
         session.engine = transport.engine_socket(self.sio, sid)
         session.abort = transport.aborter(environ)
         self.sessions[sid] = session
@@ -269,11 +273,37 @@ class Relay:
         if claims.company_id not in self.feeds:
             self.feeds[claims.company_id] = self._feed(claims.company_id)
         await self.sio.enter_room(sid, rooms.company_room(claims.company_id))
+        for creator in creators:
+            await self.sio.enter_room(sid, rooms.creator_room(claims.company_id, creator))
         self._schedule_expiry(session)
         epoch = auth.get("epoch") if isinstance(auth.get("epoch"), str) else None
         self.sio.start_background_task(
             self._catch_up_session, session, last_seq, epoch, bool(auth.get("snapshot"))
         )
+
+    async def _connect_filters(self, company: uuid.UUID, creators: Any) -> set[str]:
+        """A narrowed socket's creators, named at connect (`auth.creators`), so that the replay
+        that starts with the connection is already filtered: a `subscribe` sent after connecting
+        is answered while that replay may already be sending the other creators' events."""
+        if creators is None:
+            return set()
+        if (
+            not isinstance(creators, list)
+            or not 0 < len(creators) <= MAX_CONNECT_CREATORS
+            or not all(isinstance(c, str) for c in creators)
+        ):
+            raise socketio.exceptions.ConnectionRefusedError(
+                f"creators must be a list of 1 to {MAX_CONNECT_CREATORS} creator ids"
+            )
+        try:
+            async with self.pool.connection() as conn:
+                for creator in creators:
+                    if not await history.owns_creator(conn, company, creator):
+                        raise socketio.exceptions.ConnectionRefusedError("no such creator")
+        except (psycopg.Error, psycopg_pool.PoolTimeout):
+            log.warning("connection refused: database unavailable")
+            raise socketio.exceptions.ConnectionRefusedError("service unavailable") from None
+        return {str(uuid.UUID(c)) for c in creators}
 
     async def on_disconnect(self, sid: str, *_: Any) -> None:
         session = self.sessions.pop(sid, None)

@@ -226,6 +226,63 @@ def test_subscribing_to_another_company_creator_is_refused(
     assert c.events[0]["creator_id"] == str(a_creators["6501"])
 
 
+def test_a_socket_narrowed_at_connect_is_replayed_and_sent_only_its_creators_events(
+    stack: LocalStack,
+    env: dict[str, str],
+    cfg: settings.DatabaseSettings,
+    relays: tuple[RelayServer, RelayServer],
+    clients: list[FeedClient],
+) -> None:
+    a, creators = agency(cfg, "relay-narrow-a", ["6510", "6511"])
+    _, others = agency(cfg, "relay-narrow-b", ["6512"])
+    chosen = str(creators["6511"])
+
+    def follow(broadcaster: str) -> None:
+        body = twitchsim.notification_body(
+            "channel.follow", twitchsim.Broadcaster(broadcaster, f"c_{broadcaster}")
+        )
+        twitchsim.post(env["WEBHOOK_URL"], twitchsim.sign_delivery(body, env["EVENTSUB_SECRET"]))
+
+    everything = client(clients, relays[0])
+    assert everything.connect({"token": token(stack, a, "relay-narrow-a")})
+    everything.wait_live()
+    for b in ("6510", "6511", "6510", "6511", "6510"):
+        follow(b)
+    assert wait_for(lambda: everything.seqs() == [1, 2, 3, 4, 5])
+
+    # named at connect, the filter holds for the replay the connection starts (from seq 0)
+    narrow = client(clients, relays[1])
+    assert narrow.connect(
+        {"token": token(stack, a, "relay-narrow-a"), "creators": [chosen], "last_seq": 0}
+    )
+    live = narrow.wait_live()
+    assert narrow.seqs() == [2, 4]
+    # the cursor passed the events it left out: resuming from here skips and repeats nothing
+    assert live["last_seq"] == 5
+    # and live: another creator's event never arrives, the chosen one's does
+    follow("6510")
+    follow("6511")
+    assert wait_for(lambda: everything.seqs()[-1:] == [7])
+    assert wait_for(lambda: narrow.seqs() == [2, 4, 7])
+    assert all(e["creator_id"] == chosen for e in narrow.events)
+    # a cut narrowed socket resumes from the last seq it saw, through the same filter
+    again = client(clients, relays[0])
+    assert again.connect(
+        {"token": token(stack, a, "relay-narrow-a"), "creators": [chosen], "last_seq": 4}
+    )
+    again.wait_live()
+    assert again.seqs() == [7]
+
+    refused = client(clients, relays[0])
+    assert not refused.connect(
+        {"token": token(stack, a, "relay-narrow-a"), "creators": [str(others["6512"])]}
+    )
+    assert refused.refused == "no such creator"
+    malformed = client(clients, relays[0])
+    assert not malformed.connect({"token": token(stack, a, "relay-narrow-a"), "creators": chosen})
+    assert malformed.refused == "creators must be a list of 1 to 50 creator ids"
+
+
 class Producer:
     """Stores events for a company and publishes them, as persist does, from a thread."""
 
