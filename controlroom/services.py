@@ -225,7 +225,11 @@ def _realtime_twitch(cfg: settings.RealtimeSettings) -> Helix | None:
         return None
     return Helix(
         HelixConfig(
-            cfg.twitch_client_id, cfg.twitch_client_secret, cfg.helix_api_url, cfg.twitch_token_url
+            cfg.twitch_client_id,
+            cfg.twitch_client_secret,
+            cfg.helix_api_url,
+            cfg.twitch_token_url,
+            cfg.twitch_image_origin,
         )
     )
 
@@ -263,7 +267,9 @@ def pulse() -> PulseService:
     if cfg.configured:
         assert cfg.client_id and cfg.client_secret
         helix = Helix(
-            HelixConfig(cfg.client_id, cfg.client_secret, cfg.helix_api_url, cfg.token_url)
+            HelixConfig(
+                cfg.client_id, cfg.client_secret, cfg.helix_api_url, cfg.token_url, cfg.image_origin
+            )
         )
     return PulseService(
         cfg=cfg,

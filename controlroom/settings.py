@@ -93,6 +93,22 @@ def _origins(name: str, env: Mapping[str, str] | None) -> tuple[str, ...]:
     return origins
 
 
+TWITCH_IMAGE_ORIGIN = "https://static-cdn.jtvnw.net"
+
+
+def image_origin(env: Mapping[str, str] | None = None) -> str:
+    """TWITCH_IMAGE_ORIGIN: where avatars and previews are shown from (allowed in the CSP's
+    img-src; image URLs elsewhere are dropped). https, or http on a loopback stand-in."""
+    origin = (read("TWITCH_IMAGE_ORIGIN", TWITCH_IMAGE_ORIGIN, env) or "").rstrip("/")
+    https = re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?", origin)
+    loopback = re.fullmatch(r"http://(127\.0\.0\.1|localhost)(:[0-9]{1,5})?", origin)
+    if not (https or loopback):
+        raise SettingsError(
+            f"TWITCH_IMAGE_ORIGIN: {origin!r} is not an https origin (or a loopback http one)"
+        )
+    return origin
+
+
 def read_secret(name: str, env: Mapping[str, str] | None = None) -> Secret:
     return Secret(require(name, env))
 
@@ -580,6 +596,7 @@ class RealtimeSettings:
     twitch_client_secret: Secret | None
     helix_api_url: str
     twitch_token_url: str
+    twitch_image_origin: str
     subscriptions_url: str | None
     tasks_project: str | None
     tasks_location: str | None
@@ -615,6 +632,7 @@ class RealtimeSettings:
             helix_api_url=read("HELIX_API_URL", "https://api.twitch.tv/helix", env) or "",
             twitch_token_url=read("TWITCH_TOKEN_URL", "https://id.twitch.tv/oauth2/token", env)
             or "",
+            twitch_image_origin=image_origin(env),
             subscriptions_url=read("SUBSCRIPTIONS_URL", None, env),
             tasks_project=read("GOOGLE_CLOUD_PROJECT", None, env),
             tasks_location=read("CLOUD_TASKS_LOCATION", None, env),
@@ -750,6 +768,7 @@ class PulseSettings:
     token_url: str
     notify: NotifySettings | None = None
     redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
+    image_origin: str = TWITCH_IMAGE_ORIGIN  # avatars and previews stored only from here
 
     @property
     def configured(self) -> bool:
@@ -768,6 +787,7 @@ class PulseSettings:
             token_url=read("TWITCH_TOKEN_URL", "https://id.twitch.tv/oauth2/token", env) or "",
             notify=NotifySettings.from_env(env),
             redis_ca_cert=redis_ca_cert(redis, env),
+            image_origin=image_origin(env),
         )
 
 

@@ -249,7 +249,7 @@ async def add_creator(
     body: CreatorIn, conn: Conn, who: Who, twitch: Twitch, notify: Notify
 ) -> dict[str, Any]:
     who.require("admin")
-    twitch_id, display = body.twitch_user_id, body.display_name
+    twitch_id, display, avatar = body.twitch_user_id, body.display_name, None
     if twitch_id is None:
         if twitch is None:
             raise TwitchNotConfiguredError()
@@ -260,6 +260,7 @@ async def add_creator(
         if user is None:
             raise NotFoundError("no Twitch user with that login")
         twitch_id, display = str(user["id"]), display or str(user.get("display_name") or "")
+        avatar = user.get("profile_image_url")  # None unless on the image origin (adapter)
     created = await roster.add_creator(
         conn,
         who,
@@ -267,6 +268,7 @@ async def add_creator(
         login=body.login,
         display_name=display or body.login,
         labels=body.labels,
+        profile_image_url=avatar,
     )
     await _notify_roster(notify, "creator added")
     return created

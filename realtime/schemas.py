@@ -141,6 +141,10 @@ class CreatorOut(BaseModel):
     subscriptions: CreatorSubscriptions
     viewers: int | None  # the audience pulse's newest sample (None before the first one)
     viewers_at: datetime | None
+    # Twitch's profile image, on the image origin (TWITCH_IMAGE_ORIGIN) only
+    avatar_url: str | None
+    # while live: Twitch's preview template, with literal {width} and {height} to fill in
+    preview_url: str | None
 
 
 class ConnectLinkOut(BaseModel):

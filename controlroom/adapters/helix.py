@@ -1,5 +1,6 @@
 """A small Twitch Helix client: an app access token by client credentials, EventSub, users,
-live streams (honoring Twitch's rate-limit headers)."""
+live streams (honoring Twitch's rate-limit headers). Image URLs Twitch answers with are kept
+only when they are on the configured image origin (`trusted_image_url`)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,15 @@ class HelixConfig:
     client_secret: Secret
     api_url: str = "https://api.twitch.tv/helix"
     token_url: str = "https://id.twitch.tv/oauth2/token"  # noqa: S105 - a URL, not a secret
+    # where avatars and previews are served from; the dashboard's CSP allows it in img-src
+    image_origin: str = "https://static-cdn.jtvnw.net"
 
 
 # Get Streams takes at most 100 user_id parameters (and answers at most 100 streams).
 STREAMS_PER_REQUEST = 100
+# Get Users takes at most 100 id parameters.
+USERS_PER_REQUEST = 100
+MAX_IMAGE_URL = 2048
 # The longest we wait for Twitch's rate-limit bucket to refill inside one call; longer, and
 # the caller is told to come back later (a scheduled run is a minute apart).
 MAX_RATE_LIMIT_WAIT = 10.0
@@ -165,11 +171,30 @@ class Helix:
 
     # --- users -------------------------------------------------------------------------
     def user_by_login(self, login: str) -> dict[str, Any] | None:
+        """The user (Get Users by login), its profile_image_url kept only if trusted."""
         status, body = self._call("GET", "/users", {"login": login})
         if status != 200:
             raise HelixError(status, "could not look the user up")
         data = body.get("data") or []
-        return dict(data[0]) if data else None
+        return self._user(data[0]) if data else None
+
+    def users(self, user_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The users among `user_ids` (Get Users; unknown or suspended ones are absent), at
+        most 100 ids a request, waiting for the rate-limit bucket as `streams` does."""
+        wanted = list(dict.fromkeys(user_ids))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), USERS_PER_REQUEST):
+            query = [("id", u) for u in wanted[start : start + USERS_PER_REQUEST]]
+            body = self._limited_get("/users", query)
+            found.extend(self._user(u) for u in body.get("data") or [])
+        return found
+
+    def _user(self, user: Any) -> dict[str, Any]:
+        found = dict(user)
+        found["profile_image_url"] = trusted_image_url(
+            found.get("profile_image_url"), self.config.image_origin
+        )
+        return found
 
     # --- streams -----------------------------------------------------------------------
     def streams(self, user_ids: Sequence[str]) -> list[dict[str, Any]]:
@@ -181,7 +206,11 @@ class Helix:
             chunk = wanted[start : start + STREAMS_PER_REQUEST]
             query = [("user_id", u) for u in chunk] + [("first", str(STREAMS_PER_REQUEST))]
             body = self._limited_get("/streams", query)
-            found.extend(dict(s) for s in body.get("data") or [])
+            for stream in body.get("data") or []:
+                found.append(dict(stream))
+                found[-1]["thumbnail_url"] = trusted_image_url(
+                    stream.get("thumbnail_url"), self.config.image_origin, template=True
+                )
         return found
 
     def _limited_get(self, path: str, query: list[tuple[str, str]]) -> Any:
@@ -226,3 +255,39 @@ class Helix:
         if wait > 0:
             self._sleep(wait)
         self._rate_reset = None
+
+
+_TEMPLATE_FIELDS = ("{width}", "{height}")
+
+
+def trusted_image_url(url: object, origin: str, *, template: bool = False) -> str | None:
+    """`url` if it is an image URL we will show, else None: on exactly `origin` (its scheme,
+    host and port), https unless the origin itself is a loopback http stand-in, no
+    credentials, no characters that could leave an attribute or a CSS url(), and short.
+    With `template`, the literal {width} and {height} of Twitch's preview template may stay."""
+    if not isinstance(url, str) or not url or len(url) > MAX_IMAGE_URL:
+        return None
+    checked = url
+    if template:
+        for name in _TEMPLATE_FIELDS:
+            checked = checked.replace(name, "0")
+    if any(c in checked for c in "{}<>\"'`() ") or any(
+        ord(c) < 0x21 or ord(c) > 0x7E for c in checked
+    ):
+        return None
+    try:
+        parts, allowed = urllib.parse.urlsplit(checked), urllib.parse.urlsplit(origin)
+        port, allowed_port = parts.port, allowed.port
+    except ValueError:
+        return None
+    loopback_http = allowed.scheme == "http" and allowed.hostname in ("127.0.0.1", "localhost")
+    if parts.scheme != "https" and not (loopback_http and parts.scheme == "http"):
+        return None
+    same_origin = (
+        parts.scheme == allowed.scheme
+        and parts.hostname == allowed.hostname
+        and port == allowed_port
+        and parts.username is None
+        and parts.password is None
+    )
+    return url if same_origin and parts.path.startswith("/") else None

@@ -553,7 +553,7 @@ def compact(row: Mapping[str, Any]) -> dict[str, Any]:
 # What creator_state reads from a creators row: every query that feeds it selects these.
 CREATOR_STATE_COLUMNS = (
     "id, twitch_user_id, twitch_login, display_name, status, title, category_name, "
-    "live_since, last_event_at, authorization_revoked_at"
+    "live_since, last_event_at, authorization_revoked_at, profile_image_url, preview_url"
 )
 
 
@@ -570,4 +570,7 @@ def creator_state(row: dict[str, Any]) -> dict[str, Any]:
         "live_since": row["live_since"].isoformat() if row["live_since"] else None,
         "last_event_at": row["last_event_at"].isoformat() if row["last_event_at"] else None,
         "authorization_revoked": row["authorization_revoked_at"] is not None,
+        # stored by the pulse, on the image origin only; a preview only while live
+        "avatar_url": row.get("profile_image_url"),
+        "preview_url": row.get("preview_url") if row["status"] == "live" else None,
     }

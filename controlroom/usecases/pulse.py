@@ -1,13 +1,16 @@
-"""The audience pulse: viewer counts for every watched creator, stored per company.
+"""The audience pulse: viewer counts and images for every watched creator, stored per company.
 
 One run (Cloud Scheduler, every minute): the broadcasters every active company watches
 (`watched_creators()`, a platform read), one Get Streams request per 100 of them across all
-tenants, then per company ONE tenant transaction that stores a sample per creator (offline
-when Get Streams did not list the broadcaster), keeps the newest count on the creator row,
-runs viewer detection and the clock-driven sweep, and trims samples older than a day. After
-the commit the company's dashboards get one "viewers" message and the incident changes.
-When Twitch cannot be read nothing is stored: a gap is honest, a run of false "offline"
-samples would open incidents.
+tenants, and one Get Users request for at most 100 broadcasters whose avatar was not checked
+for a day (`creators_needing_images()`), then per company ONE tenant transaction that stores a
+sample per creator (offline when Get Streams did not list the broadcaster), keeps the newest
+count and the live stream's preview template on the creator row (cleared when offline),
+refreshes the avatars read, runs viewer detection and the clock-driven sweep, and trims
+samples older than a day. After the commit the company's dashboards get one "viewers"
+message and the incident changes. When Twitch cannot be read nothing is stored: a gap is
+honest, a run of false "offline" samples would open incidents. Avatars are best effort: when
+Get Users fails the samples are still stored and the avatars wait for the next run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import psycopg
 
 from controlroom.adapters import db
 from controlroom.adapters.emitter import Publisher
-from controlroom.errors import PublishError
+from controlroom.errors import HelixError, PublishError, RetryLaterError
 from controlroom.logs import fields
 from controlroom.usecases import incidents, notifications
 
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 RETENTION = timedelta(hours=24)
 DELETE_BATCH = 5000  # old samples removed per company and run (a day is 1,440 per creator)
+IMAGES_MAX_AGE = timedelta(hours=24)  # an avatar is asked for again after a day
+IMAGES_PER_RUN = 100  # avatars refreshed per run: one Get Users request
 
 _INSERT = """
 INSERT INTO viewer_samples (company_id, creator_id, sampled_at, live, viewers, stream_id)
@@ -39,8 +44,14 @@ VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
 """
 _UPDATE_CREATOR = """
-UPDATE creators SET viewers = %s, viewers_at = %s
+UPDATE creators SET viewers = %s, viewers_at = %s, preview_url = %s
 WHERE company_id = %s AND id = %s AND (viewers_at IS NULL OR viewers_at <= %s)
+"""
+# a user Get Users did not answer (suspended, renamed away) keeps its avatar until next time
+_UPDATE_AVATAR = """
+UPDATE creators SET profile_image_url = CASE WHEN %s THEN %s ELSE profile_image_url END,
+    images_checked_at = %s
+WHERE company_id = %s AND id = %s AND (images_checked_at IS NULL OR images_checked_at <= %s)
 """
 _TRIM = """
 DELETE FROM viewer_samples WHERE (company_id, creator_id, sampled_at) IN (
@@ -52,7 +63,19 @@ DELETE FROM viewer_samples WHERE (company_id, creator_id, sampled_at) IN (
 
 
 class StreamsPort(Protocol):
+    """Get Streams and Get Users; image URLs already checked against the image origin."""
+
     def streams(self, user_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def users(self, user_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Avatar:
+    """What Get Users said about a broadcaster whose avatar was due: found, and its URL."""
+
+    found: bool
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -61,12 +84,14 @@ class Sample:
     live: bool
     viewers: int
     stream_id: str | None
+    preview_url: str | None = None  # Twitch's template, {width} and {height} left in
 
     def to_json(self) -> dict[str, Any]:
         return {
             "creator_id": str(self.creator_id),
             "viewers": self.viewers if self.live else None,
             "live": self.live,
+            "preview_url": self.preview_url if self.live else None,
         }
 
 
@@ -76,6 +101,7 @@ class PulseReport:
     live: int = 0  # of them live
     companies: int = 0  # companies whose samples were stored
     samples: int = 0
+    avatars_checked: int = 0  # broadcasters whose avatar Get Users was asked for
     trimmed: int = 0  # samples older than a day removed
     incident_changes: int = 0
     redispatched: int = 0  # notification deliveries handed to the dispatcher again
@@ -98,14 +124,22 @@ def run(
     report.broadcasters = len(broadcasters)
     live = {str(s["user_id"]): s for s in helix.streams(broadcasters)} if broadcasters else {}
     report.live = len(live)
+    avatars = _avatars(conn, helix, now)
+    report.avatars_checked = len(avatars)
     log.info(
         "pulse: streams read",
-        extra=fields(broadcasters=report.broadcasters, live=report.live, companies=len(watchers)),
+        extra=fields(
+            broadcasters=report.broadcasters,
+            live=report.live,
+            companies=len(watchers),
+            avatars=report.avatars_checked,
+        ),
     )
     for company_id, creators in watchers.items():
         samples = [_sample(creator_id, live.get(b)) for creator_id, b in creators]
+        due = {c: avatars[b] for c, b in creators if b in avatars}
         try:
-            changes = _record(conn, company_id, samples, now, report)
+            changes = _record(conn, company_id, samples, due, now, report)
         except Exception as exc:  # one company must not starve the others (logged, traced)
             report.failed.append(str(company_id))
             log.exception(
@@ -134,17 +168,47 @@ def run(
     return report
 
 
+def _avatars(conn: psycopg.Connection[Any], helix: StreamsPort, now: datetime) -> dict[str, Avatar]:
+    """Get Users for the broadcasters whose avatar is due (at most IMAGES_PER_RUN, the oldest
+    first); an empty answer when Twitch cannot be asked (they stay due)."""
+    due = [
+        r["broadcaster_user_id"]
+        for r in conn.execute(
+            "SELECT * FROM creators_needing_images(%s, %s)",
+            (now - IMAGES_MAX_AGE, IMAGES_PER_RUN),
+        ).fetchall()
+    ]
+    if not due:
+        return {}
+    try:
+        users = {str(u.get("id")): u for u in helix.users(due)}
+    except (HelixError, RetryLaterError) as exc:
+        log.warning("pulse: avatars not read", extra=fields(error=type(exc).__name__))
+        return {}
+    return {
+        b: Avatar(found=b in users, url=(users.get(b) or {}).get("profile_image_url")) for b in due
+    }
+
+
 def _sample(creator_id: uuid.UUID, stream: dict[str, Any] | None) -> Sample:
     if stream is None or stream.get("type", "live") != "live":
         return Sample(creator_id, live=False, viewers=0, stream_id=None)
     viewers = max(0, int(stream.get("viewer_count") or 0))
-    return Sample(creator_id, live=True, viewers=viewers, stream_id=str(stream.get("id") or ""))
+    preview = stream.get("thumbnail_url")
+    return Sample(
+        creator_id,
+        live=True,
+        viewers=viewers,
+        stream_id=str(stream.get("id") or ""),
+        preview_url=preview if isinstance(preview, str) else None,
+    )
 
 
-def _record(
+def _record(  # noqa: PLR0917 - private, called once
     conn: psycopg.Connection[Any],
     company_id: uuid.UUID,
     samples: list[Sample],
+    avatars: dict[uuid.UUID, Avatar],
     now: datetime,
     report: PulseReport,
 ) -> list[incidents.Change]:
@@ -156,9 +220,14 @@ def _record(
                 _INSERT, (company_id, s.creator_id, now, s.live, s.viewers, s.stream_id or None)
             )
             viewers = s.viewers if s.live else None
-            conn.execute(_UPDATE_CREATOR, (viewers, now, company_id, s.creator_id, now))
+            preview = s.preview_url if s.live else None
+            conn.execute(_UPDATE_CREATOR, (viewers, now, preview, company_id, s.creator_id, now))
             changes += incidents.on_viewer_sample(
                 conn, company_id, s.creator_id, at=now, live=s.live, viewers=s.viewers
+            )
+        for creator_id, avatar in avatars.items():
+            conn.execute(
+                _UPDATE_AVATAR, (avatar.found, avatar.url, now, company_id, creator_id, now)
             )
         changes += incidents.sweep(conn, company_id, now)
         trimmed = conn.execute(_TRIM, (company_id, now - RETENTION, DELETE_BATCH))

@@ -35,12 +35,16 @@ def _public(
         t for t in (row.pop("authorization_revoked_at"), (grant or {}).get("revoked_at")) if t
     ]
     granted_at = (grant or {}).get("granted_at")
+    avatar_url = row.pop("profile_image_url", None)
+    preview_url = row.pop("preview_url", None) if row.get("status") == "live" else None
     status = scopes.authorization_status(
         (grant or {}).get("scopes"), granted_at, max(revoked) if revoked else None
     )
     return {
         **row,
         "id": str(row["id"]),
+        "avatar_url": avatar_url,
+        "preview_url": preview_url,
         "authorization_revoked": status == "disconnected",
         "authorization": {
             "status": status,
@@ -104,7 +108,10 @@ async def add_creator(
     login: str,
     display_name: str,
     labels: list[str],
+    profile_image_url: str | None = None,
 ) -> dict[str, Any]:
+    """Adds a creator; `profile_image_url` is Get Users' (already checked against the image
+    origin by the adapter), so the avatar shows before the pulse's first daily refresh."""
     caller.require("admin")
     if not LOGIN.fullmatch(login):
         raise InvalidError("login must be 1-25 of a-z, 0-9 and _")
@@ -112,10 +119,19 @@ async def add_creator(
         raise InvalidError("twitch_user_id must be digits")
     async with tenant_transaction_async(conn, caller.company):
         cur = await conn.execute(
-            "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name, labels) "  # noqa: S608 - constant columns
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (company_id, twitch_user_id) DO NOTHING "
+            "INSERT INTO creators (company_id, twitch_user_id, twitch_login, display_name, labels, "  # noqa: S608 - constant columns
+            "profile_image_url, images_checked_at) VALUES (%s, %s, %s, %s, %s, %s, "
+            "CASE WHEN %s THEN now() END) ON CONFLICT (company_id, twitch_user_id) DO NOTHING "
             f"RETURNING {_COLUMNS}",
-            (caller.company, twitch_user_id, login, display_name, labels),
+            (
+                caller.company,
+                twitch_user_id,
+                login,
+                display_name,
+                labels,
+                profile_image_url,
+                profile_image_url is not None,
+            ),
         )
         row = await cur.fetchone()
         if row is None:

@@ -1120,6 +1120,8 @@ export interface components {
             authorization: components["schemas"]["CreatorAuthorization"];
             /** Authorization Revoked */
             authorization_revoked: boolean;
+            /** Avatar Url */
+            avatar_url: string | null;
             /** Category Name */
             category_name: string | null;
             /**
@@ -1139,6 +1141,8 @@ export interface components {
             live_since: string | null;
             /** Notes */
             notes: string;
+            /** Preview Url */
+            preview_url: string | null;
             /** Status */
             status: string;
             subscriptions: components["schemas"]["CreatorSubscriptions"];

@@ -116,6 +116,8 @@ def _value(name: str) -> str:
         return _certificate()
     if name.endswith(("_URL", "_ISSUER")):
         return "https://service.example.test"
+    if name.endswith("_ORIGIN"):
+        return "https://images.example.test"
     if name.endswith(("_PORT", "_DAYS", "_SECONDS", "_HOPS", "_MS", "_LIMIT", "_PAGE")):
         return "1"
     if name.endswith("_IAM_AUTH") or name.startswith("SMTP_STARTTLS"):

@@ -288,6 +288,9 @@ locals {
     )
   }
   redis_env = { REDIS_CA_CERT = module.data.redis_ca_certs }
+  # Twitch's image CDN: the pulse stores avatar and preview URLs only from it, the dashboard's
+  # CSP allows it in img-src
+  twitch_image_origin = "https://static-cdn.jtvnw.net"
   # where notification deliveries go: the notify queue, its tasks signed as the notifier
   # (the function's URL is built, not read from module.functions: that would be a cycle)
   notify_env = {
@@ -323,7 +326,8 @@ module "functions" {
       EVENTSUB_CALLBACK_URL = var.eventsub_callback_url
     })
     pulse = merge(local.common, local.database_env, local.aws_for["pulse"], local.redis_env, local.notify_env, {
-      TWITCH_CLIENT_ID = var.twitch_client_id
+      TWITCH_CLIENT_ID    = var.twitch_client_id
+      TWITCH_IMAGE_ORIGIN = local.twitch_image_origin # avatars and previews stored only from here
     })
     # the queue's own settings: a long 429 is retried by a new task at the time it names
     notify = merge(local.common, local.database_env, local.aws_for["notify"], local.notify_env, {
@@ -385,6 +389,7 @@ module "realtime" {
     OIDC_PROVIDER_NAME                    = var.oidc_provider_name
     BRANDING_BUCKET                       = module.storage.branding_bucket
     TWITCH_CLIENT_ID                      = var.twitch_client_id
+    TWITCH_IMAGE_ORIGIN                   = local.twitch_image_origin # the CSP's img-src for avatars and previews
     SUBSCRIPTIONS_URL                     = module.functions.urls["subscriptions"]
     SUBSCRIPTIONS_QUEUE                   = module.messaging.subscriptions_queue
     SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
