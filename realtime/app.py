@@ -68,7 +68,12 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
     if deps.limits is not None:  # per IP here; per subject in routes._session and the relay
         api.state.limits = deps.limits
         api.add_middleware(RateLimit, limits=deps.limits)
-    guard_browsers(api, deps.cfg.allowed_origins, storage_origin(deps.s3, deps.cfg.branding_bucket))
+    guard_browsers(
+        api,
+        deps.cfg.allowed_origins,
+        storage_origin(deps.s3, deps.cfg.branding_bucket),
+        deps.cfg.twitch_image_origin,
+    )
     return socketio.ASGIApp(sio, other_asgi_app=api, on_startup=relay.start, on_shutdown=relay.stop)
 
 
@@ -81,7 +86,12 @@ def storage_origin(s3: Any, bucket: str) -> str:
     return origin_of(url)
 
 
-def guard_browsers(api: FastAPI, allowed_origins: tuple[str, ...], storage: str | None) -> None:
+def guard_browsers(
+    api: FastAPI,
+    allowed_origins: tuple[str, ...],
+    storage: str | None,
+    images: str | None = None,
+) -> None:
     """Security headers on every answer; CORS for the API only toward `allowed_origins` (the
     dashboard itself is same-origin and needs none)."""
     api.add_middleware(
@@ -91,7 +101,7 @@ def guard_browsers(api: FastAPI, allowed_origins: tuple[str, ...], storage: str 
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    api.add_middleware(SecurityHeaders, storage_origin=storage)
+    api.add_middleware(SecurityHeaders, storage_origin=storage, image_origin=images)
 
 
 def mount_dashboard(api: FastAPI, directory: str) -> None:

@@ -83,18 +83,22 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(host: str | None, storage_origin: str | None) -> str:
+def content_security_policy(
+    host: str | None, storage_origin: str | None, image_origin: str | None = None
+) -> str:
     """The dashboard's policy: its own files only, no framing, no plugins, no inline script.
 
     The socket's ws(s) URL is named for the request's own host (older browsers do not count
-    it as 'self'); logos are shown and uploaded through pre-signed links to the storage origin.
+    it as 'self'); logos are shown and uploaded through pre-signed links to the storage origin;
+    creators' avatars and previews are shown from Twitch's image origin (images only).
     """
     storage = f" {storage_origin}" if storage_origin else ""
+    images = f" {image_origin}" if image_origin and image_origin != storage_origin else ""
     sockets = f" ws://{host} wss://{host}" if host and _HOST.fullmatch(host) else ""
     return (
         "default-src 'self'; "
         f"connect-src 'self'{sockets}{storage}; "
-        f"img-src 'self' data:{storage}; "
+        f"img-src 'self' data:{storage}{images}; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     )
 
@@ -102,16 +106,19 @@ def content_security_policy(host: str | None, storage_origin: str | None) -> str
 class SecurityHeaders:
     """Adds the CSP, nosniff and no-referrer to every HTTP answer (API and dashboard)."""
 
-    def __init__(self, app: ASGIApp, storage_origin: str | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, storage_origin: str | None = None, image_origin: str | None = None
+    ) -> None:
         self.app = app
         self.storage_origin = storage_origin
+        self.image_origin = image_origin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         host = _header(scope, b"host")
-        policy = content_security_policy(host, self.storage_origin)
+        policy = content_security_policy(host, self.storage_origin, self.image_origin)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
