@@ -23,6 +23,17 @@ refused. Get Streams counts against a bucket per client (`Ratelimit-Limit`,
 `Ratelimit-Remaining`, `Ratelimit-Reset` in epoch seconds, 429 when empty), 800 points a
 minute as Twitch's default, which `POST /control/ratelimit {"limit": n, "window_seconds": s}`
 changes.
+
+Images, as Twitch serves them from its CDN but calm and neutral: Get Users (`?login=` or
+`?id=`, at most 100; `?id=` counts against the bucket like Get Streams) answers
+`profile_image_url` `<origin>/images/avatars/<login>.svg`, a coloured circle with the login's
+initial (the colour derived from the login), and Get Streams `thumbnail_url`
+`<origin>/images/previews/live_user_<login>-{width}x{height}.svg`, a dark 16:9 gradient with a
+small "preview" glyph at the size asked (bounded). `<origin>` is the stand-in's own
+`http://127.0.0.1:<port>`, which the local stack gives the deployables as TWITCH_IMAGE_ORIGIN.
+Tests may name a user id's login and replace its image URL (`POST /control/users {"login":
+"...", "user_id": "...", "profile_image_url": "..."}`) or a stream's (`"thumbnail_url"` in
+`POST /control/streams`), to check that a URL off the image origin is never stored.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import hashlib
 import hmac
 import html
 import json
+import re
 import secrets
 import threading
 import time
@@ -60,7 +72,7 @@ def user_id_for(login: str) -> str:
     return str(100_000_000 + int(hashlib.sha256(login.encode()).hexdigest()[:12], 16) % 10**9)
 
 
-def user_for(login: str) -> dict[str, str]:
+def user_for(login: str, origin: str = "") -> dict[str, str]:
     display = next((d for _i, k, d in DEMO_CREATORS if k == login), login.capitalize())
     return {
         "id": user_id_for(login),
@@ -69,8 +81,59 @@ def user_for(login: str) -> dict[str, str]:
         "type": "",
         "broadcaster_type": "affiliate",
         "description": "",
+        "profile_image_url": f"{origin}/images/avatars/{login}.svg",
+        "offline_image_url": "",
         "created_at": "2020-01-01T00:00:00Z",
     }
+
+
+# --- neutral placeholder images --------------------------------------------------------------
+IMAGE_CACHE = "public, max-age=300"  # Twitch's CDN caches too; a day would outlive a test
+_AVATAR = re.compile(r"/images/avatars/([a-z0-9_]{1,25})\.svg")
+_PREVIEW = re.compile(
+    r"/images/previews/live_user_([a-z0-9_]{1,25})-([0-9]{1,5})x([0-9]{1,5})\.svg"
+)
+PREVIEW_MAX = (1920, 1080)
+
+
+def _hue(login: str) -> int:
+    return int(hashlib.sha256(login.encode()).hexdigest()[:4], 16) % 360
+
+
+def avatar_svg(login: str) -> bytes:
+    """A circle in a muted colour derived from the login, with its initial in white."""
+    initial = html.escape(login[:1].upper() or "?")
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300" viewBox="0 0 300 300">'
+        f'<circle cx="150" cy="150" r="150" fill="hsl({_hue(login)}, 38%, 34%)"/>'
+        '<text x="150" y="150" dy="0.35em" text-anchor="middle" fill="#ffffff" '
+        'font-family="system-ui, sans-serif" font-size="140" font-weight="600">'
+        f"{initial}</text></svg>"
+    ).encode()
+
+
+def preview_svg(login: str, width: int, height: int) -> bytes:
+    """A dark 16:9-ish gradient (the size asked, bounded) with a small "preview" glyph."""
+    width = max(16, min(width, PREVIEW_MAX[0]))
+    height = max(9, min(height, PREVIEW_MAX[1]))
+    hue = _hue(login)
+    glyph = max(8, min(width, height) // 6)
+    cx, cy = width / 2, height / 2
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
+        '<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">'
+        f'<stop offset="0" stop-color="hsl({hue}, 22%, 16%)"/>'
+        '<stop offset="1" stop-color="hsl(220, 18%, 8%)"/></linearGradient></defs>'
+        f'<rect width="{width}" height="{height}" fill="url(#g)"/>'
+        '<g fill="none" stroke="#9aa4b2" stroke-opacity="0.55" '
+        f'stroke-width="{max(1, glyph // 8)}">'
+        f'<rect x="{cx - glyph:.1f}" y="{cy - glyph * 0.62:.1f}" width="{glyph * 2:.1f}" '
+        f'height="{glyph * 1.24:.1f}" rx="{glyph / 5:.1f}"/></g>'
+        f'<path d="M{cx - glyph / 4:.1f} {cy - glyph / 3:.1f} L{cx + glyph / 3:.1f} {cy:.1f} '
+        f'L{cx - glyph / 4:.1f} {cy + glyph / 3:.1f} Z" fill="#9aa4b2" fill-opacity="0.55"/>'
+        "</svg>"
+    ).encode()
 
 
 @dataclass
@@ -110,6 +173,34 @@ class TwitchStub:
     stream_requests: int = 0  # Get Streams requests answered 200
     stream_refusals: int = 0  # ... and refused (429, 400)
     clock: Callable[[], float] = time.time  # the rate-limit window's clock (epoch seconds)
+    origin: str = ""  # where the stand-in is reached; its image URLs start with it
+    user_images: dict[str, str] = field(default_factory=dict)  # login -> profile_image_url
+    user_requests: int = 0  # Get Users requests by id answered 200
+
+    # --- Get Users -----------------------------------------------------------------------
+    def user(self, login: str) -> dict[str, str]:
+        found = user_for(login, self.origin)
+        if login in self.user_images:
+            found["profile_image_url"] = self.user_images[login]
+        return found
+
+    def login_of(self, user_id: str) -> str:
+        known = next((k for i, k, _d in DEMO_CREATORS if i == user_id), None)
+        return known or self.logins.get(user_id) or f"user{user_id}"
+
+    def get_users(self, query: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        logins, ids = query.get("login", []), query.get("id", [])
+        if len(logins) + len(ids) > 100 or any(not i.isdigit() for i in ids):
+            return 400, {"error": "Bad Request", "status": 400, "message": "bad ids or logins"}
+        if ids:
+            self.user_requests += 1
+        users = [self.user(x.lower()) for x in logins]
+        for user in users:  # a login looked up names its id's streams and images later
+            self.logins.setdefault(user["id"], user["login"])
+        for user_id in ids:
+            user = self.user(self.login_of(user_id))
+            users.append({**user, "id": user_id})  # ids of no known login keep theirs
+        return 200, {"data": users}
 
     # --- Get Streams ---------------------------------------------------------------------
     def set_stream(self, change: dict[str, Any]) -> dict[str, Any] | None:
@@ -136,12 +227,12 @@ class TwitchStub:
             "tags": [],
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "language": "en",
-            "thumbnail_url": f"https://static-cdn.jtvnw.net/previews-ttv/live_user_{login}"
-            "-{width}x{height}.jpg",
+            "thumbnail_url": f"{self.origin}/images/previews/live_user_{login}"
+            "-{width}x{height}.svg",
             "is_mature": False,
         }
         stream["viewer_count"] = viewers
-        for name in ("title", "game_name"):
+        for name in ("title", "game_name", "thumbnail_url"):
             if change.get(name):
                 stream[name] = str(change[name])
         self.streams[user_id] = stream
@@ -456,10 +547,21 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                         info |= {"login": token.login, "user_id": user_id_for(token.login)}
                     return self._json(200, info)
                 if parts.path == "/helix/users":
-                    if self._app() is None:
+                    token = self._app()
+                    if token is None:
                         return None
-                    logins = parse_qs(parts.query).get("login", [])
-                    return self._json(200, {"data": [user_for(x.lower()) for x in logins]})
+                    asked = parse_qs(parts.query)
+                    limits: dict[str, str] = {}
+                    if asked.get("id"):  # the pulse's batches share Get Streams' bucket
+                        allowed, limits = stub.take_point(token.client_id)
+                        if not allowed:
+                            refused = {"error": "Too Many Requests", "status": 429, "message": ""}
+                            raw = json.dumps(refused).encode()
+                            return self._send(429, raw, "application/json", limits)
+                    status, answer = stub.get_users(asked)
+                    return self._send(
+                        status, json.dumps(answer).encode(), "application/json", limits
+                    )
                 if parts.path == "/helix/streams":
                     token = self._app()
                     if token is None:
@@ -474,6 +576,8 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                     return self._send(
                         status, json.dumps(answer).encode(), "application/json", limits
                     )
+                if parts.path.startswith("/images/"):
+                    return self._image(parts.path)
                 if parts.path == "/control/streams":
                     return self._json(
                         200,
@@ -481,6 +585,7 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                             "streams": list(stub.streams.values()),
                             "requests": stub.stream_requests,
                             "refused": stub.stream_refusals,
+                            "user_requests": stub.user_requests,
                         },
                     )
                 if parts.path == "/helix/eventsub/subscriptions":
@@ -518,7 +623,7 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                     notice = delivery.headers[eventsub.MESSAGE_TYPE] == eventsub.NOTIFICATION
                     sent += 1 if status < 300 and notice else 0
                 return self._json(200, {"user_id": user, "notified": sent})
-            if parts.path in ("/control/streams", "/control/ratelimit"):
+            if parts.path in ("/control/streams", "/control/ratelimit", "/control/users"):
                 return self._control(parts.path, raw)
             with stub.lock:
                 if parts.path == "/oauth2/token":
@@ -560,6 +665,27 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                     return self._json(202, stub.add(answer, secret))
             return self._json(404, {"error": "Not Found", "status": 404, "message": ""})
 
+        def _image(self, path: str) -> None:
+            if avatar := _AVATAR.fullmatch(path):
+                body = avatar_svg(avatar.group(1))
+            elif preview := _PREVIEW.fullmatch(path):
+                login, width, height = preview.group(1), preview.group(2), preview.group(3)
+                body = preview_svg(login, int(width), int(height))
+            else:
+                return self._json(404, {"error": "Not Found", "status": 404, "message": ""})
+            self.send_response(200)
+            self.send_header("Content-Type", "image/svg+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", IMAGE_CACHE)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            # an SVG opened on its own runs no script and loads nothing
+            self.send_header(
+                "Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'"
+            )
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
         def _control(self, path: str, raw: bytes) -> None:
             """Steering for tests and `controlroom simulate` (loopback only, like the rest)."""
             try:
@@ -567,6 +693,18 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
                 if not isinstance(change, dict):
                     raise ValueError("a JSON object is expected")
                 with stub.lock:
+                    if path == "/control/users":
+                        login = str(change.get("login") or "").lower()
+                        if not login:
+                            raise ValueError("login is required")
+                        if user_id := str(change.get("user_id") or ""):
+                            stub.logins[user_id] = login  # Get Users by id answers this login
+                        url = change.get("profile_image_url")
+                        if url is None:
+                            stub.user_images.pop(login, None)
+                        else:
+                            stub.user_images[login] = str(url)
+                        return self._json(200, {"user": stub.user(login)})
                     if path == "/control/ratelimit":
                         stub.rate_limit = int(change.get("limit", stub.rate_limit))
                         stub.rate_window = float(change.get("window_seconds", stub.rate_window))
@@ -592,7 +730,7 @@ def handler_for(stub: TwitchStub) -> type[BaseHTTPRequestHandler]:
 
 
 def serve(port: int, clients: dict[str, str], page_size: int = 20) -> ThreadingHTTPServer:
-    stub = TwitchStub(clients=clients, page_size=page_size)
+    stub = TwitchStub(clients=clients, page_size=page_size, origin=f"http://127.0.0.1:{port}")
     server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(stub))
     server.daemon_threads = True
     return server

@@ -33,6 +33,8 @@ class TwitchStandIn(StandIn):
             "TWITCH_TOKEN_URL": f"{self.url}/oauth2/token",
             "TWITCH_AUTHORIZE_URL": f"{self.url}/oauth2/authorize",
             "TWITCH_VALIDATE_URL": f"{self.url}/oauth2/validate",
+            # avatars and previews are the stand-in's placeholders (and the CSP allows them)
+            "TWITCH_IMAGE_ORIGIN": self.url,
         }
 
     def command(self) -> tuple[list[str], dict[str, str] | None]:
