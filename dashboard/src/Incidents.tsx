@@ -50,9 +50,9 @@ export function IncidentBadge({ list, onOpen }: { list: Incident[]; onOpen: (id:
   const label = `${list.length} unresolved incident${list.length > 1 ? "s" : ""}, highest ${worst.severity}`;
   return (
     <button type="button" className={`incident-badge ${worst.severity}`} data-testid="incident-badge" data-severity={worst.severity}
-      aria-label={`${label}: open the newest`} title={label} onClick={(e) => { e.stopPropagation(); onOpen(newest.id); }}>
+      aria-label={`${list.length} ${worst.severity}: ${label}, open the newest`} title={label} onClick={(e) => { e.stopPropagation(); onOpen(newest.id); }}>
       <SeverityIcon severity={worst.severity} size={14} />
-      <span data-testid="incident-count">{list.length}</span>
+      <span data-testid="incident-count">{list.length}</span>{" "}
       <span className="badge-sev">{worst.severity}</span>
     </button>
   );
@@ -119,7 +119,7 @@ function Actions({ i, auth, canAct, meUserId, onChanged, compact }: {
       {(!compact || !mine) && i.status !== "resolved" && meUserId && (
         <button type="button" className="act quiet" {...deny}
           onClick={guard("assign", "PUT", `/incidents/${i.id}/assignee`, { user_id: mine ? null : meUserId })}
-          aria-label={mine ? `Unassign ${what}` : `Assign ${what} to me`} data-testid="incident-assign">
+          aria-label={mine ? `Unassign ${what}` : `Assign to me: ${what}`} data-testid="incident-assign">
           {mine ? "Unassign" : "Assign to me"}
         </button>
       )}
