@@ -250,10 +250,10 @@ function Chart({ metric, series, tz }: { metric: MetricName; series: SeriesOut; 
   const theme = useTheme();
   const [restyled, setRestyled] = useState(0);
   useEffect(() => {
-    const app = document.querySelector(".app");
-    if (!app) return;
     const watch = new MutationObserver(() => setRestyled((n) => n + 1));
-    watch.observe(app, { attributes: true, attributeFilter: ["style"] });
+    watch.observe(document.documentElement, { attributes: true, attributeFilter: ["style"] });
+    const app = document.querySelector(".app");
+    if (app) watch.observe(app, { attributes: true, attributeFilter: ["style"] });
     return () => watch.disconnect();
   }, []);
 
