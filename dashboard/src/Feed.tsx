@@ -1,11 +1,40 @@
-import { useEffect, useMemo, useRef, useState } from "react";
+import { type RefObject, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Credentials } from "./api";
 import { api } from "./api";
-import type { CreatorState, EventsPage, FeedEvent } from "./types";
+import { TopicIcon } from "./icons";
+import { LiveFeed } from "./livefeed";
+import type { Connection, CreatorState, EventsPage, FeedEvent } from "./types";
 import { TOPICS } from "./types";
+import { sentence, topicLabel, typeLabel } from "./words";
+import "./feed.css";
 
-const ROW_H = 44;
+const MAX_NARROWED = 5000; // the same bound as the wall's live list
+const PAGE = 200;
 
+// Rows have a fixed height so the list can be virtualized (5,000 live events); a TV-sized
+// screen gets taller rows and larger type (feed.css switches at the same width).
+const LARGE = "(min-width: 2400px)";
+
+function useMedia(query: string): boolean {
+  const [match, setMatch] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const m = window.matchMedia(query);
+    const on = () => setMatch(m.matches);
+    m.addEventListener("change", on);
+    return () => m.removeEventListener("change", on);
+  }, [query]);
+  return match;
+}
+
+function typing(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return !!el && (el.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName));
+}
+
+const clock = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+// The summary's fields in a line, kept for the incident drawer's event list (Incidents.tsx);
+// the feed itself reads in sentences (words.ts).
 export function describe(e: FeedEvent): string {
   const s = e.summary;
   const parts = [s.actor_login, s.target_login && `→ ${s.target_login}`, s.amount !== undefined && `${s.amount}`,
@@ -13,7 +42,7 @@ export function describe(e: FeedEvent): string {
   return parts.filter(Boolean).join(" · ");
 }
 
-// Acknowledging is done on incidents (the wall's panel), shared by the whole team.
+// Acknowledging is done on incidents (the wall's panel), shared by the whole team, never per event.
 export function Feed({ auth, events, creators }: {
   auth: Credentials; events: FeedEvent[]; creators: Map<string, CreatorState>;
 }) {
@@ -21,9 +50,20 @@ export function Feed({ auth, events, creators }: {
   const [topic, setTopic] = useState("");
   const [paused, setPaused] = useState<number | null>(null); // the last seq shown when paused
   const [older, setOlder] = useState<FeedEvent[]>([]);
-  const [done, setDone] = useState(false);
+  const [olderDone, setOlderDone] = useState(false);
+  const [loading, setLoading] = useState(false);
+  const [narrowed, setNarrowed] = useState<FeedEvent[]>([]);
+  const [narrowState, setNarrowState] = useState<Connection | null>(null);
+  const [open, setOpen] = useState<FeedEvent | null>(null);
   const [view, setView] = useState({ top: 0, height: 600 });
   const box = useRef<HTMLDivElement>(null);
+  const creatorSelect = useRef<HTMLSelectElement>(null);
+  const closeButton = useRef<HTMLButtonElement>(null);
+  const openedFrom = useRef<number | null>(null);
+  const filterRun = useRef(0); // an older page answered after the filters changed is dropped
+  const liveHead = useRef<number | null>(null);
+  liveHead.current = events.length ? events[events.length - 1].seq : null;
+  const rowH = useMedia(LARGE) ? 60 : 44;
 
   useEffect(() => {
     const el = box.current;
@@ -31,59 +71,188 @@ export function Feed({ auth, events, creators }: {
     const measure = () => setView({ top: el.scrollTop, height: el.clientHeight });
     measure();
     el.addEventListener("scroll", measure, { passive: true });
-    return () => el.removeEventListener("scroll", measure);
+    window.addEventListener("resize", measure);
+    return () => { el.removeEventListener("scroll", measure); window.removeEventListener("resize", measure); };
   }, []);
 
-  // history and live meet without a seam: older pages only ever hold seqs below the live list
+  // A creator chosen: a second socket the relay narrows to that creator (its room subscription),
+  // starting right after the newest event the wall's socket has shown, so nothing falls between.
+  // The wall's own socket stays un-narrowed. Closed when the filter changes or the page is left.
+  useEffect(() => {
+    setNarrowed([]);
+    if (!creator) { setNarrowState(null); return; }
+    const token = typeof auth === "string" ? auth : () => auth.token();
+    const feed = new LiveFeed(token, {
+      events: (batch) => setNarrowed((old) => {
+        const merged = old.concat(batch);
+        return merged.length > MAX_NARROWED ? merged.slice(merged.length - MAX_NARROWED) : merged;
+      }),
+      state: () => {}, // creator states come through the wall's socket
+      connection: (status) => setNarrowState(status),
+      // its position is lost: what it held may have a hole, so start the history over
+      resync: () => { setNarrowed([]); filterRun.current += 1; setOlder([]); setOlderDone(false); },
+    }, { creators: [creator], fromSeq: liveHead.current });
+    // an open socket must be given each renewed token before the old one runs out
+    const off = typeof auth === "string" ? () => {} : auth.onRenew((t) => void feed.refreshToken(t));
+    return () => { off(); feed.close(); };
+  }, [auth, creator]);
+
+  // history restarts whenever a filter changes: older pages are fetched with those filters
+  useEffect(() => {
+    filterRun.current += 1;
+    setOlder([]);
+    setOlderDone(false);
+    setLoading(false);
+  }, [creator, topic]);
+
   const all = useMemo(() => {
-    const firstLive = events.length ? events[0].seq : Infinity;
-    return [...older.filter((e) => e.seq < firstLive), ...events];
-  }, [older, events]);
-  const held = paused === null ? 0 : all.filter((e) => e.seq > paused).length;
-  const shown = useMemo(() => all
-    .filter((e) => paused === null || e.seq <= paused)
-    .filter((e) => (!creator || e.creator_id === creator) && (!topic || e.topic === topic))
-    .reverse(), [all, paused, creator, topic]);
+    if (!creator && !older.length) return events; // the wall's list as it is: already in order
+    const bySeq = new Map<number, FeedEvent>();
+    for (const e of older) bySeq.set(e.seq, e);
+    for (const e of events) if (!creator || e.creator_id === creator) bySeq.set(e.seq, e);
+    for (const e of narrowed) bySeq.set(e.seq, e);
+    return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+  }, [older, events, narrowed, creator]);
+  const matching = useMemo(
+    () => all.filter((e) => (!creator || e.creator_id === creator) && (!topic || e.topic === topic)),
+    [all, creator, topic],
+  );
+  const held = paused === null ? 0 : matching.filter((e) => e.seq > paused).length;
+  const shown = useMemo(
+    () => (paused === null ? matching : matching.filter((e) => e.seq <= paused)).slice().reverse(),
+    [matching, paused],
+  );
 
   async function loadOlder() {
-    const oldest = all.length ? all[0].seq : undefined;
-    if (oldest === undefined || oldest <= 1) { setDone(true); return; }
-    const page = await api<EventsPage>(auth, "GET", `/events?limit=200&before_seq=${oldest}`);
-    setOlder((o) => [...page.items.slice().reverse(), ...o]);
-    if (page.next_before_seq === null) setDone(true);
+    const run = filterRun.current;
+    const oldest = matching.length ? matching[0].seq : null;
+    if (oldest !== null && oldest <= 1) { setOlderDone(true); return; }
+    const query = new URLSearchParams({ limit: String(PAGE) });
+    if (oldest !== null) query.set("before_seq", String(oldest));
+    if (creator) query.set("creator_id", creator);
+    if (topic) query.set("topic", topic);
+    setLoading(true);
+    try {
+      const page = await api<EventsPage>(auth, "GET", `/events?${query}`);
+      if (run !== filterRun.current) return;
+      setOlder((o) => [...page.items, ...o]);
+      if (page.next_before_seq == null) setOlderDone(true);
+    } finally {
+      if (run === filterRun.current) setLoading(false);
+    }
   }
 
-  const first = Math.max(0, Math.floor(view.top / ROW_H) - 5);
-  const last = Math.min(shown.length, Math.ceil((view.top + view.height) / ROW_H) + 5);
+  const togglePause = useCallback(
+    () => setPaused((p) => (p === null ? (all.length ? all[all.length - 1].seq : 0) : null)),
+    [all],
+  );
+
+  const closeDetails = useCallback(() => {
+    setOpen(null);
+    const seq = openedFrom.current;
+    // back to the row it was opened from, if that row is still drawn
+    requestAnimationFrame(() => box.current?.querySelector<HTMLElement>(`[data-seq="${seq}"] button`)?.focus());
+  }, []);
+
+  // page shortcuts: `/` the creator filter, `p` pause; Esc closes the details
+  useEffect(() => {
+    const onKey = (ev: KeyboardEvent) => {
+      if (ev.key === "Escape" && open) { ev.preventDefault(); closeDetails(); return; }
+      if (ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) return;
+      if (ev.key === "/") { ev.preventDefault(); creatorSelect.current?.focus(); }
+      else if (ev.key === "p") { ev.preventDefault(); togglePause(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [open, closeDetails, togglePause]);
+
+  useEffect(() => { if (open) closeButton.current?.focus(); }, [open]);
+
+  const nameOf = (e: FeedEvent) => (e.creator_id ? creators.get(e.creator_id)?.display_name : undefined) ?? null;
+  const first = Math.max(0, Math.floor(view.top / rowH) - 5);
+  const last = Math.min(shown.length, Math.ceil((view.top + view.height) / rowH) + 5);
   const names = [...creators.values()].sort((a, b) => a.display_name.localeCompare(b.display_name));
 
   return (
-    <section className="feed-page">
-      <div className="toolbar">
-        <label>Creator <select value={creator} onChange={(e) => setCreator(e.target.value)} data-testid="feed-creator">
-          <option value="">all</option>{names.map((c) => <option key={c.creator_id} value={c.creator_id}>{c.display_name}</option>)}
+    <section className="feed-page" aria-label="Event feed">
+      <div className="toolbar feed-toolbar">
+        <label>Creator <select ref={creatorSelect} value={creator} onChange={(e) => setCreator(e.target.value)} data-testid="feed-creator">
+          <option value="">All creators</option>
+          {names.map((c) => <option key={c.creator_id} value={c.creator_id}>{c.display_name}</option>)}
         </select></label>
         <label>Topic <select value={topic} onChange={(e) => setTopic(e.target.value)} data-testid="feed-topic">
-          <option value="">all</option>{TOPICS.map((t) => <option key={t}>{t}</option>)}
+          <option value="">All topics</option>
+          {TOPICS.map((t) => <option key={t} value={t}>{topicLabel(t)}</option>)}
         </select></label>
-        <button onClick={() => setPaused(paused === null ? (all[all.length - 1]?.seq ?? 0) : null)} data-testid="feed-pause">
+        <button onClick={togglePause} data-testid="feed-pause" aria-pressed={paused !== null}>
           {paused === null ? "Pause" : `Resume (${held} new)`}
         </button>
-        <button onClick={() => void loadOlder()} disabled={done}>Load older</button>
+        <button onClick={() => void loadOlder()} disabled={olderDone || loading} data-testid="feed-older">
+          {olderDone ? "No older events" : loading ? "Loading…" : "Load older"}
+        </button>
+        {creator && (
+          <span className="feed-narrowed" data-testid="feed-narrowed" data-state={narrowState ?? ""}>
+            {narrowState === "live" ? "Following this creator live" : "Connecting to this creator…"}
+          </span>
+        )}
+        <span className="feed-count" data-testid="feed-count">{shown.length.toLocaleString()} shown</span>
       </div>
-      <div className="feed" ref={box} data-testid="feed">
-        <ol style={{ height: shown.length * ROW_H, position: "relative" }}>
-          {shown.slice(first, last).map((e, i) => (
-            <li key={e.seq} className={`row topic-${e.topic}`} style={{ top: (first + i) * ROW_H }} data-seq={e.seq} data-testid="feed-row">
-              <span className="seq">#{e.seq}</span>
-              <span className="when">{new Date(e.occurred_at).toLocaleTimeString()}</span>
-              <span className="who">{(e.creator_id && creators.get(e.creator_id)?.display_name) ?? e.broadcaster_user_id}</span>
-              <span className="type">{e.type}</span>
-              <span className="what">{describe(e)}</span>
-            </li>
-          ))}
-        </ol>
+      <div className="feed-body">
+        <div className="feed" ref={box} data-testid="feed">
+          <ol style={{ height: shown.length * rowH, position: "relative" }} aria-label="Events, newest first">
+            {shown.slice(first, last).map((e, i) => {
+              const name = nameOf(e);
+              const words = sentence(e, name);
+              return (
+                <li key={e.seq} className={`feed-row topic-${e.topic}`} style={{ top: (first + i) * rowH, height: rowH - 4 }}
+                  data-seq={e.seq} data-testid="feed-row">
+                  <button type="button" className={open?.seq === e.seq ? "feed-item selected" : "feed-item"}
+                    onClick={() => { openedFrom.current = e.seq; setOpen(e); }} aria-haspopup="dialog">
+                    <time className="feed-when" dateTime={e.occurred_at}>{clock(e.occurred_at)}</time>
+                    <span className="feed-icon" title={topicLabel(e.topic)}><TopicIcon topic={e.topic} size={rowH > 44 ? 22 : 16} /></span>
+                    <span className="feed-who">{name ?? e.broadcaster_user_id}</span>
+                    <span className="feed-sentence" data-testid="feed-sentence" title={words}>{words}</span>
+                  </button>
+                </li>
+              );
+            })}
+          </ol>
+          {shown.length === 0 && <p className="feed-empty">No events {creator || topic ? "match these filters yet" : "yet"}.</p>}
+        </div>
+        {open && <Details e={open} name={nameOf(open)} onClose={closeDetails} closeRef={closeButton} />}
       </div>
     </section>
+  );
+}
+
+function Details({ e, name, onClose, closeRef }: {
+  e: FeedEvent; name: string | null; onClose: () => void; closeRef: RefObject<HTMLButtonElement | null>;
+}) {
+  // fields the relay or the API may add (a delivery's message id, when it was received)
+  const extra = e as FeedEvent & { message_id?: string; received_at?: string };
+  const when = (iso: string) => new Date(iso).toLocaleString();
+  return (
+    <aside className="feed-details" role="dialog" aria-modal="false" aria-labelledby="feed-details-title" data-testid="event-details">
+      <header>
+        <h2 id="feed-details-title"><TopicIcon topic={e.topic} size={18} /> {sentence(e, name)}</h2>
+        <button ref={closeRef} type="button" onClick={onClose} aria-label="Close details" data-testid="event-details-close">×</button>
+      </header>
+      <dl>
+        <dt>Type</dt><dd><code data-testid="event-type">{e.type}</code> <span className="muted">({typeLabel(e.type)}, version {e.version})</span></dd>
+        <dt>Topic</dt><dd>{topicLabel(e.topic)} <code>{e.topic}</code></dd>
+        <dt>Creator</dt><dd>{name ?? "unknown"} <span className="muted">(Twitch user {e.broadcaster_user_id})</span></dd>
+        <dt>Seq</dt><dd>{e.seq}</dd>
+        {extra.message_id && <><dt>Message id</dt><dd><code>{extra.message_id}</code></dd></>}
+        <dt>Occurred</dt><dd><time dateTime={e.occurred_at}>{when(e.occurred_at)}</time></dd>
+        {extra.received_at && <><dt>Received</dt><dd><time dateTime={extra.received_at}>{when(extra.received_at)}</time></dd></>}
+      </dl>
+      <h3>Summary</h3>
+      <dl data-testid="event-summary">
+        {Object.entries(e.summary).map(([k, v]) => (
+          <div key={k} className="feed-field"><dt>{k}</dt><dd>{typeof v === "object" ? JSON.stringify(v) : String(v)}</dd></div>
+        ))}
+      </dl>
+      {Object.keys(e.summary).length === 0 && <p className="muted">No fields</p>}
+    </aside>
   );
 }

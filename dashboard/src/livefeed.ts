@@ -1,4 +1,5 @@
 // The live feed: one socket, a gap-free ordered stream of events, resumed from the last seq.
+// A narrowed feed (`{ creators }`) is a second socket that the relay filters to those creators.
 import { io, Socket } from "socket.io-client";
 import type { Connection, CreatorState, FeedEvent, Incident, ViewersUpdate } from "./types";
 
@@ -12,24 +13,42 @@ export interface FeedHandlers {
   reconnected?(): void; // connected again after a cut: what has no seq (incidents) is fetched again
 }
 
+// A narrowed socket: only these creators' events, from just after `fromSeq` (or from the head).
+export interface Narrowing {
+  creators: string[];
+  fromSeq?: number | null;
+}
+
 export class LiveFeed {
   lastSeq: number | null = null;
   epoch: string | null = null;
   private socket: Socket;
+  private token: string;
+  private tokenOf: () => string;
   private pending: FeedEvent[] = [];
   private frame = 0;
   private resuming = false;
   private retry = 0;
   private connectedOnce = false;
+  private readonly creators: Set<string> | null;
 
-  constructor(private token: string, private handlers: FeedHandlers) {
+  // `token` is a string, or a getter read on every (re)connect so a renewed token is used
+  // without calling refreshToken first (an open socket still needs refreshToken)
+  constructor(token: string | (() => string), private handlers: FeedHandlers, narrowing?: Narrowing) {
+    this.tokenOf = typeof token === "string" ? () => this.token : token;
+    this.token = typeof token === "string" ? token : token();
+    this.creators = narrowing ? new Set(narrowing.creators) : null;
+    if (narrowing?.fromSeq != null) this.lastSeq = narrowing.fromSeq;
     this.socket = io({
       transports: ["websocket"],
-      // the auth callback runs on every (re)connect, so a reconnect resumes where we were
+      // the auth callback runs on every (re)connect, so a reconnect resumes where we were;
+      // a narrowed socket names its creators here too, so that even the replay that starts
+      // with the connection (before `subscribe` is answered) is filtered by the relay
       auth: (cb) =>
         cb({
-          token: this.token,
-          snapshot: true,
+          token: this.tokenOf(),
+          snapshot: this.creators === null,
+          ...(this.creators ? { creators: [...this.creators] } : {}),
           ...(this.lastSeq !== null ? { last_seq: this.lastSeq } : {}),
           ...(this.epoch ? { epoch: this.epoch } : {}),
         }),
@@ -39,6 +58,8 @@ export class LiveFeed {
       handlers.connection(this.lastSeq === null ? "connecting" : "catching up");
       if (this.connectedOnce) handlers.reconnected?.();
       this.connectedOnce = true;
+      // the relay keeps subscriptions per socket: a reconnected socket subscribes again
+      for (const id of this.creators ?? []) this.socket.emit("subscribe", { creator_id: id });
     });
     s.on("disconnect", (reason) => {
       if (reason !== "io client disconnect") handlers.connection("reconnecting");
@@ -77,6 +98,18 @@ export class LiveFeed {
   private accept(list: FeedEvent[]): void {
     for (const e of list) {
       if (this.lastSeq !== null && e.seq <= this.lastSeq) continue; // seen already
+      if (this.creators) {
+        // A narrowed socket sees seq jump by design: the relay leaves out the other creators'
+        // events but still moves this socket's cursor past them (docs/realtime.md, "A narrowed
+        // socket"). Its path stays ordered and complete for its creators, so a jump is not a
+        // loss and must not trigger `resume` (it would replay on every other event). After a
+        // cut, resuming from the last seq seen is still right: whatever lies between it and
+        // the cursor the relay had reached was left out for this filter, and the replay applies
+        // the same filter. The creator check only guards against a relay that does not filter.
+        this.lastSeq = e.seq;
+        if (e.creator_id !== null && this.creators.has(e.creator_id)) this.pending.push(e);
+        continue;
+      }
       if (this.lastSeq !== null && e.seq > this.lastSeq + 1) {
         // a gap in the live stream: ask for what is missing; it arrives in order
         if (!this.resuming) {
@@ -108,7 +141,7 @@ export class LiveFeed {
   }
 
   refreshToken(token: string): Promise<boolean> {
-    this.token = token;
+    this.token = token; // a getter, if given, is asked again on the next connect
     if (!this.socket.connected) return Promise.resolve(true); // the next connect carries it
     return new Promise((resolve) =>
       this.socket.emit("refresh_token", { token }, (ack: { ok: boolean }) => resolve(Boolean(ack?.ok))),
