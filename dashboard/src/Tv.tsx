@@ -85,7 +85,7 @@ function CriticalBand({ list, creators, now }: { list: Incident[]; creators: Map
   return (
     <div className="tv-critical" role="alert" data-testid="tv-critical">
       {shown.map((i) => (
-        <div key={i.id} className="band" data-testid="tv-critical-incident" data-incident={i.id}>
+        <div key={i.id} className="band" data-testid="critical-banner" data-incident={i.id}>
           <span className="word"><SeverityIcon severity="critical" size={28} />CRITICAL</span>
           <span className="who">{i.creator_id ? creators.get(i.creator_id)?.display_name ?? "Unknown creator" : "Company-wide"}</span>
           <span className="what" title={i.title}>{i.title}</span>

@@ -147,11 +147,11 @@ export function Viewers({ c, samples, now, spark = true }: { c: CreatorState; sa
     : c.viewers_at ? "offline at the last sample" : "no sample yet";
   return (
     <div className={`viewers${known ? "" : " unknown"}`} title={title} data-testid="viewers">
-      {spark && trend.length > 0 && <Sparkline samples={samples} now={now} />}
+      {spark && trend.length > 0 && <Sparkline samples={samples} now={now} height={14} />}
       <span className="viewer-count" data-testid="viewer-count">
         {known ? <>{count.format(c.viewers as number)}<span className="unit"> viewers</span></> : "—"}
       </span>
-      {!known && <span className="unit">{c.viewers_at ? "offline" : "unavailable"}</span>}
+      {!known && !c.viewers_at && <span className="unit">unavailable</span>}
     </div>
   );
 }
@@ -175,13 +175,13 @@ export function previewSrc(template: string, width: number, height: number, now:
 
 function Preview({ c, now, em }: { c: Pictured; now: number; em: number }) {
   const [broken, setBroken] = useState<string | null>(null);
-  // 16:9 at the drawn size (the box is 9em wide), in device pixels, rounded to tens
+  // 16:9 at the drawn size (the box is 5.6em wide), in device pixels, rounded to tens
   const dpr = typeof window === "undefined" ? 1 : Math.min(2, window.devicePixelRatio || 1);
-  const w = Math.max(80, Math.round((9 * em * dpr) / 10) * 10);
+  const w = Math.max(80, Math.round((5.6 * em * dpr) / 10) * 10);
   const h = Math.round((w * 9) / 16);
   const src = c.status === "live" && c.preview_url ? previewSrc(c.preview_url, w, h, now) : null;
   if (!src || broken === src) {
-    return <div className="preview placeholder" aria-hidden="true"><span>{c.status === "live" ? "No preview" : "Offline"}</span></div>;
+    return <div className="preview placeholder" aria-hidden="true">{c.status === "live" && <span>No preview</span>}</div>;
   }
   return <img className="preview" src={src} alt="" width={w} height={h} onError={() => setBroken(src)} />;
 }
@@ -224,28 +224,32 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
   ].filter(Boolean).join(", ");
   const dense = density === "dense";
   const statusText = live ? (dense ? "LIVE" : `LIVE ${since(c.live_since, now)}`) : c.status;
+  const name = <strong className="tile-name" title={c.display_name}>{c.display_name}</strong>;
+  const status = (
+    <span className={`badge ${c.status}`} data-testid="status" title={live && c.live_since ? `live since ${new Date(c.live_since).toLocaleTimeString()}` : undefined}>
+      <span className="status-mark" aria-hidden="true">{live ? "●" : "○"}</span>{statusText}
+    </span>
+  );
   return (
     <article className={`tile ${dense ? "dense" : "comfortable"} ${c.status} link-${link?.state ?? "unknown"}${worst ? ` has-${worst}` : ""}`}
       tabIndex={focusable ? 0 : -1} data-testid={`tile-${c.login}`} data-slot={slot} aria-label={label}>
-      <div className="tile-head">
-        {!dense && <Avatar c={p} />}
-        <strong className="tile-name" title={c.display_name}>{c.display_name}</strong>
-        <span className={`badge ${c.status}`} data-testid="status" title={live ? `live since ${c.live_since ? new Date(c.live_since).toLocaleTimeString() : "—"}` : undefined}>
-          <span className="status-mark" aria-hidden="true">{live ? "●" : "○"}</span>{statusText}
-        </span>
-      </div>
       {dense ? (
-        <div className="tile-pulse">
-          <Viewers c={c} samples={samples} now={now} spark={false} />
-          <IncidentBadge list={incidents} onOpen={onOpenIncident} />
-        </div>
+        <>
+          <div className="tile-head">{name}{status}</div>
+          <div className="tile-pulse">
+            <Viewers c={c} samples={samples} now={now} spark={false} />
+            <IncidentBadge list={incidents} onOpen={onOpenIncident} />
+          </div>
+        </>
       ) : (
         <>
-          <div className="tile-body">
+          <div className="tile-top">
             <Preview c={p} now={now} em={em} />
-            <div className="tile-side">
+            <IncidentBadge list={incidents} onOpen={onOpenIncident} />
+            <div className="tile-top-side">
+              <div className="tile-head"><Avatar c={p} />{name}</div>
+              <div className="tile-side">{status}</div>
               <Viewers c={c} samples={samples} now={now} />
-              <IncidentBadge list={incidents} onOpen={onOpenIncident} />
             </div>
           </div>
           <div className="tile-title" title={c.title ?? undefined}>{c.title ?? "—"}</div>
@@ -269,7 +273,7 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
 
 /** Tile size in ems for a density (the wall's font size scales with the screen). */
 export function tileBox(density: Density): { w: number; h: number } {
-  return density === "dense" ? { w: 9.4, h: 4.2 } : { w: 20, h: 14 };
+  return density === "dense" ? { w: 9.4, h: 4.2 } : { w: 13, h: 8.5 };
 }
 
 export function trouble(list: Incident[] | undefined): number {
@@ -304,7 +308,7 @@ export function SummaryStrip({ creators, incidents, eventsPerMinute }: {
   const open = incidents.filter((i) => i.status !== "resolved");
   const by = (s: Severity) => open.filter((i) => i.severity === s).length;
   return (
-    <div className="summary" data-testid="summary" role="group" aria-label="Summary">
+    <div className="summary" data-testid="wall-summary" role="group" aria-label="Summary">
       <span className="stat" data-testid="summary-live" data-value={live.length}>
         <span className="stat-mark live" aria-hidden="true">●</span>
         <b>{count.format(live.length)}</b> live <span className="of">of {count.format(creators.length)}</span>
@@ -418,6 +422,9 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
   const focusAt = Math.min(focusSlot, Math.max(0, slots - 1));
   // only the rows in view (and one either side) are in the page
   const visible = rows.filter((r) => r.top + r.height >= view.top - tileH && r.top <= view.top + view.height + tileH);
+  // one tab stop in the grid (arrow keys do the rest): the focused tile, or the first drawn one
+  const drawn = visible.filter((r): r is Extract<Row, { kind: "tiles" }> => r.kind === "tiles");
+  const tabStop = drawn.some((r) => focusAt >= r.start && focusAt < r.start + r.items.length) ? focusAt : drawn[0]?.start ?? 0;
 
   const rowOfSlot = useCallback((slot: number) => rows.findIndex((r) => r.kind === "tiles" && slot >= r.start && slot < r.start + r.items.length), [rows]);
   const moveTo = useCallback((slot: number) => {
@@ -526,7 +533,7 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
                 <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? NO_EVENTS} now={now} health={health.get(c.creator_id) ?? []}
                   incidents={incidents.get(c.creator_id) ?? NONE} samples={samples.get(c.creator_id) ?? NO_SAMPLES}
                   onOpenIncident={onOpenIncident} density={density} em={view.em}
-                  focusable={r.start + k === focusAt} slot={String(r.start + k)} />
+                  focusable={r.start + k === tabStop} slot={String(r.start + k)} />
               ))}
             </div>
           ))}

