@@ -1,8 +1,11 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, ApiError } from "./api";
-import { readableOn } from "./contrast";
+import { brandFor } from "./contrast";
+import { ThemeToggle, toggleTheme, useTheme } from "./theme";
 import { LiveFeed } from "./livefeed";
+import { short } from "./words";
 import { Wall } from "./Wall";
+import { TvWall } from "./Tv";
 import { Feed } from "./Feed";
 import { Admin } from "./Admin";
 import { Analytics, analyticsInHash } from "./Analytics";
@@ -23,6 +26,11 @@ const MAX_FEED = 5000;
 const ROSTER_POLL_MS = 30_000;
 const SPARK_SECONDS = 3600;
 const OPEN_INCIDENT_KEY = "controlroom.open-incident"; // a notification's link, kept through a sign-in
+
+// `#/tv` (also `#/tv?cycle=<seconds>`): the wall as a kiosk for the operations room's screen
+function tvInHash(): boolean {
+  return /^#\/tv(\?.*)?$/.test(window.location.hash);
+}
 
 // `#/incidents/<id>` (the notifications' link back): the wall with that incident's details
 function incidentInHash(): string | null {
@@ -175,7 +183,9 @@ export function App() {
   }
 }
 
-type Page = "wall" | "feed" | "analytics" | "admin";
+type Page = "wall" | "feed" | "analytics" | "admin" | "tv";
+const PAGE_KEYS: Record<string, Page> = { "1": "wall", "2": "feed", "3": "analytics", "4": "admin" };
+const EPM_WINDOW_MS = 60_000;
 
 // a 403 for a role is an answer, not a lost session; a suspended company's is
 function isLost(e: unknown): e is ApiError {
@@ -193,7 +203,10 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   const [creators, setCreators] = useState<Map<string, CreatorState>>(new Map());
   const [events, setEvents] = useState<FeedEvent[]>([]);
   const [connection, setConnection] = useState<Connection>("connecting");
-  const [page, setPage] = useState<Page>(() => (analyticsInHash() ? "analytics" : "wall"));
+  const [page, setPage] = useState<Page>(() => (tvInHash() ? "tv" : analyticsInHash() ? "analytics" : "wall"));
+  const [help, setHelp] = useState(false);
+  const arrivals = useRef<number[]>([]); // when each live event arrived, for events per minute
+  const [perMinute, setPerMinute] = useState(0);
   const [announcement, setAnnouncement] = useState("");
   const feed = useRef<LiveFeed | null>(null);
   const lastRescue = useRef(0);
@@ -256,7 +269,8 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
           display_name: r.display_name, status: r.status, title: r.title, category_name: r.category_name,
           live_since: r.live_since, last_event_at: r.last_event_at,
           authorization_revoked: r.authorization_revoked, ...old.get(r.id), labels: r.labels,
-          authorization: r.authorization, subscriptions: r.subscriptions, ...newerViewers(r, old.get(r.id)),
+          authorization: r.authorization, subscriptions: r.subscriptions, avatar_url: r.avatar_url,
+          ...newerViewers(r, old.get(r.id)),
         });
       }
       return next; // removed creators leave the wall
@@ -325,7 +339,10 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   useEffect(() => {
     const follow = () => {
       const id = incidentInHash();
-      if (id) { setPage("wall"); setOpenIncident(id); } else if (analyticsInHash()) setPage("analytics");
+      if (id) { setPage("wall"); setOpenIncident(id); }
+      else if (analyticsInHash()) setPage("analytics");
+      else if (tvInHash()) setPage("tv");
+      else setPage((p) => (p === "tv" ? "wall" : p));
     };
     window.addEventListener("hashchange", follow);
     return () => window.removeEventListener("hashchange", follow);
@@ -352,8 +369,10 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
           const merged = old.concat(batch.filter((e) => !old.length || e.seq > old[old.length - 1].seq));
           return merged.length > MAX_FEED ? merged.slice(merged.length - MAX_FEED) : merged;
         });
+        const now = Date.now();
+        for (let i = 0; i < batch.length; i += 1) arrivals.current.push(now);
         const last = batch[batch.length - 1];
-        setAnnouncement(`${batch.length} new event${batch.length > 1 ? "s" : ""}, latest ${last.type}`);
+        setAnnouncement(`${batch.length} new event${batch.length > 1 ? "s" : ""}, latest: ${short(last)}`);
       },
       state: (s) => setCreators((old) => {
         const was = old.get(s.creator_id);
@@ -392,7 +411,12 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
           const next = new Map(old);
           for (const s of update.samples) {
             const c = next.get(s.creator_id);
-            if (c) next.set(s.creator_id, { ...c, viewers: s.live ? s.viewers : null, viewers_at: update.at });
+            if (c) {
+              next.set(s.creator_id, {
+                ...c, viewers: s.live ? s.viewers : null, viewers_at: update.at,
+                ...(s.preview_url !== undefined ? { preview_url: s.live ? s.preview_url : null } : {}),
+              });
+            }
           }
           return next;
         });
@@ -414,24 +438,54 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
     };
   }, [session, lost, loadHistory, loadMe, loadRoster, loadIncidents, loadViewers, applyIncident, openIncidentDrawer]);
 
+  // events per minute, counted by arrival over the last minute (the summary strip's figure)
+  useEffect(() => {
+    const t = window.setInterval(() => {
+      const since = Date.now() - EPM_WINDOW_MS;
+      const kept = arrivals.current.filter((at) => at >= since);
+      arrivals.current = kept;
+      setPerMinute(kept.length);
+    }, 2000);
+    return () => window.clearInterval(t);
+  }, []);
+
   const changed = useCallback(() => { void loadMe(); void loadRoster(); }, [loadMe, loadRoster]);
-  // the analytics page has an address of its own (#/analytics[/<creator>]); the others do not
+  // analytics and TV mode have addresses of their own (#/analytics[/<creator>], #/tv); the others do not
   const goTo = useCallback((p: Page) => {
     setPage(p);
     if (p === "analytics") { if (!analyticsInHash()) window.location.hash = "/analytics"; }
-    else if (analyticsInHash()) history.replaceState(null, "", window.location.pathname + window.location.search);
+    else if (p === "tv") { if (!tvInHash()) window.location.hash = "/tv"; }
+    else if (analyticsInHash() || tvInHash()) history.replaceState(null, "", window.location.pathname + window.location.search);
   }, []);
+
+  // Shortcuts for the whole control room (page-local ones live on their pages); never while typing
+  const isAdmin = Boolean(me && atLeast(me.role, "admin"));
+  useEffect(() => {
+    const onKey = (ev: KeyboardEvent) => {
+      if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey || typing(ev.target)) return;
+      if (ev.key === "?") { setHelp((h) => !h); ev.preventDefault(); return; }
+      if (ev.key === "D" && ev.shiftKey) { toggleTheme(); ev.preventDefault(); return; }
+      if (ev.shiftKey) return;
+      const target = PAGE_KEYS[ev.key];
+      if (target && (target !== "admin" || isAdmin)) { goTo(target); ev.preventDefault(); }
+      else if (ev.key === "t") { goTo(page === "tv" ? "wall" : "tv"); ev.preventDefault(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [goTo, isAdmin, page]);
   const branding = me?.company.branding;
+  const theme = useTheme();
+  // the company's colours, moved in lightness until they stand out on this theme (hue kept)
   const style = useMemo(() => {
-    const primary = branding?.primary_color ?? "#3b3b98";
-    const accent = branding?.accent_color ?? "#16a085";
+    const primary = brandFor(branding?.primary_color ?? "#3b3b98", theme);
+    const accent = brandFor(branding?.accent_color ?? "#16a085", theme);
     return {
-      "--brand": primary,
-      "--on-brand": readableOn(primary),
-      "--accent": accent,
-      "--on-accent": readableOn(accent),
+      "--brand": primary.color,
+      "--on-brand": primary.on,
+      "--accent": accent.color,
+      "--on-accent": accent.on,
     } as React.CSSProperties;
-  }, [branding]);
+  }, [branding, theme]);
 
   const lastEventByCreator = useMemo(() => {
     const map = new Map<string, FeedEvent[]>();
@@ -447,6 +501,22 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
 
   const companies = session.info.companies.filter((c) => c.status === "active" || c.id === session.company?.id);
   const person = session.info.person;
+  const onWall = useMemo(() => [...creators.values()].filter((c) => c.login), [creators]);
+  const wallProps = {
+    creators: onWall, recent: lastEventByCreator, health, incidents: byCreator, samples,
+    onOpenIncident: openIncidentDrawer, eventsPerMinute: perMinute,
+  };
+  const helpDialog = help && <ShortcutHelp isAdmin={isAdmin} onClose={() => setHelp(false)} />;
+  if (page === "tv") {
+    return (
+      <div className="app tv-app" style={style}>
+        <div className="sr-only" aria-live="polite">{announcement}</div>
+        <TvWall {...wallProps} canManage={isAdmin} connection={connection} incidentsList={[...incidents.values()]}
+          companyName={me?.company.name ?? ""} logoUrl={branding?.logo_url ?? null} onExit={() => goTo("wall")} />
+        {helpDialog}
+      </div>
+    );
+  }
   return (
     <div className="app" style={style}>
       <header className="topbar">
@@ -474,15 +544,18 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
         <span className="who" data-testid="who">
           {me ? `${person.display_name || person.email || me.subject} · ${me.role}` : ""}
         </span>
+        <ThemeToggle />
+        <button className="tv-enter" onClick={() => goTo("tv")} data-testid="tv-enter" title="TV mode: full screen, no controls (t)">TV mode</button>
+        <button className="help-button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts (?)" title="Keyboard shortcuts (?)" data-testid="help">?</button>
         <button className="signout" onClick={signOut} data-testid="sign-out">Sign out</button>
       </header>
+      {helpDialog}
       <div className="sr-only" aria-live="polite">{announcement}</div>
       {switchError && <div className="banner" role="alert" data-testid="switch-error">{switchError}</div>}
       {!session.renewable && <RefreshBanner session={session} feed={feed} />}
       {page === "wall" && (
         <div className="wall-layout">
-          <Wall creators={[...creators.values()].filter((c) => c.login)} recent={lastEventByCreator} health={health}
-            canManage={Boolean(me && atLeast(me.role, "admin"))} incidents={byCreator} samples={samples} onOpenIncident={openIncidentDrawer} />
+          <Wall {...wallProps} canManage={isAdmin} />
           <IncidentPanel incidents={[...incidents.values()]} creators={creators} role={me?.role ?? "viewer"} meUserId={me?.user_id ?? null}
             auth={session} loaded={incidentsLoaded} onOpen={openIncidentDrawer} onChanged={applyIncident} prefs={prefs} setPrefs={setPrefs} />
           {openIncident && (
@@ -498,10 +571,47 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
   );
 }
 
+// typing in a field: the shortcuts stay out of the way
+function typing(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return Boolean(el && (el.isContentEditable || /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName)));
+}
+
+const SHORTCUTS: [string, string][] = [
+  ["1", "Wall"], ["2", "Feed"], ["3", "Analytics"], ["4", "Settings & admin (admins)"],
+  ["t", "TV mode on or off"], ["Shift + D", "Dark or light theme"], ["?", "This list"],
+  ["/", "Filter (wall and feed)"], ["s", "Next sort order (wall)"], ["d", "Comfortable or dense tiles (wall)"],
+  ["Arrow keys", "Move between tiles (wall)"], ["Enter", "Open a tile's incident, or an event's details"],
+  ["p", "Pause or resume the feed"], ["Esc", "Close a dialog or drawer; leave TV mode"],
+];
+
+function ShortcutHelp({ isAdmin, onClose }: { isAdmin: boolean; onClose: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (d && !d.open) d.showModal();
+  }, []);
+  return (
+    <dialog ref={ref} className="shortcut-help" aria-labelledby="shortcut-title" onClose={onClose} data-testid="shortcut-help">
+      <h2 id="shortcut-title">Keyboard shortcuts</h2>
+      <table>
+        <tbody>
+          {SHORTCUTS.filter(([k]) => isAdmin || k !== "4").map(([k, what]) => (
+            <tr key={k}><th scope="row"><kbd>{k}</kbd></th><td>{what}</td></tr>
+          ))}
+        </tbody>
+      </table>
+      <p className="muted">Shortcuts do nothing while you type in a field.</p>
+      <button onClick={onClose} autoFocus>Close</button>
+    </dialog>
+  );
+}
+
 // the roster's viewer count, unless the socket brought a newer one
-function newerViewers(r: Creator, was: CreatorState | undefined): Pick<CreatorState, "viewers" | "viewers_at"> {
+// (the preview image travels with the samples, so it follows the same rule)
+function newerViewers(r: Creator, was: CreatorState | undefined): Pick<CreatorState, "viewers" | "viewers_at" | "preview_url"> {
   if (was?.viewers_at && (!r.viewers_at || Date.parse(was.viewers_at) >= Date.parse(r.viewers_at))) return {};
-  return { viewers: r.viewers, viewers_at: r.viewers_at };
+  return { viewers: r.viewers, viewers_at: r.viewers_at, preview_url: r.preview_url };
 }
 
 // A development token is not renewed: before it runs out, offer to paste a fresh one; it is
