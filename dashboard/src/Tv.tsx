@@ -162,7 +162,7 @@ export function TvWall({ creators, recent, health, incidents, samples, onOpenInc
           <span className="tv-brand">{logoUrl && <img className="logo" src={logoUrl} alt="" />}{companyName}</span>
         )}
         <SummaryStrip creators={creators} incidents={incidentsList} eventsPerMinute={eventsPerMinute ?? eventsInLastMinute(recent, now)} />
-        {pages > 1 && <span className="tv-page" data-testid="tv-page" aria-label={`page ${current + 1} of ${pages}`}>{current + 1} / {pages}</span>}
+        {pages > 1 && <span className="tv-page" data-testid="tv-page" title={`page ${current + 1} of ${pages}`}>{current + 1} / {pages}</span>}
         <span className={`tv-conn ${link.tone}`} data-testid="tv-connection" role="status">
           <span aria-hidden="true">{link.tone === "live" ? "●" : "↻"}</span>{link.text}
         </span>

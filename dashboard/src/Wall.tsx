@@ -316,7 +316,7 @@ export function SummaryStrip({ creators, incidents, eventsPerMinute }: {
       <span className="stat" data-testid="summary-viewers" data-value={viewers}>
         <b>{count.format(viewers)}</b> viewers
       </span>
-      <span className="stat incidents" aria-label={`Open incidents: ${by("critical")} critical, ${by("warning")} warning, ${by("info")} info`}>
+      <span className="stat incidents" role="group" aria-label={`Open incidents: ${by("critical")} critical, ${by("warning")} warning, ${by("info")} info`}>
         {(["critical", "warning", "info"] as const).map((s) => (
           <span key={s} className={`sev-count ${s}${by(s) ? " some" : ""}`} data-testid={`summary-${s}`} data-value={by(s)}>
             <SeverityIcon severity={s} size={16} /><b>{by(s)}</b> {s}
