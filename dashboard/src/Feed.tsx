@@ -31,6 +31,16 @@ function typing(target: EventTarget | null): boolean {
   return !!el && (el.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(el.tagName));
 }
 
+// how many events have seq <= `seq` (events in seq order)
+function upperBound(events: FeedEvent[], seq: number): number {
+  let lo = 0, hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid].seq <= seq) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
 const clock = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
 // The summary's fields in a line, kept for the incident drawer's event list (Incidents.tsx);
@@ -114,14 +124,14 @@ export function Feed({ auth, events, creators }: {
     return [...bySeq.values()].sort((a, b) => a.seq - b.seq);
   }, [older, events, narrowed, creator]);
   const matching = useMemo(
-    () => all.filter((e) => (!creator || e.creator_id === creator) && (!topic || e.topic === topic)),
+    () => (!creator && !topic ? all
+      : all.filter((e) => (!creator || e.creator_id === creator) && (!topic || e.topic === topic))),
     [all, creator, topic],
   );
-  const held = paused === null ? 0 : matching.filter((e) => e.seq > paused).length;
-  const shown = useMemo(
-    () => (paused === null ? matching : matching.filter((e) => e.seq <= paused)).slice().reverse(),
-    [matching, paused],
-  );
+  // newest first without copying 5,000 events a frame: row i is matching[count - 1 - i];
+  // paused, the list ends at the last seq shown (matching is in seq order)
+  const count = paused === null ? matching.length : upperBound(matching, paused);
+  const held = matching.length - count;
 
   async function loadOlder() {
     const run = filterRun.current;
@@ -170,7 +180,9 @@ export function Feed({ auth, events, creators }: {
 
   const nameOf = (e: FeedEvent) => (e.creator_id ? creators.get(e.creator_id)?.display_name : undefined) ?? null;
   const first = Math.max(0, Math.floor(view.top / rowH) - 5);
-  const last = Math.min(shown.length, Math.ceil((view.top + view.height) / rowH) + 5);
+  const last = Math.min(count, Math.ceil((view.top + view.height) / rowH) + 5);
+  const drawn: FeedEvent[] = [];
+  for (let i = first; i < last; i += 1) drawn.push(matching[count - 1 - i]);
   const names = [...creators.values()].sort((a, b) => a.display_name.localeCompare(b.display_name));
 
   return (
@@ -195,12 +207,12 @@ export function Feed({ auth, events, creators }: {
             {narrowState === "live" ? "Following this creator live" : "Connecting to this creator…"}
           </span>
         )}
-        <span className="feed-count" data-testid="feed-count">{shown.length.toLocaleString()} shown</span>
+        <span className="feed-count" data-testid="feed-count">{count.toLocaleString()} shown</span>
       </div>
       <div className="feed-body">
         <div className="feed" ref={box} data-testid="feed">
-          <ol style={{ height: shown.length * rowH, position: "relative" }} aria-label="Events, newest first">
-            {shown.slice(first, last).map((e, i) => {
+          <ol style={{ height: count * rowH, position: "relative" }} aria-label="Events, newest first">
+            {drawn.map((e, i) => {
               const name = nameOf(e);
               const words = sentence(e, name);
               return (
@@ -217,7 +229,7 @@ export function Feed({ auth, events, creators }: {
               );
             })}
           </ol>
-          {shown.length === 0 && <p className="feed-empty">No events {creator || topic ? "match these filters yet" : "yet"}.</p>}
+          {count === 0 && <p className="feed-empty">No events {creator || topic ? "match these filters yet" : "yet"}.</p>}
         </div>
         {open && <Details e={open} name={nameOf(open)} onClose={closeDetails} closeRef={closeButton} />}
       </div>
