@@ -15,6 +15,7 @@ from controlroom.adapters import db, eventstore
 from controlroom.dev import seed
 from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, open_dashboard, send
+from tests.e2e.test_accessibility import _scan
 from tests.integration.tenant_data import sample_event
 
 PIXEL = ("52871934", "pixel_pioneer")
@@ -128,6 +129,9 @@ def test_rows_read_in_human_words_and_only_the_details_show_the_raw_type(
     expect(details).to_contain_text("4242")  # the summary's own fields, as stored
     expect(details).to_contain_text("speedy897")
     page.screenshot(path=str(SCREENSHOTS / "feed-details.png"))
+    found: list[str] = []
+    _scan(page, "feed with details", found)  # axe-core, as test_accessibility runs it
+    assert found == []
     page.keyboard.press("Escape")
 
     # the keyboard alone: Tab from the toolbar to the newest row, Enter opens, Esc closes
