@@ -102,8 +102,11 @@ export function Feed({ auth, events, creators }: {
       // its position is lost: what it held may have a hole, so start the history over
       resync: () => { setNarrowed([]); filterRun.current += 1; setOlder([]); setOlderDone(false); },
     }, { creators: [creator], fromSeq: liveHead.current });
-    // an open socket must be given each renewed token before the old one runs out
-    const off = typeof auth === "string" ? () => {} : auth.onRenew((t) => void feed.refreshToken(t));
+    // an open socket must be given each renewed token before the old one runs out; one the
+    // relay closed meanwhile (its token ran out while the machine slept) connects again with it.
+    // The wall's socket deals with the session itself (renewal, or signing out on a refusal).
+    const off = typeof auth === "string" ? () => {}
+      : auth.onRenew((t) => void feed.refreshToken(t).then(() => feed.reconnect()));
     return () => { off(); feed.close(); };
   }, [auth, creator]);
 

@@ -116,6 +116,16 @@ def test_rows_read_in_human_words_and_only_the_details_show_the_raw_type(
         page.get_by_test_id("feed").get_by_role("button", name=re.compile(r"^ack", re.I))
     ).to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "feed-laptop.png"))
+    # on a TV-sized screen the rows and their type grow with it
+    small = rows.first.bounding_box()
+    page.set_viewport_size({"width": 3840, "height": 2160})
+    expect(rows.first.locator(".feed-item")).to_have_css(
+        "font-size", re.compile(r"^(1[8-9]|[2-9]\d)")
+    )
+    large = rows.first.bounding_box()
+    assert small and large and large["height"] > small["height"]
+    page.screenshot(path=str(SCREENSHOTS / "feed-tv.png"))
+    page.set_viewport_size({"width": 1366, "height": 768})
 
     # a click opens the details: the raw type is there; Esc closes them
     details = page.get_by_test_id("event-details")
