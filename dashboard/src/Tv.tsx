@@ -4,7 +4,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { ago, SeverityIcon } from "./Incidents";
 import type { Connection, CreatorState, FeedEvent, Incident, ViewerSample } from "./types";
 import type { Density, WallProps } from "./Wall";
-import { eventsInLastMinute, loadDensity, loadSort, sortCreators, SummaryStrip, Tile, tileBox, useNow } from "./Wall";
+import { eventsInLastMinute, fitScale, loadDensity, loadSort, sortCreators, SummaryStrip, Tile, tileBox, useNow } from "./Wall";
 
 const CYCLE_SECONDS = 15;
 const MIN_CYCLE_SECONDS = 2;
@@ -114,7 +114,8 @@ export function TvWall({ creators, recent, health, incidents, samples, onOpenInc
   useEffect(() => {
     const el = grid.current;
     if (!el) return;
-    const measure = () => setBox({ width: el.clientWidth, height: el.clientHeight, em: parseFloat(getComputedStyle(el).fontSize) || 16 });
+    // the em of the screen, not of the grid (whose font grows when few creators fill it)
+    const measure = () => setBox({ width: el.clientWidth, height: el.clientHeight, em: parseFloat(getComputedStyle(el.parentElement ?? el).fontSize) || 16 });
     measure();
     const ro = new ResizeObserver(measure);
     ro.observe(el);
@@ -136,8 +137,11 @@ export function TvWall({ creators, recent, health, incidents, samples, onOpenInc
   const fit = (d: Density) => Math.max(1, Math.floor(box.width / (tileBox(d).w * box.em))) * Math.max(1, Math.floor(box.height / (tileBox(d).h * box.em)));
   const density: Density = chosen === "dense" || sorted.length > 3 * fit("comfortable") ? "dense" : "comfortable";
   const tile = tileBox(density);
-  const columns = Math.max(1, Math.floor(box.width / (tile.w * box.em)));
-  const rows = Math.max(1, Math.floor(box.height / (tile.h * box.em)));
+  const pad = box.em; // the grid's padding
+  const scale = fitScale(sorted.length, box.width - pad, box.height - pad, tile, box.em, 2.5);
+  const em = box.em * scale;
+  const columns = Math.max(1, Math.floor((box.width - pad) / (tile.w * em)));
+  const rows = Math.max(1, Math.floor((box.height - pad) / (tile.h * em)));
   const perPage = columns * rows;
   const pages = Math.max(1, Math.ceil(sorted.length / perPage));
   const current = page % pages;
@@ -170,11 +174,11 @@ export function TvWall({ creators, recent, health, incidents, samples, onOpenInc
       </header>
       <CriticalBand list={critical} creators={byId} now={now} />
       <div className="tv-grid" ref={grid} data-testid="tv-grid" data-density={density}
-        style={{ gridTemplateColumns: `repeat(${columns}, minmax(0, 1fr))`, gridAutoRows: `${tile.h}em` }}>
+        style={{ gridTemplateColumns: `repeat(${columns}, minmax(0, 1fr))`, gridAutoRows: `${tile.h}em`, fontSize: scale === 1 ? undefined : `${scale}em` }}>
         {visible.map((c) => (
           <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? NO_EVENTS} now={now} health={health.get(c.creator_id) ?? []}
             incidents={incidents.get(c.creator_id) ?? NONE} samples={samples.get(c.creator_id) ?? NO_SAMPLES}
-            onOpenIncident={onOpenIncident} density={density} em={box.em} focusable={false} />
+            onOpenIncident={onOpenIncident} density={density} em={em} focusable={false} />
         ))}
         {!creators.length && <p className="tv-empty">No creators on the wall yet.</p>}
       </div>

@@ -139,7 +139,7 @@ export function Sparkline({ samples, now, width = 52, height = 20 }: { samples: 
   );
 }
 
-export function Viewers({ c, samples, now, spark = true }: { c: CreatorState; samples: ViewerSample[]; now: number; spark?: boolean }) {
+export function Viewers({ c, samples, now, spark = true, em = 16 }: { c: CreatorState; samples: ViewerSample[]; now: number; spark?: boolean; em?: number }) {
   const known = typeof c.viewers === "number";
   const trend = samples.filter(([, v]) => v !== null);
   const title = known
@@ -147,7 +147,7 @@ export function Viewers({ c, samples, now, spark = true }: { c: CreatorState; sa
     : c.viewers_at ? "offline at the last sample" : "no sample yet";
   return (
     <div className={`viewers${known ? "" : " unknown"}`} title={title} data-testid="viewers">
-      {spark && trend.length > 0 && <Sparkline samples={samples} now={now} height={14} />}
+      {spark && trend.length > 0 && <Sparkline samples={samples} now={now} width={Math.round(em * 3.4)} height={Math.round(em * 0.9)} />}
       <span className="viewer-count" data-testid="viewer-count">
         {known ? <>{count.format(c.viewers as number)}<span className="unit"> viewers</span></> : "—"}
       </span>
@@ -175,9 +175,9 @@ export function previewSrc(template: string, width: number, height: number, now:
 
 function Preview({ c, now, em }: { c: Pictured; now: number; em: number }) {
   const [broken, setBroken] = useState<string | null>(null);
-  // 16:9 at the drawn size (the box is 5.6em wide), in device pixels, rounded to tens
+  // 16:9 at the drawn size (6.4em of the tile's .8em font), in device pixels, rounded to tens
   const dpr = typeof window === "undefined" ? 1 : Math.min(2, window.devicePixelRatio || 1);
-  const w = Math.max(80, Math.round((5.6 * em * dpr) / 10) * 10);
+  const w = Math.max(80, Math.round((5.12 * em * dpr) / 10) * 10);
   const h = Math.round((w * 9) / 16);
   const src = c.status === "live" && c.preview_url ? previewSrc(c.preview_url, w, h, now) : null;
   if (!src || broken === src) {
@@ -243,17 +243,19 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
         </>
       ) : (
         <>
+          <div className="tile-head"><Avatar c={p} />{name}</div>
           <div className="tile-top">
             <Preview c={p} now={now} em={em} />
             <IncidentBadge list={incidents} onOpen={onOpenIncident} />
             <div className="tile-top-side">
-              <div className="tile-head"><Avatar c={p} />{name}</div>
-              <div className="tile-side">{status}</div>
-              <Viewers c={c} samples={samples} now={now} />
+              {status}
+              <Viewers c={c} samples={samples} now={now} em={em} />
             </div>
           </div>
-          <div className="tile-title" title={c.title ?? undefined}>{c.title ?? "—"}</div>
-          <div className="tile-category" title={c.category_name ?? undefined}>{c.category_name ?? "No category"}</div>
+          <div className="tile-what">
+            <span className="tile-title" title={c.title ?? undefined}>{c.title ?? "—"}</span>
+            <span className="tile-category" title={c.category_name ?? undefined}>{c.category_name ?? "No category"}</span>
+          </div>
           <div className="tile-last" title={lastWords || undefined}>{lastWords || "No events yet"}</div>
           {link ? (
             <div className={`link ${link.state}`} data-testid="link" data-state={link.state} title={link.detail ?? undefined}>
@@ -274,6 +276,17 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
 /** Tile size in ems for a density (the wall's font size scales with the screen). */
 export function tileBox(density: Density): { w: number; h: number } {
   return density === "dense" ? { w: 9.4, h: 4.2 } : { w: 13, h: 8.5 };
+}
+
+/** How much larger than usual the tiles may be drawn so a few creators fill the screen
+ * rather than a corner of it (1 when they do not all fit anyway). */
+export function fitScale(n: number, width: number, height: number, box: { w: number; h: number }, em: number, most = 1.8): number {
+  if (n <= 0) return 1;
+  for (let s = most; s > 1; s -= 0.1) {
+    const columns = Math.floor(width / (box.w * em * s));
+    if (columns >= 1 && Math.ceil(n / columns) * box.h * em * s <= height) return Math.round(s * 10) / 10;
+  }
+  return 1;
 }
 
 export function trouble(list: Incident[] | undefined): number {
@@ -414,9 +427,11 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
   }, [shown, group]);
 
   const tile = tileBox(density);
-  const tileW = tile.w * view.em, tileH = tile.h * view.em;
+  const scale = group === "none" ? fitScale(shown.length, view.width - view.em, view.height, tile, view.em) : 1;
+  const em = view.em * scale;
+  const tileW = tile.w * em, tileH = tile.h * em;
   const columns = Math.max(1, Math.floor(view.width / tileW));
-  const rows = useMemo(() => layoutRows(groups, columns, tileH, HEADING_EM * view.em), [groups, columns, tileH, view.em]);
+  const rows = useMemo(() => layoutRows(groups, columns, tileH, HEADING_EM * em), [groups, columns, tileH, em]);
   const total = rows.length ? rows[rows.length - 1].top + rows[rows.length - 1].height : 0;
   const slots = rows.reduce((n, r) => n + (r.kind === "tiles" ? r.items.length : 0), 0);
   const focusAt = Math.min(focusSlot, Math.max(0, slots - 1));
@@ -521,7 +536,7 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
       )}
       <div className="wall" ref={box} data-testid="wall" data-density={density} onKeyDown={onGridKey}
         onFocus={(e) => { const s = (e.target as HTMLElement).dataset?.slot; if (s !== undefined) setFocusSlot(Number(s)); }}>
-        <div className="wall-canvas" style={{ height: total }}>
+        <div className="wall-canvas" style={{ height: total, fontSize: scale === 1 ? undefined : `${scale}em` }}>
           {visible.map((r) => r.kind === "heading" ? (
             <h2 key={r.key} className="wall-group" style={{ top: r.top, height: r.height }} data-testid="wall-group-heading" data-label={r.label}>
               {r.label} <span className="group-size">{r.size} creator{r.size === 1 ? "" : "s"}</span>
@@ -532,7 +547,7 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
               {r.items.map((c, k) => (
                 <Tile key={c.creator_id} c={c} recent={recent.get(c.creator_id) ?? NO_EVENTS} now={now} health={health.get(c.creator_id) ?? []}
                   incidents={incidents.get(c.creator_id) ?? NONE} samples={samples.get(c.creator_id) ?? NO_SAMPLES}
-                  onOpenIncident={onOpenIncident} density={density} em={view.em}
+                  onOpenIncident={onOpenIncident} density={density} em={em}
                   focusable={r.start + k === tabStop} slot={String(r.start + k)} />
               ))}
             </div>
