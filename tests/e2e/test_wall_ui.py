@@ -325,3 +325,24 @@ def test_tv_mode_cycles_pages_and_shows_critical_incidents_until_resolved(
     expect(page.get_by_test_id("wall")).to_be_visible()
     expect(page.get_by_test_id("tv-wall")).to_have_count(0)
     context.close()
+
+
+def test_the_wall_scales_from_a_laptop_to_a_4k_screen(
+    browser: Browser, stack: LocalStack, agency: Agency
+) -> None:
+    context, page = _person(browser, stack, agency)
+    expect(page.locator("[data-testid^=tile-]").first).to_be_visible()
+    size = "parseFloat(getComputedStyle(document.querySelector('.wall-page')).fontSize)"
+    at_1920 = page.evaluate(size)
+    page.set_viewport_size({"width": 1366, "height": 768})
+    expect(page.get_by_test_id("wall")).to_be_visible()
+    page.wait_for_function(f"{size} < {at_1920}")
+    assert page.evaluate("document.documentElement.scrollWidth - innerWidth") <= 0
+    assert _on_screen(page) >= 6
+    page.screenshot(path=str(SCREENSHOTS / "wall-1366.png"))
+    page.set_viewport_size({"width": 3840, "height": 2160})
+    page.wait_for_function(f"{size} > 1.5 * {at_1920}")  # the type grows with the screen
+    assert page.evaluate("document.documentElement.scrollWidth - innerWidth") <= 0
+    assert _on_screen(page) >= 40
+    page.screenshot(path=str(SCREENSHOTS / "wall-3840.png"))
+    context.close()
