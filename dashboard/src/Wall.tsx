@@ -31,9 +31,6 @@ const NONE: Incident[] = [];
 const NO_SAMPLES: ViewerSample[] = [];
 const NO_EVENTS: FeedEvent[] = [];
 
-// the relay and the roster add these (issue 19); optional until every source sends them
-type Pictured = CreatorState & { avatar_url?: string | null; preview_url?: string | null };
-
 export interface WallProps {
   creators: CreatorState[];
   recent: Map<string, FeedEvent[]>;
@@ -161,7 +158,7 @@ function initials(name: string): string {
   return ((parts[0]?.[0] ?? "?") + (parts[1]?.[0] ?? "")).toUpperCase();
 }
 
-function Avatar({ c }: { c: Pictured }) {
+function Avatar({ c }: { c: CreatorState }) {
   const [broken, setBroken] = useState(false);
   if (!c.avatar_url || broken) return <span className="avatar monogram" aria-hidden="true">{initials(c.display_name || c.login)}</span>;
   return <img className="avatar" src={c.avatar_url} alt="" loading="lazy" onError={() => setBroken(true)} />;
@@ -173,7 +170,7 @@ export function previewSrc(template: string, width: number, height: number, now:
   return `${url}${url.includes("?") ? "&" : "?"}t=${Math.floor(now / PREVIEW_BUCKET_MS)}`;
 }
 
-function Preview({ c, now, em }: { c: Pictured; now: number; em: number }) {
+function Preview({ c, now, em }: { c: CreatorState; now: number; em: number }) {
   const [broken, setBroken] = useState<string | null>(null);
   // 16:9 at the drawn size (6.4em of the tile's .8em font), in device pixels, rounded to tens
   const dpr = typeof window === "undefined" ? 1 : Math.min(2, window.devicePixelRatio || 1);
@@ -202,7 +199,6 @@ export interface TileProps {
 }
 
 export function Tile({ c, recent, now, health, incidents, samples, onOpenIncident, density, em, focusable = true, slot }: TileProps) {
-  const p = c as Pictured;
   const last = recent[recent.length - 1];
   const highlight = [...recent].reverse().find((e) => highlightOf(e) && now - Date.parse(e.occurred_at) < HIGHLIGHT_MS)
     ?? [...recent].reverse().find((e) => highlightOf(e));
@@ -243,9 +239,9 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
         </>
       ) : (
         <>
-          <div className="tile-head"><Avatar c={p} />{name}</div>
+          <div className="tile-head"><Avatar c={c} />{name}</div>
           <div className="tile-top">
-            <Preview c={p} now={now} em={em} />
+            <Preview c={c} now={now} em={em} />
             <IncidentBadge list={incidents} onOpen={onOpenIncident} />
             <div className="tile-top-side">
               {status}
