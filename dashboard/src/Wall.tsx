@@ -231,10 +231,10 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
       tabIndex={focusable ? 0 : -1} data-testid={`tile-${c.login}`} data-slot={slot} aria-label={label}>
       {dense ? (
         <>
-          <div className="tile-head">{name}{status}</div>
+          <div className="tile-head">{name}<IncidentBadge list={incidents} onOpen={onOpenIncident} /></div>
           <div className="tile-pulse">
+            {status}
             <Viewers c={c} samples={samples} now={now} spark={false} />
-            <IncidentBadge list={incidents} onOpen={onOpenIncident} />
           </div>
         </>
       ) : (
@@ -252,7 +252,13 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
             <span className="tile-title" title={c.title ?? undefined}>{c.title ?? "—"}</span>
             <span className="tile-category" title={c.category_name ?? undefined}>{c.category_name ?? "No category"}</span>
           </div>
-          <div className="tile-last" title={lastWords || undefined}>{lastWords || "No events yet"}</div>
+          {/* a fresh highlight takes the last event's line (it is usually that event) for 90 s, at
+              full contrast (a fading one would drop below AA) */}
+          {highlight && fresh > 0 ? (
+            <div className="highlight" data-testid="highlight" title={highlightOf(highlight) ?? undefined}>{highlightOf(highlight)}</div>
+          ) : (
+            <div className="tile-last" title={lastWords || undefined}>{lastWords || "No events yet"}</div>
+          )}
           {link ? (
             <div className={`link ${link.state}`} data-testid="link" data-state={link.state} title={link.detail ?? undefined}>
               <span className="dot" aria-hidden="true" />{link.headline}
@@ -260,9 +266,6 @@ export function Tile({ c, recent, now, health, incidents, samples, onOpenInciden
             </div>
           ) : c.authorization_revoked && <div className="health bad">Authorization revoked</div>}
           {health.slice(0, link?.detail ? 1 : 2).map((h) => <div key={h} className="health bad" data-testid="health">{h}</div>)}
-          {highlight && fresh > 0 && (
-            <div className="highlight" data-testid="highlight" style={{ opacity: 0.35 + 0.65 * fresh }}>{highlightOf(highlight)}</div>
-          )}
         </>
       )}
     </article>
