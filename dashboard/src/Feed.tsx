@@ -43,15 +43,6 @@ function upperBound(events: FeedEvent[], seq: number): number {
 
 const clock = (iso: string) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
-// The summary's fields in a line, kept for the incident drawer's event list (Incidents.tsx);
-// the feed itself reads in sentences (words.ts).
-export function describe(e: FeedEvent): string {
-  const s = e.summary;
-  const parts = [s.actor_login, s.target_login && `→ ${s.target_login}`, s.amount !== undefined && `${s.amount}`,
-    s.level !== undefined && `level ${s.level}`, s.title, s.category_name, s.outcome, s.message_text];
-  return parts.filter(Boolean).join(" · ");
-}
-
 // Acknowledging is done on incidents (the wall's panel), shared by the whole team, never per event.
 export function Feed({ auth, events, creators }: {
   auth: Credentials; events: FeedEvent[]; creators: Map<string, CreatorState>;

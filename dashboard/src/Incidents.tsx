@@ -4,7 +4,8 @@ import type { Credentials } from "./api";
 import { api, errorText } from "./api";
 import type { AlertPrefs } from "./alerting";
 import { askNotificationPermission, notificationsSupported, unlockSound } from "./alerting";
-import { describe } from "./Feed";
+import { TopicIcon } from "./icons";
+import { sentence, typeLabel } from "./words";
 import type { CreatorState, Delivery, Incident, IncidentDetail, Severity } from "./types";
 import { atLeast, severityRank } from "./types";
 
@@ -298,8 +299,8 @@ export function IncidentDrawer({ id, live, auth, role, meUserId, creators, onClo
             {detail?.events.map((e) => (
               <li key={e.seq}>
                 <time dateTime={e.occurred_at}>{new Date(e.occurred_at).toLocaleTimeString()}</time>
-                <span className="type">{e.type.replace("channel.", "")}</span>
-                <span className="what">{describe(e)}</span>
+                <span className="type" title={e.type}><TopicIcon topic={e.topic} /> {typeLabel(e.type)}</span>
+                <span className="what">{sentence(e, (e.creator_id && creators.get(e.creator_id)?.display_name) || null)}</span>
               </li>
             ))}
           </ol>
