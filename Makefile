@@ -6,7 +6,7 @@ TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
-.PHONY: help install lock browser build run archive test check lint workflow-lint typecheck unit integration e2e screenshots infra-check bench fuzz soak chaos clean
+.PHONY: help install lock browser build run archive test check lint workflow-lint typecheck dashboard-unit unit integration e2e screenshots infra-check bench fuzz soak chaos clean
 
 help:
 	@echo "make run    - install what is missing, start the whole product locally (Ctrl-C stops it)"
@@ -118,7 +118,7 @@ workflow-lint: $(WORKFLOW_LINTERS)
 	$(TOOLS)/bin/actionlint -shellcheck=$(TOOLS)/bin/shellcheck
 	$(TOOLS)/bin/zizmor --offline --quiet .github/workflows
 
-test: install browser lint workflow-lint typecheck infra-check
+test: install browser lint workflow-lint typecheck dashboard-unit infra-check
 	$(BIN)/pytest --cov --cov-report=term
 
 # One archive run now, against `make run`'s stack (it also runs on a timer there).
@@ -127,7 +127,7 @@ archive: install
 	set -a; . ./.local/stack.env; set +a; $(BIN)/controlroom archive
 
 # --- the parts -----------------------------------------------------------------------------
-check: install lint workflow-lint typecheck
+check: install lint workflow-lint typecheck dashboard-unit
 
 lint:
 	$(BIN)/ruff check .
@@ -143,6 +143,11 @@ typecheck:
 
 unit: install
 	$(BIN)/pytest tests/unit
+
+# the dashboard's own unit tests (brand colours made readable on each theme), compiled by tsc
+# into build/ (Node 20 runs JavaScript only) and run by Node's test runner
+dashboard-unit: dashboard/node_modules/.installed
+	cd dashboard && rm -rf build/unit && npx tsc -p tsconfig.unit.json && node --test build/unit/
 
 integration: install
 	$(BIN)/pytest tests/integration
