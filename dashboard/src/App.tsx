@@ -487,9 +487,18 @@ function ControlRoom({ session, onSwitch, switchError, signOut, refused }: {
     } as React.CSSProperties;
   }, [branding, theme]);
 
+  // each creator's last five events, oldest first: read from the newest end, one array each
+  // (copying a creator's list per event was thousands of arrays per batch at 5,000 events)
   const lastEventByCreator = useMemo(() => {
     const map = new Map<string, FeedEvent[]>();
-    for (const e of events) if (e.creator_id) map.set(e.creator_id, [...(map.get(e.creator_id) ?? []).slice(-4), e]);
+    for (let i = events.length - 1; i >= 0; i -= 1) {
+      const e = events[i];
+      if (!e.creator_id) continue;
+      const list = map.get(e.creator_id);
+      if (!list) map.set(e.creator_id, [e]);
+      else if (list.length < 5) list.push(e);
+    }
+    for (const list of map.values()) list.reverse();
     return map;
   }, [events]);
 
