@@ -122,6 +122,13 @@ def test_rows_read_in_human_words_and_only_the_details_show_the_raw_type(
     expect(rows.first.locator(".feed-item")).to_have_css(
         "font-size", re.compile(r"^(1[8-9]|[2-9]\d)")
     )
+    # the row height follows a media query read by script, a render after the CSS: wait for it
+    # (reading it right after the font size raced that render)
+    page.wait_for_function(
+        "h => document.querySelector('[data-testid=feed-row]').getBoundingClientRect().height > h",
+        arg=small["height"] if small else 0,
+        timeout=10_000,
+    )
     large = rows.first.bounding_box()
     assert small and large and large["height"] > small["height"]
     page.screenshot(path=str(SCREENSHOTS / "feed-tv.png"))
