@@ -27,7 +27,6 @@ from playwright.sync_api import sync_playwright
 from controlroom import settings
 from controlroom.adapters import db, eventstore
 from controlroom.adapters.emitter import SocketIOPublisher
-from controlroom.core.events import compact
 from controlroom.dev.stack import LocalStack
 
 CHROMIUM_FLAGS = [
@@ -127,22 +126,7 @@ def _produce(
             with db.tenant_transaction(conn, company):
                 results = eventstore.append(conn, company, batch)
             for event, result in zip(batch, results, strict=True):
-                publisher.publish(
-                    company,
-                    "event",
-                    compact(
-                        {
-                            "seq": result.seq,
-                            "type": event.type,
-                            "version": "1",
-                            "topic": event.topic,
-                            "creator_id": event.creator_id,
-                            "broadcaster_user_id": event.broadcaster_user_id,
-                            "occurred_at": event.occurred_at,
-                            **event.summary,
-                        }
-                    ),
-                )
+                publisher.publish(company, "event", eventstore.published(event, result.seq))
             sent += len(batch)
     return sent
 

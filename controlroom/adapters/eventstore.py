@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from controlroom.core.events import COLUMN_TYPES, SUMMARY_COLUMNS
+from controlroom.core.events import COLUMN_TYPES, SUMMARY_COLUMNS, compact
 from controlroom.core.tenants import tenant_id
 
 
@@ -34,6 +34,22 @@ class NewEvent:
 
     def key(self) -> str:
         return self.dedup_key or self.twitch_message_id
+
+
+def published(event: NewEvent, seq: int) -> dict[str, Any]:
+    """The stored event as persist publishes it to dashboards (the compact shape)."""
+    return compact(
+        {
+            "seq": seq,
+            "type": event.type,
+            "version": event.version,
+            "topic": event.topic,
+            "creator_id": event.creator_id,
+            "broadcaster_user_id": event.broadcaster_user_id,
+            "occurred_at": event.occurred_at,
+            **event.summary,
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from controlroom.core import eventsub
 from controlroom.core.events import (
     CREATOR_STATE_COLUMNS,
     Normalized,
-    compact,
     creator_state,
     normalize_notification,
     normalize_revocation,
@@ -188,19 +187,12 @@ def _store_for(
         )
         # detection in the storing transaction: its keys commit with the event, or not at all
         changes = incidents.on_event(conn, company, creator, event, seq=result.seq, key=new.key())
-    published = compact(
-        {
-            "seq": result.seq,
-            "type": new.type,
-            "version": new.version,
-            "topic": new.topic,
-            "creator_id": creator,
-            "broadcaster_user_id": new.broadcaster_user_id,
-            "occurred_at": new.occurred_at,
-            **new.summary,
-        }
+    return (
+        result,
+        eventstore.published(new, result.seq),
+        creator_state(row) if (row and state) else None,
+        changes,
     )
-    return result, published, creator_state(row) if (row and state) else None, changes
 
 
 def ingest(

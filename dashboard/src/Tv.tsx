@@ -4,7 +4,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { ago, SeverityIcon } from "./Incidents";
 import type { Connection, CreatorState, FeedEvent, Incident, ViewerSample } from "./types";
 import type { Density, WallProps } from "./Wall";
-import { eventsInLastMinute, fitScale, loadDensity, loadSort, sortCreators, SummaryStrip, Tile, tileBox, useNow } from "./Wall";
+import { fitScale, loadDensity, loadSort, sortCreators, SummaryStrip, Tile, tileBox, useNow } from "./Wall";
 
 const CYCLE_SECONDS = 15;
 const MIN_CYCLE_SECONDS = 2;
@@ -165,7 +165,7 @@ export function TvWall({ creators, recent, health, incidents, samples, onOpenInc
         {(companyName || logoUrl) && (
           <span className="tv-brand">{logoUrl && <img className="logo" src={logoUrl} alt="" />}{companyName}</span>
         )}
-        <SummaryStrip creators={creators} incidents={incidentsList} eventsPerMinute={eventsPerMinute ?? eventsInLastMinute(recent, now)} />
+        <SummaryStrip creators={creators} incidents={incidentsList} eventsPerMinute={eventsPerMinute} />
         {pages > 1 && <span className="tv-page" data-testid="tv-page" title={`page ${current + 1} of ${pages}`}>{current + 1} / {pages}</span>}
         <span className={`tv-conn ${link.tone}`} data-testid="tv-connection" role="status">
           <span aria-hidden="true">{link.tone === "live" ? "●" : "↻"}</span>{link.text}

@@ -40,7 +40,7 @@ export interface WallProps {
   samples: Map<string, ViewerSample[]>;
   onOpenIncident: (id: string) => void;
   /** events received in the last minute (the App counts them); without it, counted from `recent` */
-  eventsPerMinute?: number;
+  eventsPerMinute: number; // counted by arrival in App (the tiles keep only five events each)
 }
 
 function stored<T extends string>(key: string, allowed: readonly T[], fallback: T): T {
@@ -305,12 +305,6 @@ export function sortCreators(list: CreatorState[], sort: Sort, incidents: Map<st
     : live(b) - live(a) || byName(a, b));
 }
 
-export function eventsInLastMinute(recent: Map<string, FeedEvent[]>, now: number): number {
-  let n = 0;
-  for (const list of recent.values()) for (const e of list) if (now - Date.parse(e.occurred_at) < 60_000) n += 1;
-  return n;
-}
-
 /** The whole company at a glance: live of total, viewers, open incidents by severity, events/min. */
 export function SummaryStrip({ creators, incidents, eventsPerMinute }: {
   creators: CreatorState[]; incidents: Incident[]; eventsPerMinute: number;
@@ -500,11 +494,10 @@ export function Wall({ creators, recent, health, canManage, incidents, samples, 
   }, [sort, density, setSort, setDensity]);
 
   const allIncidents = useMemo(() => [...incidents.values()].flat(), [incidents]);
-  const perMinute = eventsPerMinute ?? eventsInLastMinute(recent, now);
 
   return (
     <section className={`wall-page density-${density}`} aria-label="Wall">
-      <SummaryStrip creators={creators} incidents={allIncidents} eventsPerMinute={perMinute} />
+      <SummaryStrip creators={creators} incidents={allIncidents} eventsPerMinute={eventsPerMinute} />
       <div className="toolbar wall-toolbar">
         <label>Sort <select value={sort} onChange={(e) => setSort(e.target.value as Sort)} data-testid="wall-sort" aria-keyshortcuts="s">
           {SORTS.map((s) => <option key={s.id} value={s.id}>{s.label}</option>)}

@@ -29,7 +29,6 @@ from controlroom import settings
 from controlroom.adapters import db, eventstore
 from controlroom.adapters.emitter import SocketIOPublisher
 from controlroom.core import scopes
-from controlroom.core.events import compact
 from controlroom.dev import twitchsim
 from controlroom.dev.stack import LocalStack
 from tests.e2e.conftest import SCREENSHOTS, send
@@ -235,22 +234,7 @@ def _traffic(env: dict[str, str], agency: Agency, stop: threading.Event, rate: f
             )
             with db.tenant_transaction(conn, agency.company):
                 (stored,) = eventstore.append(conn, agency.company, [event])
-            publisher.publish(
-                agency.company,
-                "event",
-                compact(
-                    {
-                        "seq": stored.seq,
-                        "type": sub_type,
-                        "version": "1",
-                        "topic": topic,
-                        "creator_id": creator,
-                        "broadcaster_user_id": broadcaster,
-                        "occurred_at": now,
-                        **summary,
-                    }
-                ),
-            )
+            publisher.publish(agency.company, "event", eventstore.published(event, stored.seq))
             stop.wait(1 / rate)
 
 
