@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-TASKS_VENV := .venv-tasks
 FIRESTORE_DIR := tools/firestore-emulator
 PIP_QUIET ?= -q
 
@@ -42,13 +41,6 @@ lock:
 	$(COMPILE) --all-extras -o requirements/dev.txt
 	$(foreach d,$(DEPLOYABLES),$(COMPILE) --extra $(d) -c requirements/dev.txt -o requirements/$(d).txt &&) true
 
-# gcloud-tasks-emulator pins an old protobuf, so it gets a virtual environment of its own.
-$(TASKS_VENV)/.installed:
-	@echo "==> installing the Cloud Tasks emulator in $(TASKS_VENV)"
-	$(PYTHON) -m venv $(TASKS_VENV)
-	$(TASKS_VENV)/bin/pip install $(PIP_QUIET) 'gcloud-tasks-emulator==0.6.2'
-	@touch $@
-
 $(FIRESTORE_DIR)/node_modules/.installed: $(FIRESTORE_DIR)/package.json $(FIRESTORE_DIR)/package-lock.json
 	@echo "==> installing the Firestore emulator in $(FIRESTORE_DIR)"
 	cd $(FIRESTORE_DIR) && npm ci --no-audit --no-fund --loglevel=error
@@ -70,7 +62,7 @@ dashboard/dist/index.html: dashboard/node_modules/.installed $(wildcard dashboar
 	cd dashboard && npm run build --silent
 	@touch $@
 
-install: dashboard/dist/index.html $(BIN)/.installed $(TASKS_VENV)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
+install: dashboard/dist/index.html $(BIN)/.installed $(FIRESTORE_DIR)/node_modules/.installed tests/js/node_modules/.installed
 
 build: install
 	$(BIN)/python -m controlroom.dev.build
@@ -185,4 +177,4 @@ fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_API_EXAMPLES=$(FUZZ_API_EXAMPLES) $(BIN)/pytest tests/fuzz -q
 
 clean:
-	rm -rf $(VENV) $(TASKS_VENV) $(TOOLS) build $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .venv-tasks $(TOOLS) build $(FIRESTORE_DIR)/node_modules dashboard/node_modules dashboard/dist .local .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,4 +1,4 @@
-"""The Google and AWS stand-ins: Cloud Tasks emulator, Firestore emulator, moto's S3 server."""
+"""The Google and AWS stand-ins: our Cloud Tasks stand-in, Firestore emulator, moto's S3 server."""
 
 from __future__ import annotations
 
@@ -18,25 +18,31 @@ def _require(path: Path, what: str) -> Path:
 
 
 class TasksEmulator(StandIn):
-    """gcloud-tasks-emulator, run from its own virtual environment, bound to loopback; a
-    graceful restart keeps the queued tasks (see tasks_launcher.py)."""
+    """Our Cloud Tasks stand-in (tasks_standin.py) on loopback: concurrent dispatch within the
+    queue's limits, its retry backoff, named-task deduplication; a graceful restart keeps the
+    queues, the queued tasks and the names still refused."""
 
     name = "cloud-tasks-emulator"
 
-    def __init__(self, python: Path, log_dir: Path, port: int) -> None:
+    def __init__(
+        self, python: Path, log_dir: Path, port: int, dedup_window: float | None = None
+    ) -> None:
         super().__init__(log_dir, port)
         self.python = python
+        self.dedup_window = dedup_window
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def command(self) -> tuple[list[str], dict[str, str] | None]:
-        python = _require(self.python, "the Cloud Tasks emulator's virtual environment")
-        launcher = _HERE / "tasks_launcher.py"
+        python = _require(self.python, "the Python that runs the Cloud Tasks stand-in")
+        standin = _HERE / "tasks_standin.py"
         state = self.log_dir.parent / "cloud-tasks-state.json"  # queued tasks across a restart
-        argv = [str(python), "-W", "ignore", str(launcher), "--port", str(self.port)]
-        return [*argv, "--state", str(state)], None
+        argv = [str(python), str(standin), "--port", str(self.port), "--state", str(state)]
+        if self.dedup_window is not None:
+            argv += ["--dedup-window", str(self.dedup_window)]
+        return argv, None
 
 
 class FirestoreEmulator(StandIn):

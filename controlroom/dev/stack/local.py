@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -160,7 +161,7 @@ class Tools:
     def default(cls) -> Tools:
         return cls(
             tasks_python=Path(
-                os.environ.get("CONTROLROOM_TASKS_PYTHON", PROJECT_ROOT / ".venv-tasks/bin/python")
+                os.environ.get("CONTROLROOM_TASKS_PYTHON", sys.executable)
             ),
             firestore_modules=Path(
                 os.environ.get(
