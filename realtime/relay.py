@@ -43,7 +43,7 @@ from controlroom.logs import fields
 from controlroom.settings import RealtimeSettings
 from controlroom.usecases import history, members
 from controlroom.usecases.history import Head
-from realtime import transport
+from realtime import pubsub, transport
 from realtime.feed import CompanyFeed
 from realtime.middleware import scope_client_ip
 from realtime.replay import replay
@@ -270,12 +270,17 @@ class Relay:
         session.abort = transport.aborter(environ)
         self.sessions[sid] = session
         self._company_sessions.setdefault(claims.company_id, {})[sid] = session
+        channels = pubsub.channels_of(self.sio)
         if claims.company_id not in self.feeds:
             self.feeds[claims.company_id] = self._feed(claims.company_id)
+            if channels is not None:  # the company's Redis channel, from its first socket on
+                channels.watch(claims.company_id)
         await self.sio.enter_room(sid, rooms.company_room(claims.company_id))
         for creator in creators:
             await self.sio.enter_room(sid, rooms.creator_room(claims.company_id, creator))
         self._schedule_expiry(session)
+        if channels is not None:  # subscribed before the feed reads its head: no gap
+            await channels.ready(claims.company_id)
         epoch = auth.get("epoch") if isinstance(auth.get("epoch"), str) else None
         self.sio.start_background_task(
             self._catch_up_session, session, last_seq, epoch, bool(auth.get("snapshot"))
@@ -318,6 +323,8 @@ class Relay:
             feed = self.feeds.pop(session.company, None)
             if feed is not None:
                 feed.close()
+                if (channels := pubsub.channels_of(self.sio)) is not None:
+                    channels.unwatch(session.company)  # its last socket here left
 
     async def on_resume(self, sid: str, data: Any) -> dict[str, Any]:
         session = self.sessions.get(sid)

@@ -20,13 +20,15 @@ import engineio
 import socketio
 
 from controlroom.core import rooms
+from realtime.pubsub import ChannelRedisManager
 
 Published = Callable[[uuid.UUID, str, dict[str, Any]], None]
 
 
-class FeedRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class FeedRedisManager(ChannelRedisManager):
     """The Redis client manager, with the feed's events handed to `on_published` instead of
-    being broadcast as they come (internal: `AsyncPubSubManager._handle_emit`)."""
+    being broadcast as they come (internal: `AsyncPubSubManager._handle_emit`); it receives
+    only the channels of the companies the relay watches (realtime/pubsub.py)."""
 
     on_published: Published | None = None
     feed_events: frozenset[str] = frozenset()

@@ -1,36 +1,81 @@
-"""Publishing to dashboards through python-socketio's Redis manager, in write-only mode."""
+"""Publishing to dashboards through python-socketio's Redis manager, in write-only mode.
+
+Each company's messages go to a channel of its own, `<channel>:company:<id>` (the manager's
+channel is `socketio`): a relay instance subscribes to the channels of the companies whose
+sockets it holds (realtime/transport.py), so it neither receives nor decodes the others'.
+Everything else python-socketio publishes (disconnects, rooms, callbacks) stays on the
+manager's own channel, which every instance receives. See docs/realtime.md, "Channels".
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Protocol
 
+import redis
 import socketio
 
 from controlroom.adapters import redis_tls
 from controlroom.core import rooms
+from controlroom.core.tenants import tenant_id
 from controlroom.errors import PublishError
+from controlroom.logs import fields
+
+log = logging.getLogger(__name__)
+CHANNEL = "socketio"  # python-socketio's default: the manager's channel, every instance's
 
 
 class Publisher(Protocol):
     def publish(self, company_id: uuid.UUID | str, name: str, data: Any) -> None: ...
 
 
+def company_channel(channel: str, company_id: uuid.UUID | str) -> str:
+    """The channel of one company's messages: `<channel>:company:<id>`."""
+    return f"{channel}:company:{tenant_id(company_id)}"
+
+
+def room_company(room: Any) -> uuid.UUID | None:
+    """The company of a company room or of one of its creator rooms, or None."""
+    if not isinstance(room, str) or not room.startswith("company:"):
+        return None
+    return rooms.company_of(room.split(":creator:", 1)[0])
+
+
+def channel_of(channel: str, message: dict[str, Any]) -> str:
+    """Where a manager message is published: an emit to a company's room (or to one of its
+    creators' rooms) on the company's channel, anything else on the manager's channel."""
+    if message.get("method") == "emit":
+        company = room_company(message.get("room"))
+        if company is not None:
+            return company_channel(channel, company)
+    return channel
+
+
 class _CheckedRedisManager(socketio.RedisManager):  # type: ignore[misc]
-    # The stock manager logs a failed publish and carries on; we need to know.
+    # The stock manager logs a failed publish and carries on; we need to know. And it
+    # publishes everything on one channel; a company's emits go on the company's channel.
+    connected: bool
+
     def _publish(self, data: Any) -> Any:
-        result = super()._publish(data)
-        if result is None:
-            raise PublishError("redis publish failed")
-        return result
+        channel = channel_of(self.channel, data)
+        error: Exception | None = None
+        for _attempt in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                return self.redis.publish(channel, self.json.dumps(data))
+            except (redis.RedisError, OSError) as exc:  # retried once, on a new connection
+                error, self.connected = exc, False
+        log.warning("redis publish failed", extra=fields(error=type(error).__name__))
+        raise PublishError("redis publish failed")
 
 
 class SocketIOPublisher:
-    """Emits to `company:<id>` on every relay instance via Redis (`rediss://`: verified TLS)."""
+    """Emits to `company:<id>` on every relay instance that holds the company's sockets, via
+    the company's Redis channel (`rediss://`: verified TLS)."""
 
-    def __init__(
-        self, redis_url: str, channel: str = "socketio", ca_cert: str | None = None
-    ) -> None:
+    def __init__(self, redis_url: str, channel: str = CHANNEL, ca_cert: str | None = None) -> None:
         url, tls = redis_tls.client_args(redis_url, ca_cert)
         self._manager = _CheckedRedisManager(
             url,
