@@ -12,6 +12,7 @@ BENCHMARKS = {
     "persist": "bench.persist",
     "pipeline": "bench.pipeline",
     "relay": "bench.relay",
+    "scaleout": "bench.scaleout",
     "browser": "bench.browser",
     "archive": "bench.archive",
     "jwks_flood": "bench.jwks_flood",
