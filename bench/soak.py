@@ -1,9 +1,10 @@
 """`make soak`: the whole product under an agency's load, then a ledger of what was lost.
 
-The local stack runs with several *lanes* (a webhook instance, its own Cloud Tasks queue and
-a persist instance: the emulator dispatches each queue one task at a time, so lanes are how
-several persist workers run at once), two relay instances and hundreds of dashboard clients
-(official socket.io-client, one Node process). A Twitch stand-in sends signed deliveries for
+The local stack runs as it is deployed: one webhook service, one Cloud Tasks queue that
+dispatches to one persist service (both with several worker processes, as Cloud Run would
+give them instances; the queue's max_concurrent_dispatches matches persist's request slots),
+two relay instances and hundreds of dashboard clients (official socket.io-client, one Node
+process). A Twitch stand-in sends signed deliveries for
 three companies' creators at a steady rate, resends some as Twitch does (same message id,
 retry header raised), retries every non-2xx with backoff, and adds a hype-train burst of gift
 events. At the end every delivery Twitch saw accepted is looked up in PostgreSQL and in what
@@ -36,6 +37,8 @@ from typing import Any
 
 import psutil
 import psycopg
+from google.cloud import tasks_v2
+from google.protobuf import duration_pb2
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters import cloudtasks
@@ -43,7 +46,7 @@ from controlroom.adapters.db import tenant_transaction
 from controlroom.dev import dbadmin, twitchsim
 from controlroom.dev.stack import LocalStack
 from controlroom.dev.stack.functions import FunctionServer, RelayServer
-from controlroom.dev.stack.local import DATABASE, LOCATION, PROJECT
+from controlroom.dev.stack.local import DATABASE, LOCATION, PROJECT, QUEUE
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 # gunicorn (functions-framework) closes a keep-alive connection idle for 2 s
@@ -63,7 +66,9 @@ class Plan:
     burst_seconds: float = 10.0
     clients: int = 300
     relays: int = 2
-    lanes: int = 3
+    workers: int = 3  # processes of the webhook and of persist (gunicorn WORKERS)
+    threads: int = 8  # request threads per process (gunicorn THREADS)
+    queue_rate: float = 500.0  # the persist queue's max_dispatches_per_second (Cloud Tasks' cap)
     senders: int = 48
     seed: int = 2026
 
@@ -131,30 +136,38 @@ class Topology:
     relays: list[RelayServer]
 
 
-def start_topology(stack: LocalStack, lanes: int, relays: int) -> Topology:
-    assert stack.endpoints is not None
-    tasks = cloudtasks.client(stack.endpoints.tasks_emulator_host)
-    webhooks, persists = [], []
-    for i in range(1, lanes + 1):
-        queue = f"persist-{i}"
-        cloudtasks.ensure_queue(tasks, PROJECT, LOCATION, queue)
-        persist = stack.start_function("persist", f"persist-{i}")
-        persists.append(persist)
-        env = {"CLOUD_TASKS_QUEUE": queue, "PERSIST_URL": persist.url}
-        webhooks.append(stack.start_function("webhook", f"webhook-{i}", env))
-    # hundreds of dashboards (and, in chaos, their reconnects) from one address: no limits
-    unlimited = {"RATE_LIMITS": "off"}
-    return Topology(
-        webhooks, persists, [stack.start_relay(extra_env=unlimited) for _ in range(relays)]
+def persist_queue(plan: Plan) -> tasks_v2.Queue:
+    """The persist queue as infra/terraform configures it, with as many concurrent dispatches
+    as persist has request slots and a rate that does not hold the hype train back."""
+    return tasks_v2.Queue(
+        name=cloudtasks.queue_path(PROJECT, LOCATION, QUEUE),
+        rate_limits=tasks_v2.RateLimits(
+            max_dispatches_per_second=plan.queue_rate,
+            max_concurrent_dispatches=plan.workers * plan.threads,
+        ),
+        retry_config=tasks_v2.RetryConfig(
+            max_attempts=100,
+            max_retry_duration=duration_pb2.Duration(seconds=86400),
+            min_backoff=duration_pb2.Duration(seconds=1),
+            max_backoff=duration_pb2.Duration(seconds=300),
+            max_doublings=8,
+        ),
     )
 
 
-def recreate_queues(stack: LocalStack, lanes: int) -> None:
-    """The emulator keeps queues in memory: after a restart they are made again."""
+def start_topology(stack: LocalStack, plan: Plan) -> Topology:
     assert stack.endpoints is not None
     tasks = cloudtasks.client(stack.endpoints.tasks_emulator_host)
-    for i in range(1, lanes + 1):
-        cloudtasks.ensure_queue(tasks, PROJECT, LOCATION, f"persist-{i}")
+    tasks.update_queue(queue=persist_queue(plan))  # UpdateQueue creates a missing queue
+    sizing = {"WORKERS": str(plan.workers), "THREADS": str(plan.threads)}
+    persist = stack.start_function("persist", "persist", sizing)
+    env = {**sizing, "CLOUD_TASKS_QUEUE": QUEUE, "PERSIST_URL": persist.url}
+    webhook = stack.start_function("webhook", "webhook", env)
+    # hundreds of dashboards (and, in chaos, their reconnects) from one address: no limits
+    unlimited = {"RATE_LIMITS": "off"}
+    return Topology(
+        [webhook], [persist], [stack.start_relay(extra_env=unlimited) for _ in range(plan.relays)]
+    )
 
 
 # --- Twitch's side: deliveries, resends and retries --------------------------------------
@@ -248,7 +261,7 @@ class Twitch:
     def _attempt(
         self,
         job: _Job,
-        lane: int,
+        target: int,
         conns: dict[int, http.client.HTTPConnection],
         idle: dict[int, float],
         due: float,
@@ -262,21 +275,21 @@ class Twitch:
         started = time.perf_counter()
         status = 0
         try:
-            conn = conns.get(lane)
-            if conn is not None and time.monotonic() - idle.get(lane, 0.0) > KEEPALIVE_SECONDS:
+            conn = conns.get(target)
+            if conn is not None and time.monotonic() - idle.get(target, 0.0) > KEEPALIVE_SECONDS:
                 conn.close()  # the server may be closing it right now: never race that
                 conn = None
             if conn is None:
-                host, port = self.urls[lane].split("//")[1].rstrip("/").split(":")
-                conn = conns[lane] = http.client.HTTPConnection(host, int(port), timeout=15)
+                host, port = self.urls[target].split("//")[1].rstrip("/").split(":")
+                conn = conns[target] = http.client.HTTPConnection(host, int(port), timeout=15)
             conn.request("POST", "/", body=delivery.body, headers=delivery.headers)
             response = conn.getresponse()
             response.read()
             status = response.status
-            idle[lane] = time.monotonic()
+            idle[target] = time.monotonic()
         except (OSError, http.client.HTTPException):
             with contextlib.suppress(Exception):
-                conns.pop(lane).close()
+                conns.pop(target).close()
         elapsed = (time.perf_counter() - started) * 1000
         with self._lock:
             sent.attempts += 1
@@ -658,7 +671,7 @@ def soak_stack(root: Path, plan: Plan) -> Iterator[tuple[LocalStack, Topology]]:
     stack = LocalStack(root, progress=lambda m: say(f"  {m}"))
     stack.start()
     try:
-        yield stack, start_topology(stack, plan.lanes, plan.relays)
+        yield stack, start_topology(stack, plan)
     finally:
         say("stopping the stack ...")
         stack.stop()
@@ -670,7 +683,8 @@ def run(plan: Plan) -> int:
         f"soak: {plan.companies} companies, {plan.creators} creators ({plan.shared} per company "
         f"shared), {plan.rate:.0f} deliveries/s for {plan.seconds:.0f} s, "
         f"{plan.duplicates:.0%} resent, a burst of {plan.burst} gifts in {plan.burst_seconds:.0f}"
-        f" s, {plan.clients} dashboard clients on {plan.relays} relays, {plan.lanes} lanes"
+        f" s, {plan.clients} dashboard clients on {plan.relays} relays, webhook and persist "
+        f"{plan.workers} workers x {plan.threads} threads"
     )
     with (
         tempfile.TemporaryDirectory(prefix="controlroom-soak-") as tmp,
@@ -792,9 +806,10 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     defaults = Plan()
-    for name in ("rate", "seconds", "duplicates", "burst_seconds"):
+    for name in ("rate", "seconds", "duplicates", "burst_seconds", "queue_rate"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None)
-    for name in ("companies", "creators", "burst", "clients", "relays", "lanes", "senders"):
+    ints = ("companies", "creators", "burst", "clients", "relays", "workers", "threads", "senders")
+    for name in ints:
         parser.add_argument(f"--{name}", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="a short run to try the harness")
     args = parser.parse_args(argv)
