@@ -12,6 +12,10 @@ persist publishes them. Three set-ups, each on fresh relay processes:
   `SCALEOUT_BEFORE_TREE` (a source tree without per-company channels; by default a git
   worktree of `SCALEOUT_BEFORE_REV`, the commit before them), published on one channel.
 
+With `SCALEOUT_OTHERS=N`, N more companies get the same stream with no client on any of
+these instances (their viewers are on other instances): per-company channels never bring
+their events here; the shared channel brings them to every instance.
+
 Measured: the CPU time (user + system) of all relay processes while the events are published
 and delivered, per delivery; how many copies of the published messages Redis handed to relay
 instances (PUBLISH's receiver count, summed); latency at the clients; and the overhead of
@@ -134,6 +138,7 @@ def _round(  # noqa: PLR0917 - one benchmark set-up, called three times
     per_company: int,
     count: int,
     rate: float,
+    others: list[uuid.UUID],
 ) -> dict[str, Any]:
     cfg = settings.DatabaseSettings.from_env(env)
     relay_env = {
@@ -172,11 +177,10 @@ def _round(  # noqa: PLR0917 - one benchmark set-up, called three times
             pause = started + i / rate - time.perf_counter()
             if pause > 0:
                 time.sleep(pause)
-            for company in companies:
+            for n, company in enumerate([*companies, *others]):
+                row = rows[company] if company in rows else rows[companies[n % len(companies)]]
                 channel = CHANNEL if shared_channel else company_channel(CHANNEL, company)
-                receptions += int(
-                    publisher.publish(channel, _message(company, rows[company][i], host))
-                )
+                receptions += int(publisher.publish(channel, _message(company, row[i], host)))
         results = [c.result() for c in clients]
         seconds = time.perf_counter() - started
         cpu = _cpu(pids) - cpu_before
@@ -219,15 +223,16 @@ def _before_tree(tmp: Path) -> Path:
 def run(quick: bool = False) -> dict[str, Any]:
     per_company = 50 if quick else int(os.environ.get("SCALEOUT_CLIENTS", "250"))
     count, rate = (40, 10.0) if quick else (int(os.environ.get("SCALEOUT_EVENTS", "150")), 10.0)
+    others = [uuid.uuid4() for _ in range(int(os.environ.get("SCALEOUT_OTHERS", "0")))]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         before = _before_tree(Path(tmp))
-        stack = LocalStack(Path(tmp) / "stack", durable=True)
+        stack = LocalStack(Path(tmp) / "stack")  # free ports: beside make run
         env = stack.start().env()
         try:
             cfg = settings.DatabaseSettings.from_env(env)
             companies = [_company(cfg, f"Scale {i}") for i in range(COMPANIES)]
-            args = (per_company, count, rate)
+            args = (per_company, count, rate, others)
             results["one instance"] = _round(stack, env, companies, 1, False, None, *args)
             results["four, per-company channels"] = _round(
                 stack, env, companies, COMPANIES, False, None, *args
@@ -245,7 +250,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 )
     print(
         f"{COMPANIES} companies x {per_company} clients; each company {count} events at "
-        f"{rate:.0f}/s (stored first), published to all at once"
+        f"{rate:.0f}/s (stored first), published to all at once; {len(others)} more companies "
+        "with the same stream and no client here"
     )
     header = ("relays", "CPU s", "CPU us/d", "copies", "p50 ms", "p99 ms", "missing", "dup")
     widths = (8, 8, 10, 8, 9, 9, 9, 6)
