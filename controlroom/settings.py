@@ -612,6 +612,11 @@ class RealtimeSettings:
     aws: AwsSettings = AwsSettings(region=None, session_name="realtime")  # branding uploads
     redis_ca_cert: str | None = None  # PEM: the CA a rediss:// server must chain to
     notify: NotifySettings | None = None  # where notification deliveries are enqueued
+    # live frames written pre-encoded to idle websockets' transports (docs/realtime.md)
+    fast_write: bool = True
+    # uvicorn's worker processes (`--workers` defaults to WEB_CONCURRENCY): with more than one,
+    # sockets are websocket-only (a long-polling client's requests could reach any of them)
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RealtimeSettings:
@@ -623,6 +628,8 @@ class RealtimeSettings:
             reconcile_seconds=read_int("RELAY_RECONCILE_SECONDS", 2, env),
             replay_page=read_int("RELAY_REPLAY_PAGE", 500, env),
             send_queue_limit=_positive("RELAY_SEND_QUEUE_LIMIT", 1000, env),
+            fast_write=read_bool("RELAY_FAST_WRITE", True, env),
+            workers=_positive("WEB_CONCURRENCY", 1, env),
             branding_bucket=require("BRANDING_BUCKET", env),
             s3_endpoint_url=read("AWS_ENDPOINT_URL_S3", None, env),
             twitch_client_id=read("TWITCH_CLIENT_ID", None, env),

@@ -1,6 +1,8 @@
 """The composition of the realtime service: one ASGI app for the relay and the HTTP routes.
 
-Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate false`.
+Run it with `uvicorn --factory realtime.app:create_app --ws-per-message-deflate false`; with
+`WEB_CONCURRENCY=N` (uvicorn's `--workers`), N processes share the port, each its own relay on
+the same Redis (docs/realtime.md, "Several worker processes").
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def create_app(cfg: settings.RealtimeSettings | None = None) -> socketio.ASGIApp
         # the dashboard is served from here: its own origin, plus ALLOWED_ORIGINS
         cors_allowed_origins=origin_check(deps.cfg.allowed_origins),
         max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
+        # several worker processes share the port without sticky sessions: a websocket stays
+        # on the process that accepted it, a long-polling client's requests would not
+        transports=["websocket"] if deps.cfg.workers > 1 else None,
         ping_interval=25,
         ping_timeout=20,
     )

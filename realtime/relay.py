@@ -193,13 +193,33 @@ class Relay:
             self._push(sessions, *_frame(visible))
 
     def _push(self, sessions: list[Session], name: str, data: Any) -> None:
-        """Encode one Socket.IO event once and queue it on each socket's Engine.IO queue now.
+        """Encode one Socket.IO event once and send it to each socket now, in order.
 
-        No await and no task per socket: the frame is in the socket's queue, in order with
-        everything else this relay sends it, before anything else can run."""
+        No await and no task per socket: before anything else can run, the frame is either
+        written to the socket's connection or in its Engine.IO queue, in order with
+        everything else this relay sends it. A websocket whose queue is empty and whose
+        writer is idle gets the frame's websocket bytes, built once for all the sockets,
+        written to its transport at once (`RELAY_FAST_WRITE`, docs/realtime.md); any other
+        socket gets it on its queue, written by Engine.IO's task for that socket."""
         frame = transport.encode(self.sio, name, data)
+        if not self.cfg.fast_write:
+            for session in sessions:
+                transport.put(session.engine, frame)
+            return
+        raw: bytes | None = None
         for session in sessions:
+            wire = session.wire if session.wired else self._wire(session)
+            if wire is not None:
+                if raw is None:
+                    raw = transport.ws_frame(frame)
+                if wire.write(raw):
+                    continue
             transport.put(session.engine, frame)
+
+    def _wire(self, session: Session) -> transport.Wire | None:
+        session.wired = True
+        session.wire = transport.wire(self.sio, session.sid, session.engine)
+        return session.wire
 
     async def _reconcile_loop(self) -> None:
         """Every few seconds, catch each feed up with PostgreSQL: a publish that never came

@@ -30,6 +30,9 @@ class Session:
     engine: Any = None  # the Engine.IO socket: its queue holds the frames not yet written
     abort: Callable[[], None] | None = None  # drops the connection without a goodbye
     closing: bool = False  # cut off as a slow reader: sent nothing more
+    # where its frames can be written pre-encoded, once looked up (`wired`); None: the queue
+    wire: transport.Wire | None = None
+    wired: bool = False
 
     @property
     def queued(self) -> int:

@@ -1,6 +1,7 @@
 """Every use of python-socketio, python-engineio and uvicorn internals, in this one module.
 
-The relay writes frames straight onto Engine.IO queues, takes published events from the Redis
+The relay writes frames straight onto Engine.IO queues (or, when that keeps their order,
+pre-encoded onto a websocket's transport), takes published events from the Redis
 manager before Socket.IO broadcasts them, and resets a slow reader's TCP connection. None of
 that is public API: each use is here, the three packages are pinned to compatible releases in
 pyproject.toml, and tests/unit/test_transport.py fails when an upgrade changes one of them.
@@ -18,6 +19,9 @@ from typing import Any
 
 import engineio
 import socketio
+
+# uvicorn's default websocket protocol (uvicorn[standard] installs `websockets`)
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from controlroom.core import rooms
 from realtime.pubsub import ChannelRedisManager
@@ -120,3 +124,82 @@ def aborter(environ: dict[str, Any]) -> Callable[[], None] | None:
         close_now()
 
     return abort
+
+
+# --- pre-encoded websocket frames, written straight to a connection's transport -------------
+def ws_frame(frame: Any) -> bytes:
+    """An Engine.IO message as the bytes of one unmasked websocket text frame (RFC 6455 5.2).
+
+    A server's frames are not masked, so these bytes are the same for every socket they go to:
+    built once per audience, not once per socket."""
+    text: str = frame.encode()
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+class Wire:
+    """Where a websocket socket's frames can be written without Engine.IO's writer task.
+
+    Engine.IO writes a socket's frames from one task per socket that waits on the socket's
+    queue; waking it costs more than the write itself. When that task is parked on an empty
+    queue (nothing queued, nothing taken and not yet written) and uvicorn's protocol can
+    write (open, not paused by flow control), writing the frame's bytes to the transport now
+    puts it exactly where the writer would have: after everything sent before, before
+    anything queued after. Otherwise `write` says no and the frame goes to the queue.
+
+    Internal: uvicorn's `WebSocketsSansIOProtocol` (its default websocket implementation;
+    its `writable`, `close_sent`, `disconnected` and `transport`) and `asyncio.Queue`'s
+    `_getters`; tests/unit/test_transport.py guards them.
+    """
+
+    __slots__ = ("_engine", "_getters", "_protocol", "_queue", "_transport", "_writable")
+
+    def __init__(self, engine: Any, protocol: Any) -> None:
+        self._engine = engine
+        self._protocol = protocol
+        self._transport = protocol.transport
+        self._writable = protocol.writable
+        self._queue: asyncio.Queue[Any] = engine.queue
+        self._getters = engine.queue._getters
+
+    def write(self, data: bytes) -> bool:
+        """Write one pre-encoded frame now if that keeps its order; False: queue it instead."""
+        if self._queue.qsize() or not self._writable.is_set():
+            return False
+        getters = self._getters
+        # the writer is parked in `queue.get()` (a woken getter leaves the deque)
+        if not getters or getters[-1].done():
+            return False
+        protocol = self._protocol
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or self._engine.closed
+            or self._transport.is_closing()
+        ):
+            return False
+        self._transport.write(data)
+        return True
+
+
+def wire(sio: socketio.AsyncServer, sid: str, engine: Any) -> Wire | None:
+    """The socket's Wire when it is a websocket from its first request under uvicorn's
+    websockets-sansio protocol; None otherwise (long-polling, an upgraded polling socket,
+    another server or websocket implementation): its frames always go through the queue."""
+    if engine is None or not isinstance(getattr(engine, "queue", None), asyncio.Queue):
+        return None
+    environ = sio.get_environ(sid, "/")
+    scope = environ.get("asgi.scope") if isinstance(environ, dict) else None
+    if not isinstance(scope, dict) or scope.get("type") != "websocket":
+        return None
+    protocol = getattr(environ.get("asgi.send"), "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.transport is None:
+        return None
+    return Wire(engine, protocol)

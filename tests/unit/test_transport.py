@@ -21,6 +21,7 @@ import engineio.async_socket
 import pytest
 import socketio
 import socketio.async_pubsub_manager
+import websockets.frames
 from uvicorn.protocols.websockets import websockets_impl, websockets_sansio_impl, wsproto_impl
 
 from controlroom.core import rooms
@@ -185,3 +186,45 @@ def test_uvicorn_gives_the_app_a_send_bound_to_the_protocol_holding_the_transpor
     assert "self.app(self.scope, " in inspect.getsource(protocol.run_asgi)
     assert f"self.{send})" in inspect.getsource(protocol.run_asgi)
     assert inspect.iscoroutinefunction(getattr(protocol, send))
+
+
+# --- pre-encoded frames written to a websocket's transport -------------------------------------
+@pytest.mark.parametrize("size", [10, 200, 70_000])
+def test_a_prebuilt_frame_is_the_frame_websockets_would_write(size: int) -> None:
+    frame = transport.encode(socketio.AsyncServer(async_mode="asgi"), "event", {"x": "é" * size})
+    payload = frame.encode().encode()
+    # what uvicorn's protocol writes for `websocket.send` (conn.send_text, unmasked, no deflate)
+    expected = websockets.frames.Frame(websockets.frames.Opcode.TEXT, payload).serialize(
+        mask=False, extensions=[]
+    )
+    assert transport.ws_frame(frame) == expected
+
+
+def test_the_internals_a_wire_reads_are_there() -> None:
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    assert hasattr(queue, "_getters")  # a parked `get()` waits on a future there
+    assert "self._getters.append(getter)" in inspect.getsource(asyncio.Queue.get)
+    protocol = websockets_sansio_impl.WebSocketsSansIOProtocol
+    source = inspect.getsource(protocol)
+    for attribute in ("writable", "close_sent", "disconnected", "transport"):
+        assert f"self.{attribute} = " in source or f"self.{attribute}: " in source
+    # flow control: a paused transport clears `writable`, and `send` waits on it
+    assert "self.writable.clear()" in inspect.getsource(protocol.pause_writing)
+    assert "await self.writable.wait()" in inspect.getsource(protocol.send)
+    # Engine.IO's websocket writer takes frames from the socket's queue, in order
+    writer = inspect.getsource(engineio.async_socket.AsyncSocket._websocket_handler)
+    assert "packets = await self.poll()" in writer
+    assert "await ws.send(pkt.encode())" in writer
+
+
+def test_no_wire_for_a_long_polling_socket() -> None:
+    async def run() -> None:
+        sio = socketio.AsyncServer(async_mode="asgi")
+        engine = engineio.async_socket.AsyncSocket(sio.eio, "engine-sid")
+        sio.eio.sockets["engine-sid"] = engine
+        sid = await sio.manager.connect("engine-sid", "/")
+        sio.environ["engine-sid"] = {"asgi.scope": {"type": "http"}, "asgi.send": None}
+        assert transport.wire(sio, sid, engine) is None
+        assert transport.wire(sio, sid, None) is None
+
+    asyncio.run(run())
