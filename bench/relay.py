@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -112,23 +114,89 @@ class _Clients:
         return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def _tree(pid: int) -> list[psutil.Process]:
+    """A server process and its children (uvicorn's worker processes)."""
+    proc = psutil.Process(pid)
+    return [proc, *proc.children(recursive=True)]
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def _rss(pid: int) -> int:
+    return sum(p.memory_info().rss for p in _tree(pid))
+
+
 def _measure(server_pid: int, run: Any, clients: _Clients, events: int) -> dict[str, Any]:
-    proc = psutil.Process(server_pid)
-    cpu_before = sum(proc.cpu_times()[:2])
+    procs = _tree(server_pid)  # the same processes before and after
+    cpu_before = _cpu(procs)
+    profiler = _profile(procs, events)
     started = time.perf_counter()
     run()
     result = clients.result()
     result["seconds"] = time.perf_counter() - started
-    result["cpu_us_per_delivery"] = (
-        (sum(proc.cpu_times()[:2]) - cpu_before) / max(1, result["received"]) * 1e6
-    )
+    result["cpu_us_per_delivery"] = (_cpu(procs) - cpu_before) / max(1, result["received"]) * 1e6
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
     result["deliveries_per_s"] = result["received"] / result["seconds"]
     result["expected"] = events * CLIENTS
     return result
 
 
+def _profile(procs: list[psutil.Process], events: int) -> subprocess.Popen[bytes] | None:
+    """With BENCH_PROFILE_DIR set: py-spy records the (one) Python server while it delivers,
+    as collapsed stacks (flamegraph.pl's input). Its own CPU is not counted, but it shares the
+    machine: figures from a profiled run are not the benchmark's figures."""
+    directory = os.environ.get("BENCH_PROFILE_DIR")
+    if not directory or "python" not in procs[0].name() or len(procs) != 1:
+        return None
+    out = Path(directory, f"relay-{procs[0].pid}-{events}.txt")
+    argv = ["py-spy", "record", "--nonblocking", "--rate", "250", "-f", "raw", "-o", str(out)]
+    spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [str(spy), *argv[1:], "--pid", str(procs[0].pid)], stdout=subprocess.DEVNULL
+    )
+
+
+class _WorkerRelay(RelayServer):
+    """The relay under uvicorn with several worker processes sharing its port."""
+
+    def __init__(self, name: str, log_dir: Path, port: int, env: dict[str, str]) -> None:
+        super().__init__(name, log_dir, port, env)
+        self.workers = int(env.get("WEB_CONCURRENCY", "1"))
+
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        argv, env = super().command()
+        return [*argv, "--workers", str(self.workers)], env
+
+    def ready(self) -> bool:
+        # the parent binds the port before its workers load the app: wait until all of them
+        # are there and done starting (their CPU time stands still)
+        if self.process is None or self.process.pid is None or not super().ready():
+            return False
+        workers = [
+            w
+            for w in psutil.Process(self.process.pid).children(recursive=True)
+            if "spawn_main" in " ".join(w.cmdline())
+        ]
+        if len(workers) < self.workers:
+            return False
+        before = _cpu(workers)
+        time.sleep(1)
+        return _cpu(workers) - before < 0.05
+
+
 def _python_round(
-    stack: LocalStack, env: dict[str, str], batch_ms: int, count: int, rate: float
+    stack: LocalStack,
+    env: dict[str, str],
+    batch_ms: int,
+    count: int,
+    rate: float,
+    *,
+    fast_write: bool = True,
+    workers: int = 1,
 ) -> dict[str, Any]:
     cfg = settings.DatabaseSettings.from_env(env)
     relay_env = {
@@ -136,16 +204,22 @@ def _python_round(
         **env,
         "RELAY_BATCH_MS": str(batch_ms),
         "RELAY_RECONCILE_SECONDS": "3600",
+        "RELAY_FAST_WRITE": "1" if fast_write else "0",  # 0: every frame through its queue
+        "WEB_CONCURRENCY": str(workers),
         "RATE_LIMITS": "off",  # a thousand sockets from one address is the point here
     }
-    relay = RelayServer(f"bench-relay-{batch_ms}", stack.root / "logs", free_port(), relay_env)
+    port = free_port()
+    # sign-in comes back to PUBLIC_URL: the stack started without services names none
+    relay_env["PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    server = _WorkerRelay if workers > 1 else RelayServer
+    relay = server(f"bench-relay-{batch_ms}-{workers}", stack.root / "logs", port, relay_env)
     relay.start()
     try:
         company = _company(cfg, "Bench")
         assert relay.process is not None and relay.process.pid is not None
-        rss_before = psutil.Process(relay.process.pid).memory_info().rss
+        rss_before = _rss(relay.process.pid)
         clients = _Clients(relay.url, count, stack.keys.token("bench", company, "viewer"))
-        rss_per_conn = (psutil.Process(relay.process.pid).memory_info().rss - rss_before) / CLIENTS
+        rss_per_conn = (_rss(relay.process.pid) - rss_before) / CLIENTS
         rows = _store(cfg, company, count)
         publisher = SocketIOPublisher(env["REDIS_URL"])
 
@@ -199,9 +273,9 @@ def _replay_10k(stack: LocalStack, env: dict[str, str]) -> float:
     import socketio
 
     cfg = settings.DatabaseSettings.from_env(env)
-    relay = RelayServer(
-        "bench-relay-replay", stack.root / "logs", free_port(), {**os.environ, **env}
-    )
+    port = free_port()
+    relay_env = {**os.environ, **env, "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    relay = RelayServer("bench-relay-replay", stack.root / "logs", port, relay_env)
     relay.start()
     try:
         company = _company(cfg, "Replay")
@@ -238,6 +312,21 @@ def _row(label: str, r: dict[str, Any]) -> str:
     )
 
 
+# label: (RELAY_BATCH_MS, RELAY_FAST_WRITE, worker processes); queued = the path before the
+# pre-encoded writes, every frame through its socket's Engine.IO queue and writer task
+PY_STEADY = {
+    "py steady, queued (before)": (0, False, 1),
+    "py steady": (0, True, 1),
+    "py steady, 2 workers": (0, True, 2),
+}
+PY_BURST = {
+    "py burst, queued (before)": (0, False, 1),
+    "py burst": (0, True, 1),
+    "py burst, 5 ms batches": (5, True, 1),
+    "py burst, 2 workers": (0, True, 2),
+}
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     steady_count, rate = (100, 20.0) if quick else (300, 20.0)
     burst_count = 100 if quick else 500
@@ -247,10 +336,17 @@ def run(quick: bool = False) -> dict[str, Any]:
         endpoints = stack.start()
         env = endpoints.env()
         try:
-            results["py steady"] = _python_round(stack, env, 0, steady_count, rate)
+            for label, (batch_ms, fast, workers) in PY_STEADY.items():
+                results[label] = _python_round(
+                    stack, env, batch_ms, steady_count, rate, fast_write=fast, workers=workers
+                )
+                print(f"{label}: {json.dumps(results[label])}", flush=True)
             results["node steady"] = _node_round(env, steady_count, rate)
-            results["py burst"] = _python_round(stack, env, 0, burst_count, 0)
-            results["py burst, 5 ms batches"] = _python_round(stack, env, 5, burst_count, 0)
+            for label, (batch_ms, fast, workers) in PY_BURST.items():
+                results[label] = _python_round(
+                    stack, env, batch_ms, burst_count, 0, fast_write=fast, workers=workers
+                )
+                print(f"{label}: {json.dumps(results[label])}", flush=True)
             results["node burst"] = _node_round(env, burst_count, 0)
             results["replay_10k_seconds"] = _replay_10k(stack, env)
         finally:
@@ -259,11 +355,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"{CLIENTS} clients in one room; steady: {steady_count} events at {rate:.0f}/s; "
         f"burst: {burst_count} events at once"
     )
-    header = ("deliv/s", "p50 ms", "p99 ms", "CPU us/d", "KiB/conn", "missing", "dup")
-    widths = (12, 9, 9, 10, 10, 9, 6)
+    header = ("deliv/s", "p50 ms", "p99 ms", "CPU us/d", "KiB/conn", "missing", "dup", "CPU/node")
+    widths = (12, 9, 9, 10, 10, 9, 6, 10)
     print(f"{'':<36}" + "".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
-    for label in ("py steady", "node steady", "py burst", "py burst, 5 ms batches", "node burst"):
-        print(_row(label, results[label]))
+    for mode, labels in (("steady", PY_STEADY), ("burst", PY_BURST)):
+        node = results[f"node {mode}"]
+        for label in [*labels, f"node {mode}"]:
+            r = results[label]
+            ratio = r["cpu_us_per_delivery"] / node["cpu_us_per_delivery"]
+            print(_row(label, r) + f"{ratio:>10.2f}")
     for mode in ("steady", "burst"):
         py, node = results[f"py {mode}"], results[f"node {mode}"]
         throughput = py["deliveries_per_s"] / node["deliveries_per_s"]
