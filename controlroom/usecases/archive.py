@@ -21,13 +21,18 @@ in the transaction that marks the day pruned.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
-import json
 import logging
+import queue
+import re
+import struct
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,10 +41,11 @@ from typing import Any, Literal
 
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters.db import tenant_transaction
@@ -50,8 +56,11 @@ from controlroom.logs import fields
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-FETCH_ROWS = 10_000  # rows per round trip from the server-side cursor
+# 2: the NDJSON lines and the Parquet payload text are PostgreSQL's JSON (docs/archive.md,
+# "Formats"); 1 was Python's json.dumps
+SCHEMA_VERSION = 2
+CHUNK_BYTES = 2 * 1024 * 1024  # of the COPY stream, parsed into Arrow at a time (memory)
+GZIP_LEVEL = 3  # 1 to 3 are zlib's fast strategy; 9 (schema 1) took half the time
 ROW_GROUP_ROWS = 128_000  # Athena reads row groups of a few tens of MB well
 MULTIPART_BYTES = 64 * 1024 * 1024
 
@@ -159,30 +168,178 @@ def object_key(company: uuid.UUID, day: date, fmt: Format, digest: str) -> str:
     return f"{prefix(company, day, fmt)}part-{digest[:16]}.{SUFFIX[fmt]}"
 
 
-def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in COLUMNS:
-        value = row.get(name)
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        out[name] = value
-    return out
+# Every row's work is done natively. PostgreSQL streams the day's typed columns as
+# `COPY ... TO STDOUT (FORMAT csv)` (the payload as its jsonb text, timestamps as epoch
+# microseconds); Arrow's CSV reader (C++) turns each chunk of that stream into columns, which
+# go to Parquet as they are, and Arrow compute kernels write the NDJSON lines from the same
+# columns, a whole column per call. Python touches chunks and columns, never a row's values.
+_TIMESTAMPS = ("occurred_at", "received_at")
+_TYPED = ", ".join(
+    f"(extract(epoch FROM e.{name}) * 1000000)::bigint" if name in _TIMESTAMPS else f"e.{name}"
+    for name in COLUMNS
+)
+EXPORT_SQL = (
+    f"COPY (SELECT {_TYPED} FROM events e "  # noqa: S608 (fixed column names)
+    "WHERE e.company_id = %s AND e.occurred_at >= %s AND e.occurred_at < %s "
+    "AND e.seq > %s AND e.seq <= %s ORDER BY e.seq) TO STDOUT (FORMAT csv)"
+)
+_CSV_TYPES = {
+    name: pa.int64() if name in _TIMESTAMPS else PARQUET_SCHEMA.field(name).type for name in COLUMNS
+}
+_CSV_READ = pacsv.ReadOptions(column_names=COLUMNS, block_size=4 << 20)
+# COPY's CSV: a NULL is an unquoted empty field, an empty string a quoted one; a message
+# text may hold a newline (quoted)
+_CSV_PARSE = pacsv.ParseOptions(newlines_in_values=True)
+_CSV_CONVERT = pacsv.ConvertOptions(
+    column_types=_CSV_TYPES,
+    null_values=[""],
+    strings_can_be_null=True,
+    quoted_strings_can_be_null=False,
+)
+
+# JSON string escapes as Python's json module writes them: the two that must be escaped, the
+# five control characters with a short form, the other control characters as \u00XX
+_SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CONTROLS = {chr(c): _SHORT.get(chr(c), f"\\u{c:04x}") for c in range(0x20)}
 
 
-def _rows(
-    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, after: int, through: int
-) -> Iterator[list[dict[str, Any]]]:
-    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    cursor = conn.cursor(name=f"archive_{uuid.uuid4().hex}", row_factory=dict_row)
-    cursor.itersize = FETCH_ROWS
-    cursor.execute(
-        "SELECT * FROM events WHERE company_id = %s AND occurred_at >= %s AND occurred_at < %s "
-        "AND seq > %s AND seq <= %s ORDER BY seq",
-        (company, start, start + timedelta(days=1), after, through),
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
+
+
+def _needs_escape(column: pa.ChunkedArray) -> bool:
+    """Whether a string column holds a character JSON escapes: one scan of its bytes."""
+    return any(
+        _NEEDS_ESCAPE.search(chunk.buffers()[2] or b"") is not None for chunk in column.chunks
     )
-    while batch := cursor.fetchmany(FETCH_ROWS):
-        yield batch
-    cursor.close()
+
+
+def _escaped(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The strings as the inside of JSON string literals."""
+    if not _needs_escape(column):
+        return column
+    text = pc.replace_substring(column, "\\", "\\\\")
+    text = pc.replace_substring(text, '"', '\\"')
+    if pc.any(pc.match_substring_regex(text, "[\\x00-\\x1f]")).as_py():
+        for char, escape in _CONTROLS.items():
+            text = pc.replace_substring(text, char, escape)
+    return text
+
+
+def _json_timestamp(micros: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Python's `datetime.isoformat()` of a UTC timestamp, without the quotes: microseconds
+    only when there are some, then `+00:00`."""
+    # Arrow writes `YYYY-MM-DD HH:MM:SS.ffffff` for a timestamp in microseconds
+    text = micros.cast(pa.timestamp("us")).cast(pa.string())
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    return pc.replace_substring_regex(text, "\\.000000$", "")
+
+
+def _ndjson(table: pa.Table) -> pa.ChunkedArray:
+    """The NDJSON line (with its newline) of every row of a parsed chunk: one object, keys
+    in alphabetical order, no spaces outside the payload. Fixed text between the values
+    (keys, quotes, a column that is null throughout) is joined once for the whole chunk."""
+    pieces: list[Any] = []
+    text = ""
+    for i, name in enumerate(sorted(COLUMNS)):
+        text += ("{" if i == 0 else ",") + f'"{name}":'
+        column = table.column(name)
+        if column.null_count == len(column):
+            text += "null"
+            continue
+        if name in _TIMESTAMPS:  # NOT NULL
+            value, quoted = _json_timestamp(column), True
+            suffix = '+00:00"'
+        elif name == "payload":  # PostgreSQL's jsonb text, NOT NULL
+            value, quoted, suffix = column, False, ""
+        elif pa.types.is_integer(column.type):
+            value, quoted, suffix = pc.cast(column, pa.string()), False, ""
+        else:
+            value, quoted, suffix = _escaped(column), True, '"'
+        if column.null_count:
+            if quoted:
+                value = pc.binary_join_element_wise('"', value, suffix, "")
+            pieces += [text, pc.fill_null(value, "null")]
+            text = ""
+        else:
+            pieces += [text + ('"' if quoted else ""), value]
+            text = suffix
+    return pc.binary_join_element_wise(*pieces, text + "}\n", "")
+
+
+def _stream(
+    conn: psycopg.Connection[Any], company: uuid.UUID, day: date, after: int, through: int
+) -> Iterator[pa.Table]:
+    """The day's rows with `after < seq <= through`, in seq order, as Arrow tables of about
+    CHUNK_BYTES of CSV each (the Parquet columns, timestamps as epoch microseconds).
+
+    A thread reads the COPY stream (the server sends one message per row) while the caller
+    encodes the chunk before; at most two chunks wait in between."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    params = (company, start, start + timedelta(days=1), after, through)
+    chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            held: list[Any] = []
+            size = 0
+            with conn.cursor().copy(EXPORT_SQL, params) as copy:
+                for data in copy:  # a message ends at a row's end
+                    held.append(data)
+                    size += len(data)
+                    if size >= CHUNK_BYTES:
+                        if stop.is_set():
+                            raise ArchiveError("the export stopped")
+                        chunks.put(b"".join(held))
+                        held, size = [], 0
+            if held:
+                chunks.put(b"".join(held))
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller, which raises it)
+            chunks.put(exc)
+
+    reader = threading.Thread(target=read, name="archive-copy", daemon=True)
+    reader.start()
+    try:
+        while (item := chunks.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield _parse(item)
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue finish
+            with contextlib.suppress(queue.Empty):
+                chunks.get(timeout=0.1)
+        reader.join()
+
+
+def _parse(chunk: bytes) -> pa.Table:
+    return pacsv.read_csv(
+        pa.BufferReader(chunk),
+        read_options=_CSV_READ,
+        parse_options=_CSV_PARSE,
+        convert_options=_CSV_CONVERT,
+    )
+
+
+def _lines(column: pa.ChunkedArray | pa.Array) -> Iterator[pa.Buffer]:
+    """The bytes of a string column's values, back to back (the NDJSON lines with their
+    newlines): Arrow keeps an array's values contiguous, so this copies nothing."""
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        if len(chunk):
+            _, offsets, values = chunk.buffers()
+            (first,) = struct.unpack_from("=i", offsets, 4 * chunk.offset)
+            (end,) = struct.unpack_from("=i", offsets, 4 * (chunk.offset + len(chunk)))
+            yield values[first:end]
+
+
+def _typed(table: pa.Table) -> pa.Table:
+    """The Parquet table of a parsed chunk: the timestamps from epoch microseconds."""
+    columns = [
+        table.column(name).cast(_TS) if name in _TIMESTAMPS else table.column(name)
+        for name in COLUMNS
+    ]
+    return pa.Table.from_arrays(columns, schema=PARQUET_SCHEMA)
 
 
 @contextmanager
@@ -211,55 +368,66 @@ def _write(
     conn: psycopg.Connection[Any], company: uuid.UUID, day: date, folder: Path, after: int
 ) -> _Written:
     """Both files for the day's rows after seq `after`, up to the company's `last_seq` read
-    in the same snapshot; memory holds one row group at most."""
+    in the same snapshot; memory holds one row group and one chunk of the stream at most."""
     ndjson_path, parquet_path = folder / "part.ndjson.gz", folder / "part.parquet"
     count, first, last = 0, None, None
-    # rows become columnar Arrow batches as they arrive; a row group is written once enough
-    # batches are held, so memory stays at about one row group of columnar data
-    batches: list[pa.RecordBatch] = []
+    # parsed chunks wait until a full row group is held, so every row group but the last
+    # has exactly ROW_GROUP_ROWS rows whatever the chunks' sizes (the bytes depend on the
+    # rows alone)
+    pending: list[pa.Table] = []
     held = 0
     # mtime=0 and no file name: the gzip bytes depend only on the rows
     with (
         open(ndjson_path, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as ndjson,
+        gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL
+        ) as ndjson,
         pq.ParquetWriter(parquet_path, PARQUET_SCHEMA, compression="zstd") as parquet,  # type: ignore[no-untyped-call,unused-ignore]
+        # zlib lets go of the GIL: a chunk's lines are compressed while Parquet encodes it
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-gzip") as gzipper,
     ):
+        compressing: Future[None] | None = None
 
-        def flush() -> None:
-            nonlocal held
-            if batches:
-                table = pa.Table.from_batches(batches, schema=PARQUET_SCHEMA)
-                parquet.write_table(table, row_group_size=ROW_GROUP_ROWS)
-                batches.clear()
-                held = 0
+        def compress(lines: list[pa.Buffer]) -> None:
+            for buffer in lines:
+                ndjson.write(buffer)
+
+        def flush(final: bool) -> None:
+            nonlocal pending, held
+            if not pending:
+                return
+            table = pa.concat_tables(pending)
+            whole = len(table) if final else len(table) - len(table) % ROW_GROUP_ROWS
+            if whole:
+                # one contiguous array per column: the pages then depend on the rows alone,
+                # not on how the stream happened to be chunked
+                group = table.slice(0, whole).combine_chunks()
+                parquet.write_table(group, row_group_size=ROW_GROUP_ROWS)
+            rest = table.slice(whole)
+            pending, held = ([rest] if len(rest) else []), len(rest)
 
         with _snapshot(conn, company):
             # read first: every row with seq <= K is committed and visible in this snapshot
             head = conn.execute("SELECT last_seq FROM event_sequences").fetchone()
             covered = int(head["last_seq"]) if head else 0
-            for batch in _rows(conn, company, day, after, covered):
-                pending: list[dict[str, Any]] = []
-                for row in batch:
-                    plain = _plain(row)
-                    payload = plain["payload"]
-                    line = {
-                        **plain,
-                        "occurred_at": row["occurred_at"].isoformat(),
-                        "received_at": row["received_at"].isoformat(),
-                    }
-                    ndjson.write(
-                        json.dumps(line, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-                    )
-                    plain["payload"] = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-                    pending.append(plain)
-                    count += 1
-                    first = row["seq"] if first is None else first
-                    last = row["seq"]
-                batches.append(pa.RecordBatch.from_pylist(pending, schema=PARQUET_SCHEMA))
-                held += len(pending)
+            for chunk in _stream(conn, company, day, after, covered):
+                if not len(chunk):
+                    continue
+                lines = list(_lines(_ndjson(chunk)))
+                if compressing is not None:
+                    compressing.result()  # one chunk in flight at most, in order
+                compressing = gzipper.submit(compress, lines)
+                seqs = chunk.column("seq")
+                count += len(chunk)
+                first = seqs[0].as_py() if first is None else first
+                last = seqs[-1].as_py()
+                pending.append(_typed(chunk))
+                held += len(chunk)
                 if held >= ROW_GROUP_ROWS:
-                    flush()
-        flush()
+                    flush(final=False)
+        flush(final=True)
+        if compressing is not None:
+            compressing.result()
     return _Written(ndjson_path, parquet_path, count, first, last, covered)
 
 

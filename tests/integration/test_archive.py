@@ -21,9 +21,11 @@ from psycopg.types.json import Jsonb
 
 from controlroom import settings
 from controlroom.adapters import db, eventstore, s3
+from controlroom.core import events as events_core
 from controlroom.core import tenants
 from controlroom.dev.stack import Endpoints
 from controlroom.usecases import archive, companies
+from tests import samples
 from tests.integration.conftest import new_company
 from tests.integration.tenant_data import sample_event
 
@@ -576,3 +578,168 @@ def test_manifests_from_before_coverage_are_migrated_safely(
     assert mine == [(DAY1, 2, 1, 0), (DAY2, 1, 3, 2)]
     assert rows_of(db_settings, company, DAY1) == []
     assert_exactly_once(db_settings, bucket, company, ever)
+
+
+# The encoder of schema 1 (Python, a dict and two json.dumps per row), kept as the oracle for
+# schema 2's native one: the same values, and bytes that differ only where docs/archive.md
+# ("Formats") says they do.
+def v1_plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {c: str(row[c]) if isinstance(row[c], uuid.UUID) else row[c] for c in archive.COLUMNS}
+
+
+def v1_line(row: dict[str, Any], *, ensure_ascii: bool = True, payload: Any = None) -> str:
+    line = {
+        **v1_plain(row),
+        "occurred_at": row["occurred_at"].isoformat(),
+        "received_at": row["received_at"].isoformat(),
+    }
+    if payload is not None:
+        line["payload"] = payload
+    return json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=ensure_ascii)
+
+
+def v1_parquet_row(row: dict[str, Any]) -> dict[str, Any]:
+    plain = v1_plain(row)
+    plain["payload"] = json.dumps(row["payload"], sort_keys=True, separators=(",", ":"))
+    return plain
+
+
+def varied_events(day: date) -> list[eventstore.NewEvent]:
+    """Every sample delivery Twitch documents, and rows made to be awkward to encode."""
+    at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)
+    events = []
+    for i, name in enumerate(samples.sample_names()):
+        for j, fact in enumerate(events_core.normalize_notification(samples.load(name), at)):
+            events.append(
+                eventstore.NewEvent(
+                    twitch_message_id=f"sample-{name}-{j}-{uuid.uuid4().hex[:6]}",
+                    type=fact.type,
+                    version=fact.version,
+                    topic=fact.topic,
+                    occurred_at=at + timedelta(seconds=i, microseconds=i * 7),
+                    received_at=at + timedelta(seconds=i + 1),
+                    broadcaster_user_id=fact.broadcaster_user_id,
+                    payload=fact.event,
+                    summary=fact.summary,
+                )
+            )
+    awkward_texts = [
+        "",
+        "plain",
+        'quote " and backslash \\ and slash /',
+        "emoji 🎉🔥 accents éà CJK 漢字 RTL שלום",
+        "line\nbreak\ttab\rreturn\x01control\x1fend\x7fdel",
+        "separators \u2028\u2029 and \ufffd",
+        "\\u0041 is not an escape here",
+    ]
+    for i, text in enumerate(awkward_texts):
+        events.append(
+            sample_event(
+                f"awkward-{i}-{uuid.uuid4().hex[:6]}",
+                "4242",
+                None,
+                type="channel.chat.message",
+                occurred_at=at + timedelta(minutes=10 + i, microseconds=(i % 2) * 123456),
+                summary={
+                    "actor_login": text,
+                    "actor_name": text or None,
+                    "message_text": text,
+                    "amount": [0, -1, 2**62, -(2**63), 1, None, 7][i],
+                    "level": [None, 0, 2**31 - 1, -(2**31), 5, 1, None][i],
+                    "duration_seconds": i * 3600 if i % 3 else None,
+                },
+                payload={
+                    "text": text,
+                    text or "empty": [text, None, True, False],
+                    "numbers": [0, -0.5, 0.1, 2**70, -(2**64), 1e300, 1.5e-7, 12345678901234567.5],
+                    "nested": {"b": {"a": [[], {}], "é": "ü"}, "a": None, "aa": 1, "B": 2},
+                },
+            )
+        )
+    return events
+
+
+def test_schema_2_holds_the_values_of_schema_1_and_a_rerun_writes_the_same_bytes(
+    db_settings: settings.DatabaseSettings,
+    bucket: tuple[Any, str],
+    superuser_conn: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with db.connect(db_settings) as conn:
+        company = new_company(conn, "Encodings")
+        with db.tenant_transaction(conn, company):
+            eventstore.append(conn, company, varied_events(DAY1))
+    expected = rows_of(db_settings, company, DAY1)
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        payload_text = {
+            r["seq"]: r["payload"]
+            for r in conn.execute("SELECT seq, payload::text AS payload FROM events").fetchall()
+        }
+    assert {r["type"] for r in expected} >= {
+        samples.load(name)["subscription"]["type"] for name in samples.sample_names()
+    }
+    client, name = bucket
+
+    def export() -> tuple[archive.DayResult, dict[str, bytes]]:
+        with db.connect(db_settings, autocommit=True) as conn:
+            result = archive.export_day(conn, client, name, company, DAY1)
+        bodies = {
+            fmt: client.get_object(Bucket=name, Key=key)["Body"].read()
+            for fmt, key in result.keys.items()
+        }
+        # as if never exported: the next export writes the day afresh
+        superuser_conn.execute("DELETE FROM archive_manifests WHERE company_id = %s", (company,))
+        for key in result.keys.values():
+            client.delete_object(Bucket=name, Key=key)
+        return result, bodies
+
+    first, bodies = export()
+    assert first.rows == len(expected)
+    # NDJSON: per row, the same values as schema 1's line ...
+    # one line a row, ended by "\n" (str.splitlines would also split at U+2028)
+    text = gzip.decompress(bodies["ndjson"]).decode()
+    assert text.endswith("\n")
+    lines = text[:-1].split("\n")
+    assert len(lines) == len(expected)
+    for line, row in zip(lines, expected, strict=True):
+        assert json.loads(line) == json.loads(v1_line(row))
+        # ... and the same bytes but for UTF-8 where schema 1 wrote \u escapes, and the
+        # payload as PostgreSQL's jsonb text
+        marker = f"payload-{uuid.uuid4().hex}"
+        assert line == v1_line(row, ensure_ascii=False, payload=marker).replace(
+            json.dumps(marker), payload_text[row["seq"]]
+        )
+    # Parquet: the same schema and the same values as schema 1's, the payload as jsonb text
+    local = tmp_path / "day.parquet"
+    local.write_bytes(bodies["parquet"])
+    table = pq.read_table(local)
+    assert table.schema.equals(archive.PARQUET_SCHEMA)
+    oracle = pa.Table.from_pylist([v1_parquet_row(r) for r in expected], archive.PARQUET_SCHEMA)
+    for column in archive.COLUMNS:
+        if column != "payload":
+            assert table.column(column).equals(oracle.column(column)), column
+    assert table.column("payload").to_pylist() == [payload_text[r["seq"]] for r in expected]
+    assert [json.loads(p) for p in table.column("payload").to_pylist()] == [
+        r["payload"] for r in expected
+    ]
+    # a rerun over the same rows writes the same bytes under the same keys, and so does one
+    # that reads the stream in tiny chunks and cuts tiny row groups where the first cut none
+    # (parts differ only in how many row groups they hold)
+    again, again_bodies = export()
+    assert again.keys == first.keys and again_bodies == bodies
+    monkeypatch.setattr(archive, "CHUNK_BYTES", 512)
+    chunked, chunked_bodies = export()
+    assert chunked.keys == first.keys and chunked_bodies == bodies
+    monkeypatch.setattr(archive, "ROW_GROUP_ROWS", 7)
+    _, grouped_bodies = export()
+    assert grouped_bodies["ndjson"] == bodies["ndjson"]
+    local.write_bytes(grouped_bodies["parquet"])
+    assert pq.ParquetFile(local).metadata.num_row_groups == -(-len(expected) // 7)
+    assert pq.read_table(local).equals(table)
+    # the manifest says which encoding wrote the part
+    with db.connect(db_settings, autocommit=True) as conn:
+        archive.export_day(conn, client, name, company, DAY1)
+    with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
+        version = conn.execute("SELECT schema_version FROM archive_manifests").fetchone()
+    assert version["schema_version"] == archive.SCHEMA_VERSION == 2
