@@ -1,4 +1,7 @@
-"""The webhook's use case: verify, record, hand off, and say how to answer Twitch.
+"""The webhook's use case: verify, hand off, record, and say how to answer Twitch.
+
+A delivery costs two round trips: the Cloud Task (named after the message id), then one
+ledger write saying it is enqueued. A redelivery costs one more, a ledger read first.
 
 The endpoint is public, so its unauthenticated path is rate limited per client IP: each
 request failing signature verification takes a token from its IP's bucket, and an IP whose
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from controlroom.adapters.ledger import ENQUEUED, Entry, Ledger
+from controlroom.adapters.ledger import Entry, Ledger
 from controlroom.adapters.taskqueue import Queue
 from controlroom.core import eventsub
 from controlroom.core.handoff import PersistTask
@@ -84,13 +87,21 @@ def receive(
         log.info("subscription verification answered", extra=context)
         return Reply(200, eventsub.challenge(delivery), "text/plain")
     delivery.json()  # malformed JSON is refused here, not discovered by persist
-    state = ledger.claim(
-        Entry(delivery.message_id, delivery.subscription_type, delivery.retry, received_at)
-    )
-    if state == ENQUEUED:
+    # A redelivery (Twitch counts its retries) asks the ledger first, which remembers an
+    # enqueued message id for RETENTION; a first delivery skips that round trip, and a copy
+    # of one is refused by the task's name (Cloud Tasks remembers it, ALREADY_EXISTS).
+    if delivery.retry > 0 and ledger.enqueued(delivery.message_id):
         log.info("duplicate delivery acknowledged", extra=context)
         return Reply(204)
-    queue.enqueue(PersistTask.from_delivery(delivery, received_at))
-    ledger.mark_enqueued(delivery.message_id, clock())
-    log.info("delivery enqueued", extra=context)
+    created = queue.enqueue(PersistTask.from_delivery(delivery, received_at))
+    # Recorded only once the task exists, so the ledger never says "enqueued" for a delivery
+    # that is not: a failed enqueue leaves no entry and Twitch's retry is not refused.
+    recorded = ledger.record(
+        Entry(delivery.message_id, delivery.subscription_type, delivery.retry, received_at),
+        clock(),
+    )
+    if created and recorded:
+        log.info("delivery enqueued", extra=context)
+    else:
+        log.info("duplicate delivery acknowledged", extra=context)
     return Reply(204)

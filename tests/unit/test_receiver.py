@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from controlroom import errors
-from controlroom.adapters.ledger import ENQUEUED, RECEIVED, Entry
+from controlroom.adapters.ledger import ENQUEUED, Entry
 from controlroom.core import eventsub
 from controlroom.core.handoff import PersistTask
 from controlroom.dev.twitchsim import sign_delivery
@@ -20,28 +20,44 @@ NOW = datetime.now(UTC)
 
 
 class FakeLedger:
+    """The ledger's promise: one entry per message id, created once, never overwritten."""
+
     def __init__(self, down: bool = False) -> None:
         self.entries: dict[str, str] = {}
+        self.reads = 0
         self.down = down
 
-    def claim(self, entry: Entry) -> str:
+    def record(self, entry: Entry, enqueued_at: datetime) -> bool:
         if self.down:
             raise LedgerUnavailableError("down")
-        return self.entries.setdefault(entry.message_id, RECEIVED)
+        if entry.message_id in self.entries:
+            return False
+        self.entries[entry.message_id] = ENQUEUED
+        return True
 
-    def mark_enqueued(self, message_id: str, at: datetime) -> None:
-        self.entries[message_id] = ENQUEUED
+    def enqueued(self, message_id: str) -> bool:
+        if self.down:
+            raise LedgerUnavailableError("down")
+        self.reads += 1
+        return self.entries.get(message_id) == ENQUEUED
 
 
 class FakeQueue:
-    def __init__(self, down: bool = False) -> None:
+    """Cloud Tasks' promise: a task name is refused while it is remembered (`dedup=False` is a
+    stand-in that forgets names, as gcloud-tasks-emulator did)."""
+
+    def __init__(self, down: bool = False, dedup: bool = True) -> None:
         self.tasks: list[PersistTask] = []
         self.down = down
+        self.dedup = dedup
 
-    def enqueue(self, task: PersistTask) -> None:
+    def enqueue(self, task: PersistTask) -> bool:
         if self.down:
             raise QueueUnavailableError("down")
+        if self.dedup and any(t.task_id() == task.task_id() for t in self.tasks):
+            return False
         self.tasks.append(task)
+        return True
 
 
 def call(
@@ -76,17 +92,53 @@ def test_duplicate_of_an_enqueued_delivery_does_nothing() -> None:
     d = sign_delivery(load("channel.follow"), SECRET)
     ledger, queue = FakeLedger(), FakeQueue()
     call(d.headers, d.body, ledger, queue)
-    assert call(d.headers, d.body, ledger, queue).status == 204
+    assert call(d.headers, d.body, ledger, queue).status == 204  # the task's name refuses it
     assert len(queue.tasks) == 1
+    assert ledger.entries == {d.message_id: ENQUEUED}
 
 
-def test_delivery_that_died_before_enqueue_is_enqueued_again() -> None:
+def test_first_delivery_costs_no_ledger_read() -> None:
+    d = sign_delivery(load("channel.follow"), SECRET)
+    ledger, queue = FakeLedger(), FakeQueue()
+    call(d.headers, d.body, ledger, queue)
+    assert ledger.reads == 0
+
+
+def test_redelivery_of_an_enqueued_delivery_is_refused_by_the_ledger() -> None:
+    # even where the queue forgets task names (a stand-in, or Cloud Tasks past its window)
+    d = sign_delivery(load("channel.follow"), SECRET)
+    ledger, queue = FakeLedger(), FakeQueue(dedup=False)
+    call(d.headers, d.body, ledger, queue)
+    again = sign_delivery(d.body, SECRET, message_id=d.message_id, retry=1)
+    assert call(again.headers, again.body, ledger, queue).status == 204
+    assert [t.message_id for t in queue.tasks] == [d.message_id]
+
+
+def test_delivery_whose_enqueue_failed_records_nothing_and_its_retry_is_enqueued() -> None:
+    d = sign_delivery(load("channel.cheer"), SECRET)
+    ledger = FakeLedger()
+    with pytest.raises(QueueUnavailableError):
+        call(d.headers, d.body, ledger, FakeQueue(down=True))
+    assert ledger.entries == {}  # nothing says "enqueued", so the retry is not refused
+    queue = FakeQueue(dedup=False)
+    retry = sign_delivery(d.body, SECRET, message_id=d.message_id, retry=1)
+    assert call(retry.headers, retry.body, ledger, queue).status == 204
+    assert [t.message_id for t in queue.tasks] == [d.message_id]
+    assert ledger.entries == {d.message_id: ENQUEUED}
+
+
+def test_delivery_enqueued_but_not_recorded_is_answered_503_and_its_retry_queued_once() -> None:
     d = sign_delivery(load("channel.cheer"), SECRET)
     ledger, queue = FakeLedger(), FakeQueue()
-    ledger.entries[d.message_id] = RECEIVED  # an earlier attempt stopped here
-    assert call(d.headers, d.body, ledger, queue).status == 204
-    assert [t.message_id for t in queue.tasks] == [d.message_id]
-    assert ledger.entries[d.message_id] == ENQUEUED
+    ledger.down = True
+    with pytest.raises(LedgerUnavailableError):
+        call(d.headers, d.body, ledger, queue)
+    assert len(queue.tasks) == 1 and ledger.entries == {}
+    ledger.down = False
+    retry = sign_delivery(d.body, SECRET, message_id=d.message_id, retry=1)
+    assert call(retry.headers, retry.body, ledger, queue).status == 204
+    assert len(queue.tasks) == 1  # the task's name refused the second
+    assert ledger.entries == {d.message_id: ENQUEUED}
 
 
 def test_revocation_is_enqueued_like_a_notification() -> None:
@@ -120,10 +172,15 @@ def test_dependencies_down_propagate_for_a_503() -> None:
     d = sign_delivery(load("channel.subscribe"), SECRET)
     with pytest.raises(LedgerUnavailableError):
         call(d.headers, d.body, FakeLedger(down=True), FakeQueue())
+    retry = sign_delivery(d.body, SECRET, message_id=d.message_id, retry=2)
+    queue = FakeQueue()
+    with pytest.raises(LedgerUnavailableError):  # the redelivery's read, before any enqueue
+        call(retry.headers, retry.body, FakeLedger(down=True), queue)
+    assert queue.tasks == []
     ledger = FakeLedger()
     with pytest.raises(QueueUnavailableError):
         call(d.headers, d.body, ledger, FakeQueue(down=True))
-    assert ledger.entries[d.message_id] == RECEIVED  # so the redelivery enqueues again
+    assert ledger.entries == {}  # so the redelivery enqueues again
 
 
 def test_signed_body_with_an_unconvertible_integer_is_a_400_that_records_nothing() -> None:
