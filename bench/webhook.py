@@ -2,9 +2,13 @@
 
 Both run under functions-framework (gunicorn, its default worker and threads) on 127.0.0.1,
 fed by the same closed-loop generator with 8 keep-alive connections. The webhook's work per
-delivery: verify the HMAC, create the ledger document in the Firestore emulator, create the
-task in the Cloud Tasks emulator, mark the ledger entry. Its tasks go to the bare function, so
-the emulator's dispatching costs little and no database is involved.
+delivery: verify the HMAC, create the task in the Cloud Tasks stand-in (named after the
+message id), create the ledger document in the Firestore emulator. Its tasks go to the bare
+function, so the stand-in's dispatching costs little and no database is involved.
+
+With BENCH_WEBHOOK_BEFORE set to another checkout of the repository (for example a
+`git worktree` of an earlier commit), that checkout's webhook runs too, on the same stand-ins
+and in the same run, so a change is measured beside what it replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +24,20 @@ from controlroom.dev.stack.functions import FunctionServer
 from controlroom.dev.stack.process import free_port
 
 BARE_SOURCE = Path(__file__).resolve().parent / "bare_function" / "main.py"
+
+
+class CheckoutWebhook(FunctionServer):
+    """functions/webhook of another checkout, importing that checkout's controlroom."""
+
+    def __init__(self, checkout: Path, log_dir: Path, port: int, env: dict[str, str]) -> None:
+        env = {**env, "PYTHONPATH": str(checkout)}
+        super().__init__("webhook", log_dir, port, env, instance="webhook-before")
+        self.checkout = checkout
+
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        argv, env = super().command()
+        argv[argv.index("--source") + 1] = str(self.checkout / "functions" / "webhook" / "main.py")
+        return argv, env
 
 
 class BareFunction(FunctionServer):
@@ -41,38 +59,60 @@ def _deliveries(secret: str, count: int) -> list[load.Request]:
 
 def run(quick: bool = False) -> dict[str, float]:
     count = 300 if quick else 3000
+    before_dir = os.environ.get("BENCH_WEBHOOK_BEFORE")
     with tempfile.TemporaryDirectory() as tmp:
         stack = LocalStack(Path(tmp))
         endpoints = stack.start()
         bare = BareFunction("bare", Path(tmp) / "logs", free_port(), {**os.environ})
         bare.start()
-        webhook_port = free_port()
         env = {**os.environ, **endpoints.env(), "PERSIST_URL": f"http://127.0.0.1:{bare.port}/"}
-        webhook = FunctionServer("webhook", Path(tmp) / "logs", webhook_port, env)
+        webhook = FunctionServer("webhook", Path(tmp) / "logs", free_port(), env)
         webhook.start()
+        before = None
+        if before_dir:
+            before = CheckoutWebhook(Path(before_dir), Path(tmp) / "logs", free_port(), env)
+            before.start()
+        secret = endpoints.eventsub_secret
+        closed: dict[str, load.Result] = {}
+        steady: dict[str, load.Result] = {}
+        servers = {"webhook": webhook, "bare": bare, **({"before": before} if before else {})}
         try:
-            secret = endpoints.eventsub_secret
-            load.run(webhook.url, _deliveries(secret, 50))  # warm both up
-            load.run(bare.url, _deliveries(secret, 50))
-            real = load.run(webhook.url, _deliveries(secret, count))
-            baseline = load.run(bare.url, _deliveries(secret, count))
-            steady = load.run(webhook.url, _deliveries(secret, count // 5), rate=50.0)
-            steady_bare = load.run(bare.url, _deliveries(secret, count // 5), rate=50.0)
+            for server in servers.values():  # warm each up
+                load.run(server.url, _deliveries(secret, 50))
+            for name, server in servers.items():
+                closed[name] = load.run(server.url, _deliveries(secret, count))
+            for name, server in servers.items():
+                steady[name] = load.run(server.url, _deliveries(secret, count // 5), rate=50.0)
         finally:
-            webhook.stop()
-            bare.stop()
+            for server in servers.values():
+                server.stop()
             stack.stop()
-    assert set(real.statuses) == {204}, real.statuses
+    for name in ("webhook", "before"):
+        if name in closed:
+            assert set(closed[name].statuses) == {204}, (name, closed[name].statuses)
+    labels = {
+        "before": f"webhook before ({Path(before_dir).name if before_dir else ''})",
+        "webhook": "webhook (verify+enqueue+ledger)",
+        "bare": "bare 204 function (baseline)",
+    }
+    order = [n for n in ("before", "webhook", "bare") if n in closed]
+    bare_rate = closed["bare"].rate
     print(f"{count} deliveries, 8 concurrent keep-alive connections, one server process each")
-    print(f"{'':<34}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}")
-    for label, r in (
-        ("webhook (verify+ledger+enqueue)", real),
-        ("bare 204 function (baseline)", baseline),
-    ):
-        print(f"{label:<34}{r.rate:>14,.0f}{r.p50:>10.1f}{r.pct(0.99):>10.1f}")
-    print(f"{'ratio webhook / bare':<34}{real.rate / baseline.rate:>14.2f}")
+    print(f"{'':<34}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}{'/ bare':>9}")
+    for name in order:
+        r = closed[name]
+        ratio = r.rate / bare_rate
+        print(f"{labels[name]:<34}{r.rate:>14,.0f}{r.p50:>10.1f}{r.pct(0.99):>10.1f}{ratio:>9.2f}")
     print(f"\nsteady 50 deliveries/s ({count // 5} deliveries), time to 2xx:")
     print(f"{'':<34}{'p50 ms':>10}{'p99 ms':>10}")
-    for label, r in (("webhook", steady), ("bare 204 function", steady_bare)):
-        print(f"{label:<34}{r.p50:>10.1f}{r.pct(0.99):>10.1f}")
-    return {"webhook_rate": real.rate, "bare_rate": baseline.rate, "steady_p99": steady.pct(0.99)}
+    for name in order:
+        r = steady[name]
+        print(f"{labels[name]:<34}{r.p50:>10.1f}{r.pct(0.99):>10.1f}")
+    result = {
+        "webhook_rate": closed["webhook"].rate,
+        "bare_rate": bare_rate,
+        "steady_p99": steady["webhook"].pct(0.99),
+    }
+    if "before" in closed:
+        result["before_rate"] = closed["before"].rate
+    return result
