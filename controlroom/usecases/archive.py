@@ -530,6 +530,7 @@ def export_day(
         "last_seq": written.last_seq,
         "after_seq": current.covered_seq,
         "covered_seq": written.covered_seq,
+        "schema_version": SCHEMA_VERSION,  # a part without it is schema 1
     }
     parts = [*current.parts, part]
     with tenant_transaction(conn, company):

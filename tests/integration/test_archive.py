@@ -741,5 +741,6 @@ def test_schema_2_holds_the_values_of_schema_1_and_a_rerun_writes_the_same_bytes
     with db.connect(db_settings, autocommit=True) as conn:
         archive.export_day(conn, client, name, company, DAY1)
     with db.connect(db_settings) as conn, db.tenant_transaction(conn, company):
-        version = conn.execute("SELECT schema_version FROM archive_manifests").fetchone()
-    assert version["schema_version"] == archive.SCHEMA_VERSION == 2
+        manifest = conn.execute("SELECT * FROM archive_manifests").fetchone()
+    assert manifest["schema_version"] == archive.SCHEMA_VERSION == 2
+    assert [p["schema_version"] for p in manifest["object_keys"]] == [2]
