@@ -201,28 +201,40 @@ _CSV_CONVERT = pacsv.ConvertOptions(
 # five control characters with a short form, the other control characters as \u00XX
 _SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _CONTROLS = {chr(c): _SHORT.get(chr(c), f"\\u{c:04x}") for c in range(0x20)}
+# and the three characters other than \n and \r that str.splitlines() (and JavaScript
+# before ES2019) take for a line break, so a line is a line to every reader
+_BREAKS = {c: f"\\u{ord(c):04x}" for c in ("\u0085", "\u2028", "\u2029")}
+_HAS_BREAK = re.compile("\u0085|\u2028|\u2029".encode())
 
 
-_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
+_NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\]|' + _HAS_BREAK.pattern)
 
 
-def _needs_escape(column: pa.ChunkedArray) -> bool:
-    """Whether a string column holds a character JSON escapes: one scan of its bytes."""
-    return any(
-        _NEEDS_ESCAPE.search(chunk.buffers()[2] or b"") is not None for chunk in column.chunks
-    )
+def _found(pattern: re.Pattern[bytes], column: pa.ChunkedArray) -> bool:
+    """Whether a string column's bytes hold a match: one scan of each chunk's values."""
+    return any(pattern.search(chunk.buffers()[2] or b"") is not None for chunk in column.chunks)
 
 
 def _escaped(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """The strings as the inside of JSON string literals."""
-    if not _needs_escape(column):
+    if not _found(_NEEDS_ESCAPE, column):
         return column
     text = pc.replace_substring(column, "\\", "\\\\")
     text = pc.replace_substring(text, '"', '\\"')
     if pc.any(pc.match_substring_regex(text, "[\\x00-\\x1f]")).as_py():
         for char, escape in _CONTROLS.items():
             text = pc.replace_substring(text, char, escape)
-    return text
+    return _without_breaks(text)
+
+
+def _without_breaks(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """JSON text with U+0085, U+2028 and U+2029 escaped (they are only ever inside its
+    strings, where the escape means the same character)."""
+    if not _found(_HAS_BREAK, column):
+        return column
+    for char, escape in _BREAKS.items():
+        column = pc.replace_substring(column, char, escape)
+    return column
 
 
 def _json_timestamp(micros: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -314,12 +326,15 @@ def _stream(
 
 
 def _parse(chunk: bytes) -> pa.Table:
-    return pacsv.read_csv(
+    table = pacsv.read_csv(
         pa.BufferReader(chunk),
         read_options=_CSV_READ,
         parse_options=_CSV_PARSE,
         convert_options=_CSV_CONVERT,
     )
+    # the payload's text as both files hold it
+    payload = COLUMNS.index("payload")
+    return table.set_column(payload, "payload", _without_breaks(table.column(payload)))
 
 
 def _lines(column: pa.ChunkedArray | pa.Array) -> Iterator[pa.Buffer]:
