@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -115,3 +116,23 @@ def test_queue_unreachable_is_queue_unavailable() -> None:
     target = Target(cloudtasks.queue_path(local.PROJECT, local.LOCATION, local.QUEUE), "http://x/")
     with pytest.raises(QueueUnavailableError):
         CloudTasksQueue(client, target).enqueue(_task("m"))
+
+
+def test_racing_copies_of_a_delivery_make_one_task_and_one_entry(
+    endpoints: Endpoints, fs: firestore.Client
+) -> None:
+    # Twitch's copies of one message can arrive at several instances at once
+    client = cloudtasks.client(endpoints.tasks_emulator_host)
+    target = Target(
+        cloudtasks.queue_path(local.PROJECT, local.LOCATION, local.QUEUE),
+        f"http://127.0.0.1:{free_port()}/",  # nobody listens: the task stays queued
+    )
+    queue = CloudTasksQueue(client, target)
+    ledger = FirestoreLedger(fs, "webhook_adapter_test")
+    task = _task(str(uuid.uuid4()))
+    entry = Entry(task.message_id, "channel.follow", 0, NOW)
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: queue.enqueue(task), range(8)))
+        recorded = list(pool.map(lambda _: ledger.record(entry, NOW), range(8)))
+    assert created.count(True) == 1
+    assert recorded.count(True) == 1
