@@ -752,3 +752,34 @@ def test_schema_2_holds_the_values_of_schema_1_and_a_rerun_writes_the_same_bytes
         manifest = conn.execute("SELECT * FROM archive_manifests").fetchone()
     assert manifest["schema_version"] == archive.SCHEMA_VERSION == 2
     assert [p["schema_version"] for p in manifest["object_keys"]] == [2]
+
+
+def test_a_failure_while_encoding_stops_the_stream_and_the_next_export_completes(
+    db_settings: settings.DatabaseSettings,
+    bucket: tuple[Any, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    company = company_with_events(db_settings, 60)
+    client, name = bucket
+    typed = archive._typed
+    calls = 0
+
+    def failing(table: pa.Table) -> pa.Table:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("no space left on device")
+        return typed(table)
+
+    # many small chunks, so the reader thread is still streaming when the encoder fails
+    monkeypatch.setattr(archive, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(archive, "_typed", failing)
+    with db.connect(db_settings, autocommit=True) as conn:
+        with pytest.raises(OSError, match="no space"):
+            archive.export_day(conn, client, name, company, DAY1)
+        assert not objects(bucket, company)
+        assert archive.manifest(conn, company, DAY1) == archive.EMPTY
+        monkeypatch.setattr(archive, "_typed", typed)
+        # the same connection works on: the COPY and its transaction were ended
+        result = archive.export_day(conn, client, name, company, DAY1)
+    assert result.rows == 60
