@@ -1,17 +1,24 @@
-"""Persist: events stored per second per process, through HTTP and called in-process.
+"""Persist: one company's events stored per second per process, with and without group commit.
 
 Task bodies (as the webhook would enqueue them) are POSTed straight to the persist function
-(functions-framework, one process, 8 connections), skipping the Cloud Tasks emulator, whose
-one-at-a-time dispatch would otherwise be what is measured. The baseline is the same use
-case, `ingest.ingest`, called in a loop on one connection in this process: the cost of the
-work without HTTP and the framework. Each delivery is stored for one watching company.
+(functions-framework, one process), skipping the Cloud Tasks emulator, whose dispatch would
+otherwise be what is measured. Every delivery is stored for the same one company (the demo
+company), so its writers all meet on its counter row. The function runs twice, side by side
+in the same run: as before (`PERSIST_GROUP_COMMIT=off`: each delivery its own transaction and
+commit) and with group commit (concurrent deliveries of the company share one), each at 8
+and 16 concurrent connections. The baseline is the use case called in a loop on one
+connection in this process, one delivery at a time (what persist did per connection before);
+the same use case with 16 threads sharing a GroupCommit shows the store's ceiling without
+HTTP.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,8 +46,39 @@ def _tasks(count: int, secret: str) -> list[bytes]:
     return out
 
 
+def _threads(count: int, workers: int, call: Callable[[int], None]) -> float:
+    """`count` calls spread over `workers` threads; returns calls per second."""
+    cursor = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(cursor, None)
+            if index is None:
+                return
+            call(index)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return count / (time.perf_counter() - started)
+
+
+def _gaps(cfg: settings.DatabaseSettings, company: str) -> tuple[int, int]:
+    """(events stored, their highest seq) for the company: equal when seq is gap-free."""
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        row = conn.execute("SELECT count(*) AS n, max(seq) AS top FROM events").fetchone()
+    assert row is not None
+    return int(row["n"]), int(row["top"] or 0)
+
+
 def run(quick: bool = False) -> dict[str, float]:
     count = 400 if quick else 4000
+    rows: list[tuple[str, float, float | None, float | None]] = []
     with tempfile.TemporaryDirectory() as tmp:
         stack = LocalStack(Path(tmp), durable=True)
         endpoints = stack.start()
@@ -48,31 +86,85 @@ def run(quick: bool = False) -> dict[str, float]:
         cfg = settings.DatabaseSettings.from_env(env)
         with db.connect(cfg) as conn:
             seed.seed_demo(conn)
-        persist = FunctionServer("persist", Path(tmp) / "logs", free_port(), env)
-        persist.start()
-        try:
-            secret = endpoints.eventsub_secret
-            headers = {"Content-Type": "application/json"}
-            via_http = load.run(
-                persist.url, [load.Request(b, headers) for b in _tasks(count, secret)]
+        company = str(seed.DEMO_COMPANY_ID)
+        secret = endpoints.eventsub_secret
+        headers = {"Content-Type": "application/json"}
+        servers = {
+            mode: FunctionServer(
+                "persist",
+                Path(tmp) / "logs",
+                free_port(),
+                {**env, "PERSIST_GROUP_COMMIT": mode},
+                instance=f"persist-{mode}",
             )
+            for mode in ("off", "on")
+        }
+        for server in servers.values():
+            server.start()
+        try:
             publisher = SocketIOPublisher(endpoints.redis_url)
             bodies = _tasks(count, secret)
             with db.connect(cfg, autocommit=True) as conn:
                 started = time.perf_counter()
                 for body in bodies:
                     ingest.ingest(body, conn, publisher)
-                in_process = count / (time.perf_counter() - started)
+                rows.append(
+                    (
+                        "ingest() in-process, one at a time (baseline)",
+                        count / (time.perf_counter() - started),
+                        None,
+                        None,
+                    )
+                )
+            for workers in (8, 16):
+                for mode, label in (("off", "before"), ("on", "group commit")):
+                    result = load.run(
+                        servers[mode].url,
+                        [load.Request(b, headers) for b in _tasks(count, secret)],
+                        workers=workers,
+                    )
+                    assert set(result.statuses) == {204}, result.statuses
+                    rows.append(
+                        (
+                            f"function over HTTP, {workers} connections, {label}",
+                            result.rate,
+                            result.p50,
+                            result.pct(0.99),
+                        )
+                    )
+            pool = db.Pool(cfg, max_idle=16)
+            group = ingest.GroupCommit()
+            bodies = _tasks(count, secret)
+
+            def one(index: int) -> None:
+                with pool.connection() as conn:
+                    ingest.ingest(bodies[index], conn, publisher, None, group)
+
+            rows.append(
+                (
+                    "ingest() in-process, 16 threads, group commit",
+                    _threads(count, 16, one),
+                    None,
+                    None,
+                )
+            )
+            pool.close()
+            stored, top = _gaps(cfg, company)
         finally:
-            persist.stop()
+            for server in servers.values():
+                server.stop()
             stack.stop()
-    assert set(via_http.statuses) == {204}, via_http.statuses
-    print(f"{count} deliveries, one watching company each, PostgreSQL with fsync on")
-    print(f"{'':<46}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    print(
-        f"{'persist function over HTTP (8 connections)':<46}{via_http.rate:>10,.0f}"
-        f"{via_http.p50:>10.1f}{via_http.pct(0.99):>10.1f}"
-    )
-    print(f"{'ingest() in-process, one connection (baseline)':<46}{in_process:>10,.0f}")
-    print(f"{'ratio function / in-process':<46}{via_http.rate / in_process:>10.2f}")
-    return {"http_rate": via_http.rate, "in_process_rate": in_process}
+    print(f"{count} deliveries per row, all for one company, PostgreSQL with fsync on")
+    print(f"{'':<56}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for label, rate, p50, p99 in rows:
+        pct = f"{p50:>10.1f}{p99:>10.1f}" if p50 is not None and p99 is not None else ""
+        print(f"{label:<56}{rate:>10,.0f}{pct}")
+    print(f"stored {stored:,} events, highest seq {top:,} (gap-free: {stored == top})")
+    figures = {label: rate for label, rate, _, _ in rows}
+    return {
+        "in_process_rate": rows[0][1],
+        "http_8_before": figures["function over HTTP, 8 connections, before"],
+        "http_8_group": figures["function over HTTP, 8 connections, group commit"],
+        "http_16_before": figures["function over HTTP, 16 connections, before"],
+        "http_16_group": figures["function over HTTP, 16 connections, group commit"],
+    }

@@ -130,6 +130,26 @@ def append(
     The counter row is locked first, so concurrent writers of one company queue up and
     seq stays gap-free in commit order.
     """
+    reserved = reserve(conn, company_id, events)
+    insert(conn, company_id, reserved)
+    return reserved.results
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """The counter row held: each event's seq (existing or new) and the events to insert."""
+
+    results: list[Appended]
+    fresh: list[NewEvent]
+    last_seq: int
+
+
+def reserve(
+    conn: psycopg.Connection[Any], company_id: uuid.UUID | str, events: Sequence[NewEvent]
+) -> Reserved:
+    """The first half of `append`: lock the counter row, find what is already stored, and
+    number the rest. `insert` stores them; in between the caller may queue more statements
+    in a pipeline, so that the insert costs no round trip of its own."""
     tenant = tenant_id(company_id)
     unknown = {k for e in events for k in e.summary} - set(SUMMARY_COLUMNS)
     if unknown:
@@ -150,7 +170,7 @@ def append(
     assert row is not None
     last_seq = int(row[0])
     if not events:
-        return []
+        return Reserved([], [], last_seq)
     existing: dict[str, int] = {}
     for message_id, dedup_key, stored_seq in lookup:
         existing[message_id] = stored_seq
@@ -168,9 +188,14 @@ def append(
         existing[event.key()] = seq
         fresh.append(event)
         results.append(Appended(seq, created=True))
+    return Reserved(results, fresh, last_seq)
 
-    if fresh:
-        lock.execute(
-            _INSERT, [tenant, last_seq, *column_arrays(fresh), last_seq + len(fresh), tenant]
-        )
-    return results
+
+def insert(conn: psycopg.Connection[Any], company_id: uuid.UUID | str, reserved: Reserved) -> None:
+    """The second half of `append`: insert the reserved events and move the counter (in the
+    same transaction as `reserve`, the counter row still held)."""
+    if not reserved.fresh:
+        return
+    tenant = tenant_id(company_id)
+    last_seq, fresh = reserved.last_seq, reserved.fresh
+    conn.execute(_INSERT, [tenant, last_seq, *column_arrays(fresh), last_seq + len(fresh), tenant])

@@ -478,12 +478,14 @@ def on_event(
     *,
     seq: int,
     key: str,
+    config: Mapping[str, RuleConfig] | None = None,
 ) -> list[Change]:
     """Run the rules an event can fire, in the transaction that stored it (`key` is its
-    dedup key in the event store, so an incident's key names its cause)."""
+    dedup key in the event store, so an incident's key names its cause). `config`: the
+    company's `rules`, when the caller read them once for several events."""
     if event.type not in WATCHED:
         return []
-    config = rules(conn, company)
+    config = config if config is not None else rules(conn, company)
     at = event.occurred_at
     summary = event.summary
     changes: list[Change | None] = []

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -137,18 +141,10 @@ def _record_grant_revoked(conn: psycopg.Connection[Any], event: Normalized) -> N
         )
 
 
-def _store_for(
-    conn: psycopg.Connection[Any],
-    *,
-    company: uuid.UUID,
-    creator: uuid.UUID,
-    event: Normalized,
-    message_id: str,
-    task: PersistTask,
-) -> tuple[
-    eventstore.Appended, dict[str, Any] | None, dict[str, Any] | None, list[incidents.Change]
-]:
-    new = eventstore.NewEvent(
+def _new_event(
+    event: Normalized, creator: uuid.UUID, message_id: str, task: PersistTask
+) -> eventstore.NewEvent:
+    return eventstore.NewEvent(
         twitch_message_id=message_id,
         type=event.type,
         version=event.version,
@@ -161,38 +157,291 @@ def _store_for(
         dedup_key=event.dedup_key,
         summary=event.summary,
     )
-    with tenant_transaction(conn, company):
-        (result,) = eventstore.append(conn, company, [new])
-        if not result.created:
-            return result, None, None, []
-        state = event.state or None
-        row = (
-            conn.cursor(row_factory=dict_row)
-            .execute(
-                _APPLY_STATE,
-                {
-                    "company": company,
-                    "creator": creator,
-                    "at": event.occurred_at,
-                    "status": state.status if state else None,
-                    "live_since": state.live_since if state else None,
-                    "details": bool(state and state.details),
-                    "title": state.title if state else None,
-                    "category_id": state.category_id if state else None,
-                    "category_name": state.category_name if state else None,
-                    "revoked": bool(state and state.authorization_revoked),
-                },
+
+
+def _state_params(
+    company: uuid.UUID, creator: uuid.UUID, event: Normalized | None, at: datetime
+) -> dict[str, Any]:
+    state = (event.state or None) if event is not None else None
+    return {
+        "company": company,
+        "creator": creator,
+        "at": at,
+        "status": state.status if state else None,
+        "live_since": state.live_since if state else None,
+        "details": bool(state and state.details),
+        "title": state.title if state else None,
+        "category_id": state.category_id if state else None,
+        "category_name": state.category_name if state else None,
+        "revoked": bool(state and state.authorization_revoked),
+    }
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One event of one delivery, routed to one company's creator."""
+
+    creator: uuid.UUID
+    event: Normalized
+    new: eventstore.NewEvent
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What storing an item gave: its seq, what to publish, what detection changed."""
+
+    result: eventstore.Appended
+    published: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    changes: list[incidents.Change] = field(default_factory=list)
+
+
+def _store_items(
+    conn: psycopg.Connection[Any], company: uuid.UUID, items: Sequence[_Item]
+) -> list[_Stored]:
+    """Store items of one company in one tenant transaction (the caller's connection is
+    idle, autocommit): the counter row locked once, one multi-row INSERT (the analytics
+    trigger runs once over the rows it added), each fresh event's creator state applied and
+    its rules run in seq order, then one commit. Pipelined: BEGIN, the tenant and the lock
+    with the lookup go in one round trip, the insert, the state updates and the company's
+    rules in a second, the commit in a third (detection adds its own only when a rule
+    fires)."""
+    with conn.pipeline(), tenant_transaction(conn, company):
+        reserved = eventstore.reserve(conn, company, [item.new for item in items])
+        appended = reserved.results
+        fresh = [i for i, result in enumerate(appended) if result.created]
+        eventstore.insert(conn, company, reserved)
+        # Creator state in seq order: an event that changes a creator's state updates it on
+        # its own (its row is published); the others only move last_event_at, one update
+        # per creator with their latest time (greatest() is order-free).
+        latest: dict[uuid.UUID, datetime] = {}
+        stateful: list[tuple[int, psycopg.Cursor[dict[str, Any]]]] = []
+        for i in fresh:
+            item = items[i]
+            if item.event.state:
+                cur = conn.cursor(row_factory=dict_row)
+                cur.execute(
+                    _APPLY_STATE,
+                    _state_params(company, item.creator, item.event, item.event.occurred_at),
+                )
+                stateful.append((i, cur))
+            else:
+                at = item.event.occurred_at
+                latest[item.creator] = max(at, latest.get(item.creator, at))
+        for creator, at in latest.items():
+            conn.execute(_APPLY_STATE, _state_params(company, creator, None, at))
+        # the company's rules once for the group (reading them sends what is queued)
+        watched = any(items[i].event.type in incidents.WATCHED for i in fresh)
+        config = incidents.rules(conn, company) if watched else None
+        states: dict[int, dict[str, Any]] = {}
+        for i, cur in stateful:
+            row = cur.fetchone()
+            if row is not None:
+                states[i] = creator_state(row)
+        stored = [_Stored(result) for result in appended]
+        for i in fresh:
+            item, result = items[i], appended[i]
+            # detection in the storing transaction: its keys commit with the event, or not
+            # at all; each event's rules see the rows of its whole group (stored by now)
+            changes = incidents.on_event(
+                conn,
+                company,
+                item.creator,
+                item.event,
+                seq=result.seq,
+                key=item.new.key(),
+                config=config,
             )
-            .fetchone()
-        )
-        # detection in the storing transaction: its keys commit with the event, or not at all
-        changes = incidents.on_event(conn, company, creator, event, seq=result.seq, key=new.key())
-    return (
-        result,
-        eventstore.published(new, result.seq),
-        creator_state(row) if (row and state) else None,
-        changes,
-    )
+            stored[i] = _Stored(
+                result, eventstore.published(item.new, result.seq), states.get(i), changes
+            )
+    return stored
+
+
+class GroupCommit:
+    """Group commit of one process's concurrent deliveries for the same company.
+
+    A request's events for a company join that company's queue. If no thread is storing for
+    the company, the request's thread becomes the leader: it takes everything queued, stores
+    it in one transaction on its own connection (`_store_items`), commits, wakes the
+    requests of the group with their results, hands the lead to the first request that
+    queued meanwhile, and then publishes the group's events. Groups of one company are
+    stored one at a time and published in the order they were taken, so seq is gap-free,
+    increases in commit order, and reaches Redis in seq order. Every request is answered
+    only after the transaction holding its events committed.
+
+    A group that fails for anything but the database being unreachable is split: each of
+    its requests is stored again alone, so one bad request cannot fail the others. The
+    database being unreachable (or the connection dropping, even during COMMIT) fails the
+    whole group with 503: nothing was answered 2xx, and the retries deduplicate whatever
+    the commit may have kept.
+    """
+
+    def __init__(self, max_group: int = 64) -> None:
+        self.max_group = max_group
+        self._lock = threading.Lock()
+        self._companies: dict[uuid.UUID, _Queue] = {}
+
+    def store(
+        self,
+        conn: psycopg.Connection[Any],
+        company: uuid.UUID,
+        items: Sequence[_Item],
+        publisher: Publisher,
+        message_id: str,
+    ) -> list[_Stored]:
+        member = _Member(list(items), publisher, message_id)
+        with self._lock:
+            queue = self._companies.get(company)
+            if queue is None:
+                queue = self._companies[company] = _Queue()
+            queue.pending.append(member)
+            if not queue.leading:
+                queue.leading = True
+                member.lead = True
+        while True:
+            if not member.lead:
+                member.wake.wait()
+                member.wake.clear()
+            if member.done:
+                break
+            if member.lead:
+                self._lead(conn, company, queue, member)
+                break
+        if member.error is not None:
+            raise member.error
+        assert member.stored is not None
+        return member.stored
+
+    def _lead(
+        self, conn: psycopg.Connection[Any], company: uuid.UUID, queue: _Queue, me: _Member
+    ) -> None:
+        # (ticket, the members the batch committed): each batch taken gets the next turn to
+        # publish, even one that committed nothing, so later batches never wait for it
+        batches: list[tuple[int, list[_Member]]] = []
+        taken: list[_Member] = []
+        try:
+            while not me.done:
+                with self._lock:
+                    take = 1 if queue.pending[0].solo else min(self.max_group, len(queue.pending))
+                    batch = [queue.pending.popleft() for _ in range(take)]
+                    ticket = queue.tickets
+                    queue.tickets += 1
+                batches.append((ticket, []))
+                taken += batch
+                batches[-1] = (ticket, self._run(conn, company, queue, batch))
+        finally:
+            with self._lock:
+                for member in taken:
+                    # only if storing itself broke: nobody else will answer these
+                    if not member.done and member not in queue.pending:
+                        member.finish(error=StoreUnavailableError("group commit interrupted"))
+                if queue.pending:
+                    successor = queue.pending[0]
+                    successor.lead = True
+                    successor.wake.set()
+                else:
+                    queue.leading = False
+            for ticket, committed in batches:
+                self._publish_in_turn(queue, ticket, company, committed)
+
+    def _run(
+        self,
+        conn: psycopg.Connection[Any],
+        company: uuid.UUID,
+        queue: _Queue,
+        batch: list[_Member],
+    ) -> list[_Member]:
+        """Store one batch: each member finishes, or is queued again to be stored alone.
+        Returns the members it committed."""
+        items = [item for member in batch for item in member.items]
+        try:
+            stored = _store_items(conn, company, items)
+        except psycopg.OperationalError as exc:
+            for member in batch:
+                member.finish(error=StoreUnavailableError(type(exc).__name__))
+            return []
+        except Exception as exc:  # noqa: BLE001 - handed to the request it belongs to
+            if len(batch) == 1:
+                batch[0].finish(error=exc)
+                return []
+            log.warning(
+                "group commit failed: storing its deliveries one by one",
+                extra=fields(company_id=str(company), group=len(batch), error=type(exc).__name__),
+            )
+            with self._lock:
+                for member in reversed(batch):
+                    member.solo = True
+                    queue.pending.appendleft(member)
+            return []
+        offset = 0
+        for member in batch:
+            member.finish(stored=stored[offset : offset + len(member.items)])
+            offset += len(member.items)
+        return batch
+
+    def _publish_in_turn(
+        self, queue: _Queue, ticket: int, company: uuid.UUID, members: list[_Member]
+    ) -> None:
+        with queue.turn_changed:
+            while queue.turn != ticket:
+                queue.turn_changed.wait()
+        try:
+            for member in members:
+                assert member.stored is not None
+                _publish(member.publisher, company, member.message_id, member.stored)
+        finally:
+            with queue.turn_changed:
+                queue.turn += 1
+                queue.turn_changed.notify_all()
+
+
+@dataclass(eq=False)
+class _Member:
+    """One request's events for one company, waiting in the company's queue."""
+
+    items: list[_Item]
+    publisher: Publisher
+    message_id: str
+    wake: threading.Event = field(default_factory=threading.Event)
+    lead: bool = False
+    solo: bool = False
+    done: bool = False
+    stored: list[_Stored] | None = None
+    error: BaseException | None = None
+
+    def finish(
+        self, *, stored: list[_Stored] | None = None, error: BaseException | None = None
+    ) -> None:
+        self.stored, self.error, self.done = stored, error, True
+        self.wake.set()
+
+
+@dataclass(eq=False)
+class _Queue:
+    pending: collections.deque[_Member] = field(default_factory=collections.deque)
+    leading: bool = False
+    tickets: int = 0  # batches taken so far
+    turn: int = 0  # the batch whose events may be published next
+    turn_changed: threading.Condition = field(default_factory=threading.Condition)
+
+
+def _publish(
+    publisher: Publisher, company: uuid.UUID, message_id: str, stored: Sequence[_Stored]
+) -> None:
+    for s in stored:
+        for name, data in (("event", s.published), ("creator_state", s.state)):
+            if data is None:
+                continue
+            try:
+                publisher.publish(company, name, data)
+            except Exception as exc:  # noqa: BLE001 - stored is what matters; dashboards catch up
+                log.warning(
+                    "publish skipped: dashboards will catch up from PostgreSQL",
+                    extra=fields(
+                        company_id=str(company), message_id=message_id, error=type(exc).__name__
+                    ),
+                )
 
 
 def ingest(
@@ -200,14 +449,18 @@ def ingest(
     conn: psycopg.Connection[Any],
     publisher: Publisher,
     dispatcher: incidents.Dispatcher | None = None,
+    group: GroupCommit | None = None,
 ) -> Outcome:
     """Store one persist task. `conn` must be in autocommit mode (each step commits alone).
 
-    Incidents the task opened or changed go to dashboards and, through `dispatcher`, to the
-    company's notification channels once everything is committed."""
+    With `group`, the task's events for a company are stored in one transaction with those
+    of concurrent tasks for the same company (see GroupCommit); without it, each event is
+    stored for each company in a transaction of its own. Incidents the task opened or
+    changed go to dashboards and, through `dispatcher`, to the company's notification
+    channels once everything is committed."""
     outcome = Outcome()
     try:
-        _ingest(raw, conn, publisher, outcome)
+        _ingest(raw, conn, publisher, outcome, group)
     except psycopg.OperationalError as exc:
         raise StoreUnavailableError(type(exc).__name__) from exc
     for company, change in outcome.incidents:
@@ -216,7 +469,11 @@ def ingest(
 
 
 def _ingest(
-    raw: bytes, conn: psycopg.Connection[Any], publisher: Publisher, outcome: Outcome
+    raw: bytes,
+    conn: psycopg.Connection[Any],
+    publisher: Publisher,
+    outcome: Outcome,
+    group: GroupCommit | None,
 ) -> Outcome:
     try:
         task = PersistTask.decode(raw)
@@ -236,7 +493,8 @@ def _ingest(
         if event.type == AUTHORIZATION_REVOKE and event.broadcaster_user_id:
             _record_grant_revoked(conn, event)
 
-    to_publish: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
+    # every event of the task, routed: per company, in the task's order
+    routed: dict[uuid.UUID, list[_Item]] = {}
     for index, event in enumerate(normalized):
         # items of a batched delivery share its message id; each needs its own
         message_id = task.message_id if len(normalized) == 1 else f"{task.message_id}#{index}"
@@ -249,35 +507,31 @@ def _ingest(
             .fetchall()
         )
         for company, creator in routes:
-            result, published, state, changes = _store_for(
-                conn,
-                company=company,
-                creator=creator,
-                event=event,
-                message_id=message_id,
-                task=task,
-            )
-            outcome.companies.add(company)
-            if not result.created:
-                outcome.duplicates += 1
-                continue
-            outcome.stored += 1
-            if published is not None:
-                to_publish.append((company, "event", published))
-            if state is not None:
-                to_publish.append((company, "creator_state", state))
-            outcome.incidents += [(company, change) for change in changes]
+            new = _new_event(event, creator, message_id, task)
+            routed.setdefault(company, []).append(_Item(creator, event, new))
 
-    for company, name, data in to_publish:
-        try:
-            publisher.publish(company, name, data)
-        except Exception as exc:  # noqa: BLE001 - stored is what matters; dashboards catch up
-            log.warning(
-                "publish skipped: dashboards will catch up from PostgreSQL",
-                extra=fields(
-                    company_id=str(company), message_id=task.message_id, error=type(exc).__name__
-                ),
-            )
+    stored: list[tuple[uuid.UUID, _Stored]] = []
+    if group is None:
+        # one transaction per event and company, published once all are stored
+        for company, items in routed.items():
+            for item in items:
+                stored += [(company, s) for s in _store_items(conn, company, [item])]
+        for company in routed:
+            _publish(publisher, company, task.message_id, [s for c, s in stored if c == company])
+    else:
+        # the group's leader publishes, in seq order, right after the commit
+        for company, items in routed.items():
+            stored += [
+                (company, s) for s in group.store(conn, company, items, publisher, task.message_id)
+            ]
+
+    for company, s in stored:
+        outcome.companies.add(company)
+        if not s.result.created:
+            outcome.duplicates += 1
+            continue
+        outcome.stored += 1
+        outcome.incidents += [(company, change) for change in s.changes]
     log.info(
         "delivery stored",
         extra=fields(
