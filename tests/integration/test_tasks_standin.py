@@ -2,8 +2,10 @@
 it: concurrent dispatch within the queue's limits, the queue's retry backoff, named-task
 deduplication, and nothing lost across a graceful restart.
 
-Each test runs its own stand-in against an HTTP target on loopback that the test controls;
-assertions are on what was dispatched (counts, order, names), never on how fast."""
+The tests share one stand-in (each with queues of its own) against HTTP targets on loopback
+that the tests control; assertions are on what was dispatched (counts, order, names), never
+on how fast. One stand-in, started before this module opens a gRPC channel, because forking
+the test process while gRPC's threads run can hang in gRPC's fork handlers."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from controlroom.dev.stack.tasks_standin import retry_delay
 
 PARENT = "projects/test/locations/here"
 WAIT = 30.0  # generous: only ever reached when something is wrong
+WINDOW = 15.0  # the stand-in's deduplication window here (an hour by default)
 
 
 @dataclass
@@ -87,9 +90,10 @@ def eventually(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def stand_in(tmp_path: Path) -> Iterator[TasksEmulator]:
-    server = TasksEmulator(Path(sys.executable), tmp_path / "logs", free_port())
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TasksEmulator]:
+    logs = tmp_path_factory.mktemp("tasks") / "logs"
+    server = TasksEmulator(Path(sys.executable), logs, free_port(), dedup_window=WINDOW)
     server.start()
     yield server
     server.stop()
@@ -256,56 +260,72 @@ def test_a_task_name_is_refused_while_it_exists_and_after_it_completed_or_was_de
     eventually(lambda: target.count() == 4, "the unnamed tasks ran")
 
 
-def test_the_dedup_window_is_configurable(tmp_path: Path, target: Target) -> None:
-    server = TasksEmulator(Path(sys.executable), tmp_path / "logs", free_port(), dedup_window=0.5)
-    server.start()
-    try:
-        client = cloudtasks.client(server.host)
-        queue = make_queue(client)
-        name = f"{queue}/tasks/again"
+def test_a_name_is_taken_again_once_the_dedup_window_is_over(
+    client: tasks_v2.CloudTasksClient, target: Target
+) -> None:
+    queue = make_queue(client)
+    name = f"{queue}/tasks/again"
+    client.create_task(parent=queue, task=http_task(target, name))
+    eventually(lambda: tasks_left(client, queue) == 0, "the task completed")
+    with pytest.raises(gexc.AlreadyExists):
         client.create_task(parent=queue, task=http_task(target, name))
-        eventually(lambda: tasks_left(client, queue) == 0, "the task completed")
-        time.sleep(0.6)
-        client.create_task(parent=queue, task=http_task(target, name))  # window over
-        eventually(lambda: target.count() == 2, "the name ran again")
-    finally:
-        server.stop()
+    time.sleep(WINDOW)
+    client.create_task(parent=queue, task=http_task(target, name))  # the window is over
+    eventually(lambda: target.count() == 2, "the name ran again")
 
 
 def test_a_graceful_restart_keeps_queues_tasks_and_refused_names(
-    tmp_path: Path, target: Target
+    stand_in: TasksEmulator, client: tasks_v2.CloudTasksClient, target: Target
 ) -> None:
-    server = TasksEmulator(Path(sys.executable), tmp_path / "logs", free_port())
-    server.start()
-    try:
-        client = cloudtasks.client(server.host)
-        queue = make_queue(client, concurrent=2)
-        client.pause_queue(name=queue)  # queued tasks stay queued through the restart
-        queued = [f"{queue}/tasks/queued-{i}" for i in range(5)]
-        for name in queued:
-            client.create_task(parent=queue, task=http_task(target, name))
-        done = f"{queue}/tasks/done"
-        client.create_task(parent=queue, task=http_task(target, done))
-        client.run_task(name=done)  # RunTask dispatches even on a paused queue
-        eventually(lambda: target.count() == 1, "the run task")
-        eventually(lambda: tasks_left(client, queue) == 5, "the run task completed")
+    server = stand_in
+    queue = make_queue(client, concurrent=2)
+    client.pause_queue(name=queue)  # queued tasks stay queued through the restart
+    queued = [f"{queue}/tasks/queued-{i}" for i in range(5)]
+    for name in queued:
+        client.create_task(parent=queue, task=http_task(target, name))
+    done = f"{queue}/tasks/done"
+    client.create_task(parent=queue, task=http_task(target, done))
+    client.run_task(name=done)  # RunTask dispatches even on a paused queue
+    eventually(lambda: target.count() == 1, "the run task")
+    eventually(lambda: tasks_left(client, queue) == 5, "the run task completed")
 
-        # a dispatch in flight when the stop comes is let finish, not cut off and rerun
-        client.resume_queue(name=queue)
-        target.release.clear()
-        eventually(lambda: target.running == 2, "two dispatches in flight")
-        threading.Timer(1.0, target.release.set).start()
-        server.stop()  # SIGTERM: refuse, drain, save
-        assert target.count() == 3
-        server.start()
-        client = cloudtasks.client(server.host)
-        restored = client.get_queue(name=queue)
-        assert restored.rate_limits.max_concurrent_dispatches == 2
-        eventually(lambda: tasks_left(client, queue) == 0, "the restored tasks ran")
-        bodies = [h["X-CloudTasks-TaskName"] for _, h, _ in target.received]
-        assert sorted(bodies) == sorted(["done", *(n.rsplit("/", 1)[1] for n in queued)])
-        for name in [done, *queued]:
-            with pytest.raises(gexc.AlreadyExists):
-                client.create_task(parent=queue, task=http_task(target, name))
-    finally:
-        server.stop()
+    # a dispatch in flight when the stop comes is let finish, not cut off and rerun
+    target.release.clear()
+    client.resume_queue(name=queue)
+    eventually(lambda: target.running == 2, "two dispatches in flight")
+    probe_client = cloudtasks.client(server.host)
+
+    def release_once_refusing() -> None:
+        # CreateTask answers NOT_FOUND for a missing queue until the stop begins, then
+        # UNAVAILABLE: only then do the two dispatches in flight get their answers
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                probe_client.create_task(
+                    parent=f"{PARENT}/queues/missing", task=http_task(target), timeout=5
+                )
+            except gexc.ServiceUnavailable:
+                break
+            except gexc.GoogleAPIError:  # NOT_FOUND (or a slow answer): not stopping yet
+                time.sleep(0.02)
+        target.release.set()
+
+    probe = threading.Thread(target=release_once_refusing)
+    probe.start()
+    client.transport.close()
+    server.stop()  # SIGTERM: refuse new tasks, let the running ones finish, save
+    probe.join()
+    probe_client.transport.close()
+    assert target.count() == 3  # nothing more was started after the stop began
+    server.start()
+    client = cloudtasks.client(server.host)
+    with pytest.raises(gexc.AlreadyExists):  # completed before the restart: still refused
+        client.create_task(parent=queue, task=http_task(target, done))
+    restored = client.get_queue(name=queue)
+    assert restored.rate_limits.max_concurrent_dispatches == 2
+    eventually(lambda: tasks_left(client, queue) == 0, "the restored tasks ran")
+    bodies = [h["X-CloudTasks-TaskName"] for _, h, _ in target.received]
+    assert sorted(bodies) == sorted(["done", *(n.rsplit("/", 1)[1] for n in queued)])
+    for name in queued:
+        with pytest.raises(gexc.AlreadyExists):
+            client.create_task(parent=queue, task=http_task(target, name))
