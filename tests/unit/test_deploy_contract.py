@@ -234,6 +234,7 @@ def test_every_secret_a_deployable_reads_has_a_version_before_the_deploys() -> N
 # google.cloud.<package> -> the API the client calls
 CLIENT_APIS = {
     "firestore": "firestore.googleapis.com",
+    "firestore_v1": "firestore.googleapis.com",
     "tasks_v2": "cloudtasks.googleapis.com",
     "sql": "sqladmin.googleapis.com",
     "secretmanager": "secretmanager.googleapis.com",

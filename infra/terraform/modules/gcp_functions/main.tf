@@ -52,8 +52,10 @@ variable "max_instances" {
 
 locals {
   functions = {
-    webhook       = { vpc = false, memory = "256M", timeout = 10, invokers = [] }
-    persist       = { vpc = true, memory = "512M", timeout = 60, invokers = ["tasks"] }
+    webhook = { vpc = false, memory = "256M", timeout = 10, invokers = [] }
+    # persist groups one company's concurrent deliveries into one commit (docs/capacity.md):
+    # it takes 16 requests at once on a whole vCPU (more than one needs at least one vCPU)
+    persist       = { vpc = true, memory = "1Gi", timeout = 60, invokers = ["tasks"], cpu = "1", concurrency = 16 }
     subscriptions = { vpc = true, memory = "256M", timeout = 300, invokers = ["tasks", "scheduler"] }
     archive       = { vpc = true, memory = "1Gi", timeout = 1800, invokers = ["scheduler"] } # Scheduler waits 30 min at most
     # every minute; one instance, so two runs never sample the same minute twice
@@ -126,17 +128,19 @@ resource "google_cloudfunctions2_function" "function" {
   }
 
   service_config {
-    service_account_email            = var.service_accounts[each.key]
-    available_memory                 = each.value.memory
-    timeout_seconds                  = each.value.timeout
-    max_instance_count               = var.max_instances[each.key]
-    min_instance_count               = each.key == "webhook" ? 1 : 0
-    ingress_settings                 = each.key == "webhook" ? "ALLOW_ALL" : "ALLOW_INTERNAL_AND_GCLB"
-    vpc_connector                    = each.value.vpc ? var.connector : null
-    vpc_connector_egress_settings    = each.value.vpc ? "PRIVATE_RANGES_ONLY" : null
-    environment_variables            = lookup(var.environment, each.key, {})
+    service_account_email         = var.service_accounts[each.key]
+    available_memory              = each.value.memory
+    timeout_seconds               = each.value.timeout
+    max_instance_count            = var.max_instances[each.key]
+    min_instance_count            = each.key == "webhook" ? 1 : 0
+    ingress_settings              = each.key == "webhook" ? "ALLOW_ALL" : "ALLOW_INTERNAL_AND_GCLB"
+    vpc_connector                 = each.value.vpc ? var.connector : null
+    vpc_connector_egress_settings = each.value.vpc ? "PRIVATE_RANGES_ONLY" : null
+    available_cpu                 = lookup(each.value, "cpu", null)
+    # functions-framework serves with gunicorn threads: one per request Cloud Run may send
+    environment_variables            = merge(lookup(var.environment, each.key, {}), { THREADS = tostring(lookup(each.value, "concurrency", 1)) })
     all_traffic_on_latest_revision   = true
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = lookup(each.value, "concurrency", 1)
 
     dynamic "secret_environment_variables" {
       for_each = lookup(var.secrets, each.key, {})
