@@ -37,6 +37,8 @@ class CheckoutWebhook(FunctionServer):
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         argv, env = super().command()
         argv[argv.index("--source") + 1] = str(self.checkout / "functions" / "webhook" / "main.py")
+        # -P: `python -m` would put the working directory (this checkout) ahead of PYTHONPATH
+        argv.insert(1, "-P")
         return argv, env
 
 
