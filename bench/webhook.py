@@ -77,7 +77,17 @@ def run(quick: bool = False) -> dict[str, float]:
         secret = endpoints.eventsub_secret
         closed: dict[str, load.Result] = {}
         steady: dict[str, load.Result] = {}
-        servers = {"webhook": webhook, "bare": bare, **({"before": before} if before else {})}
+        # the same webhook with the forgery limit's buckets in process memory (REDIS_URL
+        # unset, a supported configuration): what the per-delivery Valkey peek costs
+        local_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
+        local = FunctionServer("webhook", Path(tmp) / "logs", free_port(), local_env, "webhook-mem")
+        local.start()
+        servers = {
+            "webhook": webhook,
+            "local": local,
+            "bare": bare,
+            **({"before": before} if before else {}),
+        }
         try:
             for server in servers.values():  # warm each up
                 load.run(server.url, _deliveries(secret, 50))
@@ -89,15 +99,16 @@ def run(quick: bool = False) -> dict[str, float]:
             for server in servers.values():
                 server.stop()
             stack.stop()
-    for name in ("webhook", "before"):
+    for name in ("webhook", "local", "before"):
         if name in closed:
             assert set(closed[name].statuses) == {204}, (name, closed[name].statuses)
     labels = {
         "before": f"webhook before ({Path(before_dir).name if before_dir else ''})",
         "webhook": "webhook (verify+enqueue+ledger)",
+        "local": "  the same, limiter in memory",
         "bare": "bare 204 function (baseline)",
     }
-    order = [n for n in ("before", "webhook", "bare") if n in closed]
+    order = [n for n in ("before", "webhook", "local", "bare") if n in closed]
     bare_rate = closed["bare"].rate
     print(f"{count} deliveries, 8 concurrent keep-alive connections, one server process each")
     print(f"{'':<34}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}{'/ bare':>9}")
@@ -115,6 +126,7 @@ def run(quick: bool = False) -> dict[str, float]:
         "bare_rate": bare_rate,
         "steady_p99": steady["webhook"].pct(0.99),
     }
+    result["memory_limiter_rate"] = closed["local"].rate
     if "before" in closed:
         result["before_rate"] = closed["before"].rate
     return result
