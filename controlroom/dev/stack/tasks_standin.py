@@ -441,6 +441,9 @@ class CloudTasks:
                 task.schedule_time.FromNanoseconds(int((ended + delay) * 1e9))
                 self._put(q, entry, due=ended + delay)
             self._lock.notify_all()
+        if not 200 <= status < 300:
+            answer = f"answered {status}" if status else "got no answer"
+            print(f"attempt {task.dispatch_count} of {task.name} {answer}", flush=True)
 
     @staticmethod
     def _spent(q: _Queue, task: Any, now: float) -> bool:
