@@ -378,8 +378,8 @@ class CloudTasks:
         wake = now + 1.0
         for q in self._queues.values():
             if q.queue.state != RUNNING:  # RunTask still dispatches on a paused queue
-                for entry in [e for e in q.tasks.values() if e.forced and not e.running]:
-                    self._start(q, entry)
+                for forced in [e for e in q.tasks.values() if e.forced and not e.running]:
+                    self._start(q, forced)
                 continue
             q.refill(mono)
             limits = q.queue.rate_limits
