@@ -771,7 +771,7 @@ def test_a_failure_while_encoding_stops_the_stream_and_the_next_export_completes
             raise OSError("no space left on device")
         return typed(table)
 
-    # many small chunks, so the reader thread is still streaming when the encoder fails
+    # many small chunks, so the COPY is still streaming when the encoder fails
     monkeypatch.setattr(archive, "CHUNK_BYTES", 256)
     monkeypatch.setattr(archive, "_typed", failing)
     with db.connect(db_settings, autocommit=True) as conn:
