@@ -1,13 +1,16 @@
 """A Socket.IO server on the Redis manager, so tests can watch what persist publishes.
 
 It is a harness, not the product's relay: it joins each client to the room of the company
-named in its auth, and records nothing itself; the clients are real Socket.IO clients.
+named in its auth, and records nothing itself; the clients are real Socket.IO clients. Like
+the relay, it subscribes to the company's Redis channel (realtime/pubsub.py) before it lets
+the client in.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,17 +20,23 @@ import uvicorn
 
 from controlroom.core import rooms
 from controlroom.dev.stack.process import free_port
+from realtime.pubsub import ChannelRedisManager
 
 
 class Listener:
     def __init__(self, redis_url: str) -> None:
-        self.sio = socketio.AsyncServer(
-            async_mode="asgi", client_manager=socketio.AsyncRedisManager(redis_url)
-        )
+        manager = ChannelRedisManager(redis_url)
+        self.sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+        watched: set[uuid.UUID] = set()
 
         @self.sio.event
         async def connect(sid: str, environ: dict[str, Any], auth: dict[str, str]) -> None:
-            await self.sio.enter_room(sid, rooms.company_room(auth["company_id"]))
+            company = uuid.UUID(auth["company_id"])
+            if company not in watched:  # from the first client on, for as long as it runs
+                watched.add(company)
+                manager.watch(company)
+            await manager.ready(company)
+            await self.sio.enter_room(sid, rooms.company_room(company))
 
         self.port = free_port()
         config = uvicorn.Config(

@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from controlroom import settings
 from controlroom.adapters import ratelimit, redis_tls
-from controlroom.adapters.emitter import SocketIOPublisher
+from controlroom.adapters.emitter import SocketIOPublisher, company_channel
 from controlroom.dev.stack.process import free_port
 from controlroom.dev.stack.valkey import EmbeddedValkey
 from controlroom.errors import SettingsError
@@ -274,7 +274,8 @@ def test_a_client_with_memorystores_ca_writes_and_reads_through_tls(tls: Setup) 
 
 
 def test_the_publisher_publishes_over_tls(tls: Setup) -> None:
-    pubsub = _subscribed(tls.plain, "socketio-tls")
+    company = "00000000-0000-0000-0000-000000000001"
+    pubsub = _subscribed(tls.plain, company_channel("socketio-tls", company))  # its channel
     try:
         SocketIOPublisher(tls.url, channel="socketio-tls", ca_cert=tls.ca.pem).publish(
             "00000000-0000-0000-0000-000000000001", "tile", {"viewers": 7}
