@@ -10,7 +10,9 @@ manager's own channel, which every instance receives. See docs/realtime.md, "Cha
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import redis
@@ -56,8 +58,13 @@ class _CheckedRedisManager(socketio.RedisManager):  # type: ignore[misc]
     # The stock manager logs a failed publish and carries on; we need to know. And it
     # publishes everything on one channel; a company's emits go on the company's channel.
     connected: bool
+    _batch = threading.local()  # a thread's messages while publish_many collects them
 
     def _publish(self, data: Any) -> Any:
+        collected: list[Any] | None = getattr(self._batch, "messages", None)
+        if collected is not None:
+            collected.append(data)
+            return None
         channel = channel_of(self.channel, data)
         error: Exception | None = None
         for _attempt in range(2):
@@ -65,6 +72,23 @@ class _CheckedRedisManager(socketio.RedisManager):  # type: ignore[misc]
                 if not self.connected:
                     self._redis_connect()
                 return self.redis.publish(channel, self.json.dumps(data))
+            except (redis.RedisError, OSError) as exc:  # retried once, on a new connection
+                error, self.connected = exc, False
+        log.warning("redis publish failed", extra=fields(error=type(error).__name__))
+        raise PublishError("redis publish failed")
+
+    def publish_collected(self, messages: list[Any]) -> None:
+        """Publishes messages in their order in one pipelined round trip (no MULTI)."""
+        error: Exception | None = None
+        for _attempt in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                pipe = self.redis.pipeline(transaction=False)
+                for message in messages:
+                    pipe.publish(channel_of(self.channel, message), self.json.dumps(message))
+                pipe.execute()
+                return
             except (redis.RedisError, OSError) as exc:  # retried once, on a new connection
                 error, self.connected = exc, False
         log.warning("redis publish failed", extra=fields(error=type(error).__name__))
@@ -86,3 +110,18 @@ class SocketIOPublisher:
 
     def publish(self, company_id: uuid.UUID | str, name: str, data: Any) -> None:
         self._manager.emit(name, data, room=rooms.company_room(company_id), namespace="/")
+
+    def publish_many(self, company_id: uuid.UUID | str, events: Iterable[tuple[str, Any]]) -> None:
+        """Publishes `(name, data)` events in their order, each exactly as `publish` would
+        (same message, same channel), in one Redis round trip. A retry after a failure may
+        repeat some of them, as a retried `publish` may."""
+        room = rooms.company_room(company_id)
+        messages: list[Any] = []
+        self._manager._batch.messages = messages
+        try:
+            for name, data in events:
+                self._manager.emit(name, data, room=room, namespace="/")
+        finally:
+            self._manager._batch.messages = None
+        if messages:
+            self._manager.publish_collected(messages)
