@@ -26,9 +26,14 @@ variable "function_urls" {
 }
 
 variable "persist_max_dispatches_per_second" {
-  description = "Rate limit of the persist queue."
+  description = "Rate limit of the persist queue (Cloud Tasks allows at most 500 per queue; docs/capacity.md)."
   type        = number
-  default     = 200
+  default     = 500
+
+  validation {
+    condition     = var.persist_max_dispatches_per_second > 0 && var.persist_max_dispatches_per_second <= 500
+    error_message = "Cloud Tasks dispatches at most 500 tasks per second from one queue."
+  }
 }
 
 variable "archive_schedule" {
@@ -55,7 +60,8 @@ resource "google_cloud_tasks_queue" "persist" {
   name     = "${var.prefix}-persist"
   rate_limits {
     max_dispatches_per_second = var.persist_max_dispatches_per_second
-    max_concurrent_dispatches = 100
+    # persist's request slots: 20 instances x 16 concurrent requests (gcp_functions)
+    max_concurrent_dispatches = 320
   }
   retry_config {
     max_attempts       = 100
