@@ -160,9 +160,7 @@ class Tools:
     @classmethod
     def default(cls) -> Tools:
         return cls(
-            tasks_python=Path(
-                os.environ.get("CONTROLROOM_TASKS_PYTHON", sys.executable)
-            ),
+            tasks_python=Path(os.environ.get("CONTROLROOM_TASKS_PYTHON", sys.executable)),
             firestore_modules=Path(
                 os.environ.get(
                     "CONTROLROOM_FIRESTORE_MODULES",
