@@ -23,6 +23,7 @@ from psycopg.rows import tuple_row
 
 from controlroom import settings
 from controlroom.adapters import db
+from controlroom.adapters.emitter import SocketIOPublisher
 from controlroom.core import eventsub
 from controlroom.core.handoff import PersistTask
 from controlroom.dev import twitchsim
@@ -30,7 +31,7 @@ from controlroom.dev.stack import LocalStack
 from controlroom.errors import StoreUnavailableError
 from controlroom.usecases import ingest
 from tests.integration.conftest import services_stack, stack_env
-from tests.integration.listener import wait_for
+from tests.integration.listener import Listener, wait_for
 from tests.integration.test_ingestion import stored, watch
 
 ROUNDS = 10  # each race test repeats this many times, on a fresh company each time
@@ -331,4 +332,38 @@ def test_connections_killed_mid_group_lose_nothing_that_was_answered(
         for _message_id, body in failed:
             ingest.ingest(body, conn, recorder, None, group)
     pool.close()
+    assert_once_in_order(cfg, company, {m for m, _ in tasks})
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_groups_reach_dashboards_once_each_in_seq_order_through_redis(
+    round_: int, env: dict[str, str], cfg: settings.DatabaseSettings, stack: LocalStack
+) -> None:
+    # the real publisher: a group's leader publishes the whole group in one pipelined
+    # round trip (publish_many), on the company's channel, with publish's very messages
+    broadcaster = str(7_170_000 + round_)
+    company = watch(cfg, f"Dashboards {round_}", [broadcaster])
+    tasks = [task(env, broadcaster) for _ in range(80)]
+    group = ingest.GroupCommit()
+    pool = db.Pool(cfg, max_idle=16)
+    publisher = SocketIOPublisher(env["REDIS_URL"])
+    listener = Listener(env["REDIS_URL"])
+    listener.start()
+    try:
+        with listener.client(str(company)) as seen:
+
+            def one(pair: tuple[str, bytes]) -> ingest.Outcome:
+                with pool.connection() as conn:
+                    return ingest.ingest(pair[1], conn, publisher, None, group)
+
+            with concurrent.futures.ThreadPoolExecutor(16) as threads:
+                outcomes = list(threads.map(one, tasks + tasks[:8]))
+            assert wait_for(lambda: len([e for e in seen if e[0] == "event"]) >= 80)
+            time.sleep(0.3)  # anything published twice would arrive by now
+            received = [data for name, data in seen if name == "event"]
+    finally:
+        listener.stop()
+        pool.close()
+    assert sum(o.stored for o in outcomes) == 80
+    assert [data["seq"] for data in received] == list(range(1, 81))
     assert_once_in_order(cfg, company, {m for m, _ in tasks})
