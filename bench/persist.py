@@ -9,7 +9,11 @@ commit) and with group commit (concurrent deliveries of the company share one), 
 and 16 concurrent connections. The baseline is the use case called in a loop on one
 connection in this process, one delivery at a time (what persist did per connection before);
 the same use case with 16 threads sharing a GroupCommit shows the store's ceiling without
-HTTP.
+HTTP. Both persist processes run with THREADS=16, as deployed (16 requests per instance).
+
+The bare 204 function (bench/bare_function, as bench/webhook.py runs it) takes the same
+generator at 16 connections in the same run: no function on this machine answers faster
+over HTTP, so it is the ceiling persist's figures are read against (persist/bare).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import load
+from bench.webhook import BareFunction
 from controlroom import settings
 from controlroom.adapters import db
 from controlroom.adapters.emitter import SocketIOPublisher
@@ -68,6 +73,17 @@ def _threads(count: int, workers: int, call: Callable[[int], None]) -> float:
     return count / (time.perf_counter() - started)
 
 
+Row = tuple[str, float, float | None, float | None]
+HEADERS = {"Content-Type": "application/json"}
+
+
+def _http(label: str, url: str, bodies: list[bytes], workers: int) -> Row:
+    """The bodies POSTed to url over `workers` keep-alive connections, all answered 204."""
+    result = load.run(url, [load.Request(b, HEADERS) for b in bodies], workers=workers)
+    assert set(result.statuses) == {204}, result.statuses
+    return (label, result.rate, result.p50, result.pct(0.99))
+
+
 def _gaps(cfg: settings.DatabaseSettings, company: str) -> tuple[int, int]:
     """(events stored, their highest seq) for the company: equal when seq is gap-free."""
     with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
@@ -78,7 +94,7 @@ def _gaps(cfg: settings.DatabaseSettings, company: str) -> tuple[int, int]:
 
 def run(quick: bool = False) -> dict[str, float]:
     count = 400 if quick else 4000
-    rows: list[tuple[str, float, float | None, float | None]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         stack = LocalStack(Path(tmp), durable=True)
         endpoints = stack.start()
@@ -88,17 +104,18 @@ def run(quick: bool = False) -> dict[str, float]:
             seed.seed_demo(conn)
         company = str(seed.DEMO_COMPANY_ID)
         secret = endpoints.eventsub_secret
-        headers = {"Content-Type": "application/json"}
         servers = {
             mode: FunctionServer(
                 "persist",
                 Path(tmp) / "logs",
                 free_port(),
-                {**env, "PERSIST_GROUP_COMMIT": mode},
+                {**env, "PERSIST_GROUP_COMMIT": mode, "THREADS": "16"},
                 instance=f"persist-{mode}",
             )
             for mode in ("off", "on")
         }
+        bare = BareFunction("bare", Path(tmp) / "logs", free_port(), {**os.environ})
+        servers["bare"] = bare
         for server in servers.values():
             server.start()
         try:
@@ -118,20 +135,22 @@ def run(quick: bool = False) -> dict[str, float]:
                 )
             for workers in (8, 16):
                 for mode, label in (("off", "before"), ("on", "group commit")):
-                    result = load.run(
-                        servers[mode].url,
-                        [load.Request(b, headers) for b in _tasks(count, secret)],
-                        workers=workers,
-                    )
-                    assert set(result.statuses) == {204}, result.statuses
                     rows.append(
-                        (
+                        _http(
                             f"function over HTTP, {workers} connections, {label}",
-                            result.rate,
-                            result.p50,
-                            result.pct(0.99),
+                            servers[mode].url,
+                            _tasks(count, secret),
+                            workers,
                         )
                     )
+            rows.append(
+                _http(
+                    "bare 204 function over HTTP, 16 connections (ceiling)",
+                    bare.url,
+                    _tasks(count, secret),
+                    16,
+                )
+            )
             pool = db.Pool(cfg, max_idle=16)
             group = ingest.GroupCommit()
             bodies = _tasks(count, secret)
@@ -159,12 +178,22 @@ def run(quick: bool = False) -> dict[str, float]:
     for label, rate, p50, p99 in rows:
         pct = f"{p50:>10.1f}{p99:>10.1f}" if p50 is not None and p99 is not None else ""
         print(f"{label:<56}{rate:>10,.0f}{pct}")
-    print(f"stored {stored:,} events, highest seq {top:,} (gap-free: {stored == top})")
     figures = {label: rate for label, rate, _, _ in rows}
+    ceiling = figures["bare 204 function over HTTP, 16 connections (ceiling)"]
+    for workers in (8, 16):
+        before = figures[f"function over HTTP, {workers} connections, before"]
+        after = figures[f"function over HTTP, {workers} connections, group commit"]
+        print(
+            f"{workers} connections: group commit {after / before:.2f}x before;"
+            f" persist/bare {before / ceiling:.2f} before, {after / ceiling:.2f} group commit"
+        )
+    print(f"stored {stored:,} events, highest seq {top:,} (gap-free: {stored == top})")
     return {
         "in_process_rate": rows[0][1],
         "http_8_before": figures["function over HTTP, 8 connections, before"],
         "http_8_group": figures["function over HTTP, 8 connections, group commit"],
         "http_16_before": figures["function over HTTP, 16 connections, before"],
         "http_16_group": figures["function over HTTP, 16 connections, group commit"],
+        "in_process_16_group": figures["ingest() in-process, 16 threads, group commit"],
+        "bare_16": ceiling,
     }
