@@ -36,6 +36,22 @@ def creator_id(env: dict[str, str], company: uuid.UUID, login: str) -> str:
     return str(row["id"])
 
 
+def stored_follow(env: dict[str, str], company: uuid.UUID, login: str) -> bool:
+    """Waits (up to 15 s) until a follow by `login` is stored for the company."""
+    cfg = settings.DatabaseSettings.from_env(env)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+            found = conn.execute(
+                "SELECT 1 FROM events WHERE type = 'channel.follow' AND actor_login = %s",
+                (login,),
+            ).fetchone()
+        if found:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def feed_page(browser: Browser, stack: LocalStack, demo: seed.SeedResult, **size: int) -> Page:
     page = open_dashboard(browser, stack, demo.admin_subject, demo.company_id, "admin")
     if size:
@@ -49,63 +65,68 @@ def test_rows_read_in_human_words_and_only_the_details_show_the_raw_type(
 ) -> None:
     page = feed_page(browser, stack, demo, width=1366, height=768)
     b, login = PIXEL
-    send(
-        env,
-        "channel.subscription.gift",
-        b,
-        login,
-        user_id="9001",
-        user_login="speedy637",
-        user_name="speedy637",
-        total=20,
-        tier="1000",
-        is_anonymous=False,
-    )
-    send(
-        env,
-        "channel.raid",
-        b,
-        login,
-        from_broadcaster_user_id="9002",
-        from_broadcaster_user_login="speedy897",
-        from_broadcaster_user_name="speedy897",
-        viewers=4242,
-    )
-    send(
-        env, "channel.follow", b, login, user_id="9003", user_login="calm_owl", user_name="calm_owl"
-    )
-    send(
-        env,
-        "channel.cheer",
-        b,
-        login,
-        user_id="9004",
-        user_login="bitsy42",
-        user_name="bitsy42",
-        bits=500,
-        message="Cheer500 nice save",
-        is_anonymous=False,
-    )
-    send(
-        env,
-        "channel.chat.message",
-        b,
-        login,
-        chatter_user_id="9005",
-        chatter_user_login="chatty7",
-        chatter_user_name="chatty7",
-        message={"text": "hello wall", "fragments": [{"type": "text", "text": "hello wall"}]},
-    )
     sentences = page.get_by_test_id("feed-sentence")
-    expected = {
-        "channel.subscription.gift": "speedy637 gifted 20 subs to Pixel_Pioneer",
-        "channel.raid": "Raid from speedy897 with 4,242 viewers into Pixel_Pioneer",
-        "channel.follow": "calm_owl followed Pixel_Pioneer",
-        "channel.cheer": "bitsy42 cheered 500 bits to Pixel_Pioneer: “Cheer500 nice save”",
-        "channel.chat.message": "chatty7: “hello wall”",
-    }
-    for text in expected.values():
+    deliveries: list[tuple[str, str, dict[str, Any]]] = [
+        (
+            "channel.subscription.gift",
+            "speedy637 gifted 20 subs to Pixel_Pioneer",
+            {
+                "user_id": "9001",
+                "user_login": "speedy637",
+                "user_name": "speedy637",
+                "total": 20,
+                "tier": "1000",
+                "is_anonymous": False,
+            },
+        ),
+        (
+            "channel.raid",
+            "Raid from speedy897 with 4,242 viewers into Pixel_Pioneer",
+            {
+                "from_broadcaster_user_id": "9002",
+                "from_broadcaster_user_login": "speedy897",
+                "from_broadcaster_user_name": "speedy897",
+                "viewers": 4242,
+            },
+        ),
+        (
+            "channel.follow",
+            "calm_owl followed Pixel_Pioneer",
+            {"user_id": "9003", "user_login": "calm_owl", "user_name": "calm_owl"},
+        ),
+        (
+            "channel.cheer",
+            "bitsy42 cheered 500 bits to Pixel_Pioneer: “Cheer500 nice save”",
+            {
+                "user_id": "9004",
+                "user_login": "bitsy42",
+                "user_name": "bitsy42",
+                "bits": 500,
+                "message": "Cheer500 nice save",
+                "is_anonymous": False,
+            },
+        ),
+        (
+            "channel.chat.message",
+            "chatty7: “hello wall”",
+            {
+                "chatter_user_id": "9005",
+                "chatter_user_login": "chatty7",
+                "chatter_user_name": "chatty7",
+                "message": {
+                    "text": "hello wall",
+                    "fragments": [{"type": "text", "text": "hello wall"}],
+                },
+            },
+        ),
+    ]
+    expected: dict[str, str] = {}
+    for sub_type, text, event in deliveries:
+        # one at a time: the queue dispatches concurrently, as Cloud Tasks does, and the
+        # keyboard walk below needs the chat message to be the newest row
+        send(env, sub_type, b, login, **event)
         expect(sentences.filter(has_text=exactly(text))).to_have_count(1, timeout=15_000)
+        expected[sub_type] = text
     rows = page.get_by_test_id("feed-row")
     expect(rows.first.locator(".feed-who")).to_have_text("Pixel_Pioneer")
     expect(rows.first.locator("svg.topic-icon")).to_have_count(1)
@@ -205,6 +226,8 @@ def test_the_creator_filter_follows_that_creator_live_through_a_relay_subscripti
         user_login=f"other_{mark}",
         user_name=f"other_{mark}",
     )
+    # stored before Pixel's is sent (the queue dispatches concurrently, as Cloud Tasks does)
+    assert stored_follow(env, demo.company_id, f"other_{mark}")
     send(
         env,
         "channel.follow",
@@ -310,7 +333,13 @@ def test_load_older_pages_through_history_with_the_creator_and_topic_filters(
         assert all(
             e["creator_id"] == str(pixel) and e["topic"] == "monetization" for e in p["items"]
         )
-    # every matching event is listed, once; nothing else
+    # every matching event is listed, once; nothing else (counted again: another test's
+    # delivery may have been stored since, and then it was shown live)
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, demo.company_id):
+        matching = conn.execute(
+            "SELECT count(*) AS n FROM events WHERE creator_id = %s AND topic = 'monetization'",
+            (pixel,),
+        ).fetchone()["n"]
     expect(page.get_by_test_id("feed-count")).to_have_text(f"{matching:,} shown")
     assert set(page.locator("[data-testid=feed-row] .feed-who").all_inner_texts()) == {
         "Pixel_Pioneer"
