@@ -118,7 +118,9 @@ def _value(name: str) -> str:
         return "https://service.example.test"
     if name.endswith("_ORIGIN"):
         return "https://images.example.test"
-    if name.endswith(("_PORT", "_DAYS", "_SECONDS", "_HOPS", "_MS", "_LIMIT", "_PAGE")):
+    if name.endswith(
+        ("_PORT", "_DAYS", "_SECONDS", "_HOPS", "_MS", "_LIMIT", "_PAGE", "_CONCURRENCY")
+    ):
         return "1"
     if name.endswith("_IAM_AUTH") or name.startswith("SMTP_STARTTLS"):
         return "true"

@@ -394,6 +394,7 @@ module "realtime" {
     SUBSCRIPTIONS_QUEUE                   = module.messaging.subscriptions_queue
     SUBSCRIPTIONS_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
     TRUSTED_PROXY_HOPS                    = "1" # Cloud Run's front end appends the client's address
+    WEB_CONCURRENCY                       = "2" # one relay process per vCPU, websocket-only (docs/realtime.md)
     SMTP_HOST                             = var.smtp_host
     SMTP_PORT                             = tostring(var.smtp_port)
     SMTP_USERNAME                         = var.smtp_username
