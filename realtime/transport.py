@@ -1,10 +1,12 @@
-"""Every use of python-socketio, python-engineio and uvicorn internals, in this one module.
+"""The relay's uses of python-socketio, python-engineio and uvicorn internals, in one module.
 
 The relay writes frames straight onto Engine.IO queues (or, when that keeps their order,
 pre-encoded onto a websocket's transport), takes published events from the Redis
 manager before Socket.IO broadcasts them, and resets a slow reader's TCP connection. None of
 that is public API: each use is here, the three packages are pinned to compatible releases in
 pyproject.toml, and tests/unit/test_transport.py fails when an upgrade changes one of them.
+The one other module that leans on internals is realtime/pubsub.py (the Redis manager's
+per-company channels), guarded by tests/unit/test_pubsub.py.
 """
 
 from __future__ import annotations

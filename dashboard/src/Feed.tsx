@@ -176,8 +176,13 @@ export function Feed({ auth, events: arriving, creators }: {
   const closeDetails = useCallback(() => {
     setOpen(null);
     const seq = openedFrom.current;
-    // back to the row it was opened from, if that row is still drawn
-    requestAnimationFrame(() => box.current?.querySelector<HTMLElement>(`[data-seq="${seq}"] button`)?.focus());
+    // back to the row it was opened from, if that row is still drawn and the person has not
+    // moved the focus meanwhile (a `/` pressed right after Esc keeps the creator filter)
+    requestAnimationFrame(() => {
+      const now = document.activeElement;
+      if (now && now !== document.body) return;
+      box.current?.querySelector<HTMLElement>(`[data-seq="${seq}"] button`)?.focus();
+    });
   }, []);
 
   // page shortcuts: `/` the creator filter, `p` pause; Esc closes the details

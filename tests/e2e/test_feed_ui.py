@@ -184,6 +184,12 @@ def test_rows_read_in_human_words_and_only_the_details_show_the_raw_type(
     expect(details.get_by_test_id("event-type")).to_have_text("channel.chat.message")
     page.keyboard.press("Escape")
     expect(details).to_have_count(0)
+    # the focus goes back to the row the details were opened from
+    page.wait_for_function(
+        "s => document.activeElement?.closest('[data-testid=feed-row]')?.dataset.seq === s",
+        arg=str(newest),
+        timeout=5_000,
+    )
     # `/` puts the cursor in the creator filter; `p` pauses (but not while typing)
     page.keyboard.press("/")
     assert page.evaluate("() => document.activeElement.dataset.testid") == "feed-creator"
