@@ -1,7 +1,7 @@
 """Webhook POST → incident on the dashboard and → the alert at the sink, p50/p99, with and
 without 50 deliveries per second of ordinary traffic beside it.
 
-The whole local stack runs (webhook, the Cloud Tasks emulator, persist, the relay, the notify
+The whole local stack runs (webhook, the Cloud Tasks stand-in, persist, the relay, the notify
 queue and functions/notify, the notification sink). A company watches 60 creators and has a
 Discord and a Slack channel pointing at the sink; its viewer has the wall open in Chromium.
 Every 1.5 s a raid of 5,000 viewers goes to the next creator, each from a raider of its own

@@ -1,10 +1,10 @@
 """Webhook received -> event published: p50/p99 through the whole local pipeline at a set rate.
 
-Deliveries go to the webhook at a steady rate; a Redis subscriber on python-socketio's
-channel sees each compact event as every relay instance would. Latency is from the moment
-the POST starts to the moment the published event arrives. The Cloud Tasks emulator polls its
-queue every 100 ms and dispatches one task at a time, so its share is reported separately by
-a baseline: the same deliveries POSTed straight to persist (what Cloud Tasks does at once).
+Deliveries go to the webhook at a steady rate; a Redis subscriber on the company's channel
+sees each compact event as a relay instance watching the company would. Latency is from the
+moment the POST starts to the moment the published event arrives. The baseline is the same
+deliveries POSTed straight to persist, skipping the webhook, the ledger and the Cloud Tasks
+stand-in (which dispatches a task as soon as it is due, as Cloud Tasks does).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import redis
 
 from controlroom import settings
 from controlroom.adapters import db
+from controlroom.adapters.emitter import CHANNEL
 from controlroom.core import eventsub
 from controlroom.core.handoff import PersistTask
 from controlroom.dev import seed, twitchsim
@@ -31,7 +32,8 @@ class _Watcher:
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url)
         self.pubsub = self.client.pubsub()
-        self.pubsub.subscribe("socketio")
+        # the manager's channel and every company's (socketio:company:<id>)
+        self.pubsub.psubscribe(f"{CHANNEL}*")
         self.arrived: dict[str, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._listen, daemon=True)
@@ -40,7 +42,7 @@ class _Watcher:
     def _listen(self) -> None:
         while not self.stop.is_set():
             message = self.pubsub.get_message(timeout=0.2)
-            if not message or message["type"] != "message":
+            if not message or message["type"] != "pmessage":
                 continue
             now = time.perf_counter()
             data = json.loads(message["data"])
@@ -122,7 +124,7 @@ def run(quick: bool = False) -> dict[str, float]:
     print(f"{count} deliveries at {rate:.0f}/s; latency from POST to the event published on Redis")
     print(f"{'':<50}{'received':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for label, values in (
-        ("webhook -> Firestore + Tasks emulator -> persist", full),
+        ("webhook -> Firestore + Cloud Tasks -> persist", full),
         ("persist called directly (baseline)", direct),
     ):
         p50, p99 = statistics.median(values), _pct(values, 0.99)
