@@ -234,7 +234,22 @@ class Chaos:
         day = archive_bench.DAY
         client = s3.client(env["AWS_ENDPOINT_URL_S3"], credentials=("local", "local"))
         bucket = env["ARCHIVE_BUCKET"]
-        prefix = archive.prefix(company, day)
+        # the day's parts live under one prefix per format (events/ndjson/…, events/parquet/…)
+        prefixes = [archive.prefix(company, day, fmt) for fmt in archive.FORMATS]
+
+        def objects() -> list[dict[str, Any]]:
+            return [
+                o
+                for prefix in prefixes
+                for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+            ]
+
+        def uploading() -> bool:
+            return any(
+                client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads")
+                for prefix in prefixes
+            )
+
         command = [str(Path(sys.executable).with_name("controlroom")), "archive"]
         proc = subprocess.Popen(
             command,
@@ -245,15 +260,13 @@ class Chaos:
         deadline = time.monotonic() + 600
         killed = False
         while time.monotonic() < deadline and proc.poll() is None:
-            listing = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
-            uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=prefix)
-            if listing.get("KeyCount", 0) or uploads.get("Uploads"):
+            if objects() or uploading():
                 proc.kill()
                 killed = True
                 break
             time.sleep(0.02)
         proc.wait(30)
-        objects_at_kill = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0)
+        objects_at_kill = len(objects())
         say(f"  killed the archive run with {objects_at_kill} object(s) of 2 uploaded")
         started = time.monotonic()
         rerun = subprocess.run(
@@ -288,8 +301,7 @@ class Chaos:
         outcome.lost = rows - len(set(seqs))
         outcome.stored_twice = len(seqs) - len(set(seqs))
         keys = {p[kind] for p in parts for kind in ("ndjson", "parquet")}
-        contents = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        orphans = [o.get("Key") for o in contents if o.get("Key") not in keys]
+        orphans = [o.get("Key") for o in objects() if o.get("Key") not in keys]
         outcome.note = (
             f"{'killed' if killed else 'NOT killed (finished first)'} with {objects_at_kill} "
             f"of 2 objects uploaded; rerun exported {count} rows, {len(orphans)} orphan objects"
@@ -456,8 +468,14 @@ class Chaos:
             recorded = manifests.get(company, [])
             parts[len(recorded)] += 1
             keys = {p[kind] for p in recorded for kind in ("ndjson", "parquet")}
-            listing = client.list_objects_v2(Bucket=bucket, Prefix=archive.prefix(company, day))
-            for obj in listing.get("Contents", []):
+            listing = [
+                obj
+                for fmt in archive.FORMATS
+                for obj in client.list_objects_v2(
+                    Bucket=bucket, Prefix=archive.prefix(company, day, fmt)
+                ).get("Contents", [])
+            ]
+            for obj in listing:
                 key = obj["Key"]
                 orphans += key not in keys
                 data = client.get_object(Bucket=bucket, Key=key)["Body"].read()

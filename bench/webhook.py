@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import psutil
+
 from bench import load
 from controlroom.dev import seed, twitchsim
 from controlroom.dev.stack import LocalStack
@@ -59,6 +61,17 @@ def _deliveries(secret: str, count: int) -> list[load.Request]:
     return out
 
 
+def _tree(server: FunctionServer) -> list[psutil.Process]:
+    """The function's process and its children (gunicorn's worker)."""
+    assert server.process is not None and server.process.pid is not None
+    proc = psutil.Process(server.process.pid)
+    return [proc, *proc.children(recursive=True)]
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
 def run(quick: bool = False) -> dict[str, float]:
     count = 300 if quick else 3000
     before_dir = os.environ.get("BENCH_WEBHOOK_BEFORE")
@@ -77,6 +90,7 @@ def run(quick: bool = False) -> dict[str, float]:
         secret = endpoints.eventsub_secret
         closed: dict[str, load.Result] = {}
         steady: dict[str, load.Result] = {}
+        cpu_us: dict[str, float] = {}  # the server process tree's CPU per delivery
         # the same webhook with the forgery limit's buckets in process memory (REDIS_URL
         # unset, a supported configuration): what the per-delivery Valkey peek costs
         local_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
@@ -92,13 +106,26 @@ def run(quick: bool = False) -> dict[str, float]:
             for server in servers.values():  # warm each up
                 load.run(server.url, _deliveries(secret, 50))
             for name, server in servers.items():
+                procs = _tree(server)
+                cpu = _cpu(procs)
                 closed[name] = load.run(server.url, _deliveries(secret, count))
+                cpu_us[name] = (_cpu(procs) - cpu) / count * 1e6
             for name, server in servers.items():
                 steady[name] = load.run(server.url, _deliveries(secret, count // 5), rate=50.0)
         finally:
             for server in servers.values():
                 server.stop()
             stack.stop()
+    return _report(count, closed, steady, cpu_us, before_dir)
+
+
+def _report(
+    count: int,
+    closed: dict[str, load.Result],
+    steady: dict[str, load.Result],
+    cpu_us: dict[str, float],
+    before_dir: str | None,
+) -> dict[str, float]:
     for name in ("webhook", "local", "before"):
         if name in closed:
             assert set(closed[name].statuses) == {204}, (name, closed[name].statuses)
@@ -111,11 +138,15 @@ def run(quick: bool = False) -> dict[str, float]:
     order = [n for n in ("before", "webhook", "local", "bare") if n in closed]
     bare_rate = closed["bare"].rate
     print(f"{count} deliveries, 8 concurrent keep-alive connections, one server process each")
-    print(f"{'':<34}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}{'/ bare':>9}")
+    print(f"{'':<34}{'deliveries/s':>14}{'p50 ms':>10}{'p99 ms':>10}{'/ bare':>9}{'CPU µs':>9}")
     for name in order:
         r = closed[name]
         ratio = r.rate / bare_rate
-        print(f"{labels[name]:<34}{r.rate:>14,.0f}{r.p50:>10.1f}{r.pct(0.99):>10.1f}{ratio:>9.2f}")
+        print(
+            f"{labels[name]:<34}{r.rate:>14,.0f}{r.p50:>10.1f}{r.pct(0.99):>10.1f}{ratio:>9.2f}"
+            f"{cpu_us[name]:>9,.0f}"
+        )
+    print("(CPU µs: the server process's own CPU time per delivery, the stand-ins' not counted)")
     print(f"\nsteady 50 deliveries/s ({count // 5} deliveries), time to 2xx:")
     print(f"{'':<34}{'p50 ms':>10}{'p99 ms':>10}")
     for name in order:
@@ -127,6 +158,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "steady_p99": steady["webhook"].pct(0.99),
     }
     result["memory_limiter_rate"] = closed["local"].rate
+    result["cpu_us_webhook"] = cpu_us["webhook"]
+    result["cpu_us_bare"] = cpu_us["bare"]
     if "before" in closed:
         result["before_rate"] = closed["before"].rate
     return result
