@@ -6,7 +6,7 @@ import collections
 import logging
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -424,22 +424,27 @@ class _Queue:
     turn_changed: threading.Condition = field(default_factory=threading.Condition)
 
 
+def _messages(stored: Sequence[_Stored]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """What stored events publish, in order: each event, then the creator state it set."""
+    for s in stored:
+        for name, data in (("event", s.published), ("creator_state", s.state)):
+            if data is not None:
+                yield name, data
+
+
 def _publish(
     publisher: Publisher, company: uuid.UUID, message_id: str, stored: Sequence[_Stored]
 ) -> None:
-    for s in stored:
-        for name, data in (("event", s.published), ("creator_state", s.state)):
-            if data is None:
-                continue
-            try:
-                publisher.publish(company, name, data)
-            except Exception as exc:  # noqa: BLE001 - stored is what matters; dashboards catch up
-                log.warning(
-                    "publish skipped: dashboards will catch up from PostgreSQL",
-                    extra=fields(
-                        company_id=str(company), message_id=message_id, error=type(exc).__name__
-                    ),
-                )
+    for name, data in _messages(stored):
+        try:
+            publisher.publish(company, name, data)
+        except Exception as exc:  # noqa: BLE001 - stored is what matters; dashboards catch up
+            log.warning(
+                "publish skipped: dashboards will catch up from PostgreSQL",
+                extra=fields(
+                    company_id=str(company), message_id=message_id, error=type(exc).__name__
+                ),
+            )
 
 
 def _publish_group(company: uuid.UUID, members: Sequence[_Member]) -> None:
@@ -459,13 +464,7 @@ def _publish_group(company: uuid.UUID, members: Sequence[_Member]) -> None:
                 assert member.stored is not None
                 _publish(publisher, company, member.message_id, member.stored)
             continue
-        events = [
-            (name, data)
-            for member in run
-            for s in member.stored or ()
-            for name, data in (("event", s.published), ("creator_state", s.state))
-            if data is not None
-        ]
+        events = [message for member in run for message in _messages(member.stored or ())]
         try:
             publish_many(company, events)
         except Exception as exc:  # noqa: BLE001 - stored is what matters; dashboards catch up

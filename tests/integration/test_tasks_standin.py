@@ -29,6 +29,7 @@ from controlroom.adapters import cloudtasks
 from controlroom.dev.stack.emulators import TasksEmulator
 from controlroom.dev.stack.process import free_port
 from controlroom.dev.stack.tasks_standin import retry_delay
+from tests.integration.listener import wait_for
 
 PARENT = "projects/test/locations/here"
 WAIT = 30.0  # generous: only ever reached when something is wrong
@@ -84,10 +85,7 @@ class Target:
 
 
 def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.02)
+    assert wait_for(check, timeout=WAIT, interval=0.02), f"never happened: {what}"
 
 
 @pytest.fixture(scope="module")
