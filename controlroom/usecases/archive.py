@@ -414,9 +414,10 @@ def _write(
     pending: list[pa.Table] = []
     held = 0
     # mtime=0 and no file name: the gzip bytes depend only on the rows
+    # isal ships no annotations for IGzipFile
     with (
         open(ndjson_path, "wb") as raw,
-        igzip.IGzipFile(
+        igzip.IGzipFile(  # type: ignore[no-untyped-call]
             filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL
         ) as ndjson,
         pq.ParquetWriter(  # type: ignore[no-untyped-call,unused-ignore]
@@ -429,7 +430,7 @@ def _write(
 
         def compress(lines: list[pa.Buffer]) -> None:
             for buffer in lines:
-                ndjson.write(buffer)
+                ndjson.write(buffer)  # type: ignore[no-untyped-call]
 
         def flush(final: bool) -> None:
             nonlocal pending, held

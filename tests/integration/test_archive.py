@@ -638,7 +638,7 @@ def varied_events(day: date) -> list[eventstore.NewEvent]:
         "line\nbreak\ttab\rreturn\x01control\x1fend\x7fdel",
         "separators \u2028\u2029\x85 and \ufffd",
         "\\u0041 is not an escape here",
-        "(parens), a comma, \\\\ two backslashes, \"\" two quotes and a trailing space ",
+        '(parens), a comma, \\\\ two backslashes, "" two quotes and a trailing space ',
     ]
     for i, text in enumerate(awkward_texts):
         events.append(
