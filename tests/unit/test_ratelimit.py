@@ -28,7 +28,9 @@ from realtime.middleware import RateLimit
 from tests.samples import load
 from tests.unit.test_receiver import SECRET, FakeLedger, FakeQueue
 
-SMALL = Rate(limit=1, period_seconds=1, burst=3)
+# A token back a minute: no bucket refills while a test runs, however slow the machine (a
+# refill a second let a loaded CI run's third request through)
+SMALL = Rate(limit=1, period_seconds=60, burst=3)
 
 
 # --- settings ----------------------------------------------------------------------------
@@ -181,7 +183,7 @@ def test_forgeries_empty_their_ips_bucket_and_are_then_refused_before_verificati
 
 
 def test_genuine_deliveries_never_take_a_token() -> None:
-    limiter = SyncLimiter("webhook-ip", Rate(1, 1, 1), ratelimit.sync_store(None))
+    limiter = SyncLimiter("webhook-ip", Rate(1, 60, 1), ratelimit.sync_store(None))
     for _ in range(5):
         d = sign_delivery(load("channel.raid"), SECRET)
         assert _deliver(limiter, "198.51.100.1", d.headers, d.body) == 204
@@ -245,7 +247,7 @@ class _Client:
 def test_the_middleware_limits_sign_in_and_the_api_per_ip_by_path() -> None:
     store = ratelimit.async_store(None)
     client = _Client(
-        Limits(auth_ip=Limiter("auth", SMALL, store), api_ip=Limiter("api", Rate(1, 1, 2), store))
+        Limits(auth_ip=Limiter("auth", SMALL, store), api_ip=Limiter("api", Rate(1, 60, 2), store))
     )
     assert [client.get("/api/x").status_code for _ in range(3)] == [200, 200, 429]
     refused = client.get("/api/x")
@@ -260,7 +262,7 @@ def test_the_middleware_limits_sign_in_and_the_api_per_ip_by_path() -> None:
 
 def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() -> None:
     store = ratelimit.async_store(None)
-    client = _Client(Limits(api_ip=Limiter("api", Rate(1, 1, 1), store), trusted_proxy_hops=1))
+    client = _Client(Limits(api_ip=Limiter("api", Rate(1, 60, 1), store), trusted_proxy_hops=1))
     one, two = {"X-Forwarded-For": "203.0.113.1"}, {"X-Forwarded-For": "203.0.113.2"}
     assert client.get("/api/x", headers=one).status_code == 200
     assert client.get("/api/x", headers=one).status_code == 429
