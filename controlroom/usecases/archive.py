@@ -182,7 +182,7 @@ def object_key(company: uuid.UUID, day: date, fmt: Format, digest: str) -> str:
 # CHUNK_ROWS, each block one value: every row as its record's text, `(,v1,...,v26,)`, one
 # row per line (a field is quoted when it needs to be, a quote or backslash inside it is
 # doubled, a NULL is empty and unquoted, an empty string `""`; the payload is its jsonb text,
-# the timestamps ISO text in UTC). One message per block instead of one per row (COPY's):
+# the timestamps ISO text in UTC). COPY sends one message per block instead of one per row:
 # reading a million rows one message each cost Python 1.5 s. Arrow's CSV reader (C++)
 # turns each block into columns, which go to Parquet as they are, and Arrow compute kernels
 # write the NDJSON lines from the same columns, a whole column per call. Python touches
@@ -330,10 +330,11 @@ def _stream(
     The blocks are read in the caller's thread: a reader thread spent its time taking the
     GIL back and forth with the encoder's native calls, and measured slower."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    params = (after, through, CHUNK_ROWS, company, start, start + timedelta(days=1))
+    end = start + timedelta(days=1)
+    params = (after, through, CHUNK_ROWS, company, start, end, CHUNK_ROWS, through)
     conn.execute(_TEXT_SETTINGS)
     previous = after
-    with conn.cursor().copy(EXPORT_SQL, (*params, CHUNK_ROWS, through)) as copy:
+    with conn.cursor().copy(EXPORT_SQL, params) as copy:
         copy.set_types(["bytea", "int8"])
         while (row := copy.read_row()) is not None:
             block, rows = row
