@@ -38,6 +38,9 @@ KEY_PREFIX = "controlroom-rl"
 STORE_TIMEOUT_SECONDS = 0.5
 # after a store failure, requests pass without asking the store for this long
 PAUSE_SECONDS = 5.0
+# the webhook remembers a key's "allowed" peek this long (see SyncLimiter)
+PEEK_CACHE_SECONDS = 1.0
+PEEK_CACHE_KEYS = 10_000
 
 Clock = Callable[[], float]
 
@@ -160,7 +163,15 @@ class Limiter:
 
 
 class SyncLimiter:
-    """The same for synchronous code (the webhook under functions-framework)."""
+    """The same for synchronous code (the webhook under functions-framework).
+
+    With `peek_cache_seconds`, a peek that found a token left is remembered for that long
+    and answered from memory, so a busy webhook asks the store about Twitch's few addresses
+    about once a second instead of once per delivery. It cannot let a refused client in for
+    long: a key's first failed check on this instance (`check`, which always asks the
+    store) forgets it, so past an empty bucket at most one request per key and instance
+    gets through, and only within the window; other instances' failures are seen once the
+    remembered answer expires."""
 
     def __init__(
         self,
@@ -169,6 +180,7 @@ class SyncLimiter:
         store: throttled.BaseStore,
         *,
         clock: Clock = time.monotonic,
+        peek_cache_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.rate = rate
@@ -179,8 +191,12 @@ class SyncLimiter:
             key_prefix=KEY_PREFIX,
         )
         self._breaker = _Breaker(name, clock)
+        self._clock = clock
+        self._peek_cache_seconds = peek_cache_seconds
+        self._allowed_until: dict[str, float] = {}
 
     def check(self, key: str) -> Decision:
+        self._allowed_until.pop(key, None)
         if self._breaker.open():
             return ALLOW
         try:
@@ -192,11 +208,21 @@ class SyncLimiter:
     def peek(self, key: str) -> Decision:
         if self._breaker.open():
             return ALLOW
+        now = self._clock()
+        if self._allowed_until.get(key, 0.0) > now:
+            return ALLOW
         try:
             state = self._throttle.peek(f"{self.name}:{key}")
         except _STORE_ERRORS as exc:
             return self._breaker.failed(exc)
-        return _decision(state.remaining < 1, _refill_seconds(self.rate, state.remaining))
+        decision = _decision(state.remaining < 1, _refill_seconds(self.rate, state.remaining))
+        if decision.allowed and self._peek_cache_seconds > 0:
+            if len(self._allowed_until) >= PEEK_CACHE_KEYS:
+                self._allowed_until = {k: t for k, t in self._allowed_until.items() if t > now}
+                if len(self._allowed_until) >= PEEK_CACHE_KEYS:  # all fresh: start over
+                    self._allowed_until = {}
+            self._allowed_until[key] = now + self._peek_cache_seconds
+        return decision
 
 
 def _refill_seconds(rate: Rate, remaining: int) -> float:
@@ -261,4 +287,9 @@ def webhook_limiter(
     """Deliveries failing their signature, per IP (in memory per instance without Redis)."""
     if cfg.webhook_ip is None:
         return None
-    return SyncLimiter("webhook-ip", cfg.webhook_ip, sync_store(redis_url, ca_cert))
+    return SyncLimiter(
+        "webhook-ip",
+        cfg.webhook_ip,
+        sync_store(redis_url, ca_cert),
+        peek_cache_seconds=PEEK_CACHE_SECONDS,
+    )

@@ -96,6 +96,79 @@ def test_peek_takes_no_token() -> None:
     assert [limiter.check("a").allowed for _ in range(4)] == [True, True, True, False]
 
 
+def _counting(limiter: SyncLimiter, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    asked: list[str] = []
+    real = limiter._throttle.peek
+
+    def peek(key: str) -> Any:
+        asked.append(key)
+        return real(key)
+
+    monkeypatch.setattr(limiter._throttle, "peek", peek)
+    return asked
+
+
+def test_a_remembered_peek_spares_the_store_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    limiter = SyncLimiter(
+        "t", SMALL, ratelimit.sync_store(None), clock=lambda: now[0], peek_cache_seconds=1.0
+    )
+    asked = _counting(limiter, monkeypatch)
+    assert all(limiter.peek("a").allowed for _ in range(50))
+    assert asked == ["t:a"]  # once for fifty deliveries
+    now[0] += 1.01
+    assert limiter.peek("a").allowed
+    assert asked == ["t:a", "t:a"]  # the remembered answer expired: asked again
+
+
+def test_a_local_failure_forgets_the_remembered_peek_so_a_refusal_is_seen_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    limiter = SyncLimiter(
+        "t", SMALL, ratelimit.sync_store(None), clock=lambda: now[0], peek_cache_seconds=1.0
+    )
+    assert limiter.peek("a").allowed and limiter.peek("b").allowed  # both remembered
+    assert [limiter.check("a").allowed for _ in range(4)] == [True, True, True, False]
+    refused = limiter.peek("a")  # the same instant: a is asked again, and refused
+    assert not refused.allowed and refused.retry_after >= 1
+    assert limiter.peek("b").allowed
+
+
+def test_a_bucket_emptied_by_another_instance_is_seen_once_the_memory_expires() -> None:
+    now = [100.0]
+    store = ratelimit.sync_store(None)  # shared, as Redis is between instances
+    here = SyncLimiter("t", SMALL, store, clock=lambda: now[0], peek_cache_seconds=1.0)
+    there = SyncLimiter("t", SMALL, store, clock=lambda: now[0], peek_cache_seconds=1.0)
+    assert here.peek("a").allowed
+    assert [there.check("a").allowed for _ in range(4)] == [True, True, True, False]
+    assert here.peek("a").allowed  # remembered: within the window, one more may pass
+    now[0] += 1.01
+    assert not here.peek("a").allowed
+
+
+def test_the_remembered_peeks_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratelimit, "PEEK_CACHE_KEYS", 100)
+    now = [100.0]
+    limiter = SyncLimiter(
+        "t", SMALL, ratelimit.sync_store(None), clock=lambda: now[0], peek_cache_seconds=1.0
+    )
+    for i in range(1000):
+        assert limiter.peek(f"10.0.{i // 256}.{i % 256}").allowed
+        now[0] += 0.001
+    assert 0 < len(limiter._allowed_until) <= 100
+
+
+def test_the_webhook_limiter_remembers_peeks_and_the_others_do_not() -> None:
+    cfg = RateLimitSettings()
+    webhook = ratelimit.webhook_limiter(cfg, None)
+    assert webhook is not None
+    assert webhook._peek_cache_seconds == ratelimit.PEEK_CACHE_SECONDS > 0
+    assert SyncLimiter("t", SMALL, ratelimit.sync_store(None))._peek_cache_seconds == 0
+
+
 def test_the_async_limiter_behaves_the_same() -> None:
     async def run() -> list[Decision]:
         limiter = Limiter("t", SMALL, ratelimit.async_store(None))
