@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from controlroom.adapters.db import tenant_transaction_async
@@ -250,6 +250,24 @@ def _open(
     existing = _unresolved(conn, company, creator, config.rule)
     if existing is not None:
         return _grow(conn, company, existing, seq=seq, at=at)
+    return _create(
+        conn, company, creator, config, dedup=dedup, title=title, details=details, at=at, seq=seq
+    )
+
+
+def _create(
+    conn: psycopg.Connection[Any],
+    company: uuid.UUID,
+    creator: uuid.UUID | None,
+    config: RuleConfig,
+    *,
+    dedup: str,
+    title: str,
+    details: Mapping[str, Any],
+    at: datetime,
+    seq: int | None,
+) -> Change:
+    """Open the incident (the caller checked its key is new and none is unresolved)."""
     number = lock(conn, company) + 1
     row = (
         conn.cursor(row_factory=dict_row)
@@ -314,6 +332,38 @@ def _grow(
         _link(conn, company, incident.id, seq)
     merged = {**incident.details, **(details or {}), "last_seen_at": at.isoformat()}
     merged["occurrences"] = int(incident.details.get("occurrences", 1)) + 1
+    row = (
+        conn.cursor(row_factory=dict_row)
+        .execute(
+            "UPDATE incidents SET details = %s, updated_at = now() "  # noqa: S608
+            f"WHERE company_id = %s AND id = %s RETURNING {COLUMNS}",
+            (Jsonb(merged), company, incident.id),
+        )
+        .fetchone()
+    )
+    assert row is not None
+    return Change(Incident.from_row(row), "updated")
+
+
+def _grow_many(
+    conn: psycopg.Connection[Any],
+    company: uuid.UUID,
+    incident: Incident,
+    *,
+    seqs: Sequence[int],
+    at: datetime,
+) -> Change:
+    """What `_grow` once per seq leaves behind, in two statements: the seqs linked (up to
+    MAX_LINKED in all), `occurrences` counting each, `last_seen_at` the last one's time."""
+    room = max(0, MAX_LINKED - incident.event_count)
+    if seqs[:room]:
+        conn.execute(
+            "INSERT INTO incident_events (company_id, incident_id, seq) "
+            "SELECT %s, %s, unnest(%s::bigint[]) ON CONFLICT DO NOTHING",
+            (company, incident.id, list(seqs[:room])),
+        )
+    merged = {**incident.details, "last_seen_at": at.isoformat()}
+    merged["occurrences"] = int(incident.details.get("occurrences", 1)) + len(seqs)
     row = (
         conn.cursor(row_factory=dict_row)
         .execute(
@@ -515,23 +565,8 @@ def on_event(
                 )
             )
     elif t == "channel.subscription.gift":
-        gifts = int(summary.get("amount") or 0)
-        rule = config["gift_bomb"]
-        if gifts >= rule["min_gifts"]:
-            who = "An anonymous gifter" if summary.get("outcome") == "anonymous" else _name(summary)
-            changes.append(
-                _open(
-                    conn,
-                    company,
-                    creator,
-                    rule,
-                    key=key,
-                    at=at,
-                    seq=seq,
-                    title=f"{who} gifted {gifts:,} subs",
-                    details={"gifter": who, "gifts": gifts},
-                )
-            )
+        if is_gift_bomb(event, config):
+            changes += on_gift_bombs(conn, company, [Gift(creator, seq, key, event)], config)[0]
     elif t.startswith("channel.hype_train."):
         level = int(summary.get("level") or 0)
         rule = config["hype_train"]
@@ -576,6 +611,89 @@ def on_event(
     elif t in SPIKE_TYPES:
         changes += _spike(_Cause(conn, company, creator, seq, event, key, config))
     return [c for c in changes if c is not None]
+
+
+@dataclass(frozen=True)
+class Gift:
+    """A stored gift event the gift-bomb rule fires on (see `is_gift_bomb`)."""
+
+    creator: uuid.UUID
+    seq: int
+    key: str
+    event: Normalized
+
+
+def is_gift_bomb(event: Normalized, config: Mapping[str, RuleConfig]) -> bool:
+    """Whether the gift-bomb rule fires on `event`: enough subs gifted at once."""
+    if event.type != "channel.subscription.gift":
+        return False
+    return int(event.summary.get("amount") or 0) >= config["gift_bomb"]["min_gifts"]
+
+
+def on_gift_bombs(
+    conn: psycopg.Connection[Any],
+    company: uuid.UUID,
+    gifts: Sequence[Gift],
+    config: Mapping[str, RuleConfig],
+) -> list[list[Change]]:
+    """The gift-bomb rule over several stored gift events at once (in seq order), with
+    the same result as `on_event` on each in turn: per creator, the first opens the
+    incident unless one is unresolved, and every other grows it. Returns each gift's
+    changes; the growth of a creator's incident is one change, on its last gift.
+
+    A hype train's burst is mostly gift bombs; one at a time each cost three round trips
+    inside the company's transaction (the key seen?, the unresolved incident, link and
+    update). Here a group costs two for its keys and incidents, plus the open (if any)
+    and one link and update per creator."""
+    rule = config["gift_bomb"]
+    out: list[list[Change]] = [[] for _ in gifts]
+    if not rule.enabled or not gifts:
+        return out
+    dedups = [f"{rule.rule}:{gift.key}" for gift in gifts]
+    seen = {
+        row[0]
+        for row in conn.cursor(row_factory=tuple_row).execute(
+            "SELECT dedup_key FROM incidents WHERE company_id = %s AND dedup_key = ANY(%s)",
+            (company, dedups),
+        )
+    }
+    by_creator: dict[uuid.UUID, list[int]] = {}
+    for i, gift in enumerate(gifts):
+        if dedups[i] not in seen:
+            seen.add(dedups[i])
+            by_creator.setdefault(gift.creator, []).append(i)
+    for creator, indexes in by_creator.items():
+        incident = _unresolved(conn, company, creator, rule.rule)
+        rest = indexes
+        if incident is None:
+            first = gifts[indexes[0]]
+            summary = first.event.summary
+            count = int(summary.get("amount") or 0)
+            who = "An anonymous gifter" if summary.get("outcome") == "anonymous" else _name(summary)
+            opened = _create(
+                conn,
+                company,
+                creator,
+                rule,
+                dedup=dedups[indexes[0]],
+                title=f"{who} gifted {count:,} subs",
+                details={"gifter": who, "gifts": count},
+                at=first.event.occurred_at,
+                seq=first.seq,
+            )
+            out[indexes[0]].append(opened)
+            incident, rest = opened.incident, indexes[1:]
+        if rest:
+            last = gifts[rest[-1]]
+            grown = _grow_many(
+                conn,
+                company,
+                incident,
+                seqs=[gifts[i].seq for i in rest],
+                at=last.event.occurred_at,
+            )
+            out[rest[-1]].append(grown)
+    return out
 
 
 def _online(c: _Cause) -> list[Change | None]:

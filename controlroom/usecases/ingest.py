@@ -239,19 +239,37 @@ def _store_items(
             if row is not None:
                 states[i] = creator_state(row)
         stored = [_Stored(result) for result in appended]
+        # a burst's gift bombs, all of the group's at once where the first of them is
+        # (incidents open in seq order); the other events' rules one by one
+        bombs = [i for i in fresh if config and incidents.is_gift_bomb(items[i].event, config)]
+        bomb_changes: dict[int, list[incidents.Change]] = {}
         for i in fresh:
             item, result = items[i], appended[i]
             # detection in the storing transaction: its keys commit with the event, or not
             # at all; each event's rules see the rows of its whole group (stored by now)
-            changes = incidents.on_event(
-                conn,
-                company,
-                item.creator,
-                item.event,
-                seq=result.seq,
-                key=item.new.key(),
-                config=config,
-            )
+            if bombs and i == bombs[0]:
+                assert config is not None
+                gifts = [
+                    incidents.Gift(
+                        items[b].creator, appended[b].seq, items[b].new.key(), items[b].event
+                    )
+                    for b in bombs
+                ]
+                bomb_changes = dict(
+                    zip(bombs, incidents.on_gift_bombs(conn, company, gifts, config), strict=True)
+                )
+            if i in bomb_changes:
+                changes = bomb_changes[i]
+            else:
+                changes = incidents.on_event(
+                    conn,
+                    company,
+                    item.creator,
+                    item.event,
+                    seq=result.seq,
+                    key=item.new.key(),
+                    config=config,
+                )
             stored[i] = _Stored(
                 result, eventstore.published(item.new, result.seq), states.get(i), changes
             )

@@ -29,7 +29,7 @@ from controlroom.core.handoff import PersistTask
 from controlroom.dev import twitchsim
 from controlroom.dev.stack import LocalStack
 from controlroom.errors import StoreUnavailableError
-from controlroom.usecases import ingest
+from controlroom.usecases import incidents, ingest
 from tests.integration.conftest import services_stack, stack_env
 from tests.integration.listener import Listener, wait_for
 from tests.integration.test_ingestion import stored, watch
@@ -367,3 +367,93 @@ def test_groups_reach_dashboards_once_each_in_seq_order_through_redis(
     assert sum(o.stored for o in outcomes) == 80
     assert [data["seq"] for data in received] == list(range(1, 81))
     assert_once_in_order(cfg, company, {m for m, _ in tasks})
+
+
+# --- detection over a group: a hype train's gift bombs -----------------------------------------
+def gift_task(env: dict[str, str], broadcaster: str, gifts: int) -> tuple[str, bytes]:
+    """A persist task for a gift of `gifts` subs by a named gifter."""
+    creator = twitchsim.Broadcaster(broadcaster, f"creator_{broadcaster}")
+    body = twitchsim.notification_body("channel.subscription.gift", creator)
+    body["event"].update(
+        total=gifts, is_anonymous=False, user_id="4242", user_login="gifter", user_name="Gifter"
+    )
+    d = twitchsim.sign_delivery(body, env["EVENTSUB_SECRET"])
+    delivery = eventsub.verify_delivery(
+        d.headers, d.body, [env["EVENTSUB_SECRET"].encode()], datetime.now(UTC)
+    )
+    return d.message_id, PersistTask.from_delivery(delivery, datetime.now(UTC)).encode()
+
+
+def _bombs_and_incidents(
+    cfg: settings.DatabaseSettings, company: uuid.UUID
+) -> tuple[dict[uuid.UUID, list[tuple[int, datetime]]], list[dict[str, Any]]]:
+    """Each creator's stored gift bombs (seq, occurred_at) in seq order, and the company's
+    gift-bomb incidents with the seqs linked to them."""
+    with db.connect(cfg) as conn, db.tenant_transaction(conn, company):
+        bombs: dict[uuid.UUID, list[tuple[int, datetime]]] = {}
+        for row in conn.execute(
+            "SELECT seq, creator_id, occurred_at FROM events WHERE type = "
+            "'channel.subscription.gift' AND (payload->>'total')::int >= 50 ORDER BY seq"
+        ):
+            bombs.setdefault(row["creator_id"], []).append((row["seq"], row["occurred_at"]))
+        found = conn.execute(
+            "SELECT i.creator_id, i.status, i.title, i.details, "
+            "array(SELECT seq FROM incident_events ie WHERE ie.incident_id = i.id "
+            "ORDER BY seq) AS seqs FROM incidents i WHERE i.rule = 'gift_bomb'"
+        ).fetchall()
+    return bombs, found
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "one-by-one"])
+@pytest.mark.parametrize("round_", range(3))
+def test_a_burst_of_gift_bombs_opens_one_incident_per_creator_and_counts_every_bomb(
+    round_: int, grouped: bool, env: dict[str, str], cfg: settings.DatabaseSettings
+) -> None:
+    # the same assertions hold with and without group commit: the group's detection (all
+    # of its gift bombs at once) leaves what detection one event at a time leaves
+    base = 7_400_000 + round_ * 10 + (0 if grouped else 5)  # no other test watches these
+    a, b = str(base), str(base + 1)
+    company = watch(cfg, f"Hype {round_} {grouped}", [a, b])
+    tasks = [gift_task(env, a if i % 2 else b, 50 if i % 4 else 5) for i in range(48)]
+    sends = tasks + tasks[::6]  # some redelivered within the burst
+    group = ingest.GroupCommit() if grouped else None
+    pool = db.Pool(cfg, max_idle=16)
+    recorder = _Recorder()
+
+    def one(pair: tuple[str, bytes]) -> ingest.Outcome:
+        with pool.connection() as conn:
+            return ingest.ingest(pair[1], conn, recorder, None, group)
+
+    batches: list[int] = []
+    detect = incidents.on_gift_bombs
+
+    def counting(conn: Any, company: Any, gifts: Any, config: Any) -> Any:
+        batches.append(len(gifts))
+        return detect(conn, company, gifts, config)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(incidents, "on_gift_bombs", counting)
+        with concurrent.futures.ThreadPoolExecutor(16) as threads:
+            outcomes = list(threads.map(one, sends))
+    assert sum(batches) == 36  # each fresh bomb seen by detection once
+    assert (max(batches) > 1) is grouped  # a group's bombs at once; alone, one at a time
+    bombs, found = _bombs_and_incidents(cfg, company)
+    assert sorted(len(seqs) for seqs in bombs.values()) == [12, 24]  # three of every four
+    assert len(found) == 2 and {f["creator_id"] for f in found} == set(bombs)
+    for incident in found:
+        mine = bombs[incident["creator_id"]]
+        assert incident["status"] == "open"
+        assert incident["title"] == "Gifter gifted 50 subs"
+        assert incident["seqs"] == [seq for seq, _ in mine]  # every bomb linked, no other gift
+        assert incident["details"]["occurrences"] == len(mine)
+        assert incident["details"]["last_seen_at"] == mine[-1][1].isoformat()  # the last seq's
+    transitions = [c.transition for o in outcomes for _, c in o.incidents]
+    assert transitions.count("opened") == 2
+    assert set(transitions) <= {"opened", "updated"}
+
+    # the whole burst redelivered: nothing is stored, linked or counted again
+    with concurrent.futures.ThreadPoolExecutor(16) as threads:
+        again = list(threads.map(one, tasks))
+    pool.close()
+    assert sum(o.stored for o in again) == 0 and not any(o.incidents for o in again)
+    assert _bombs_and_incidents(cfg, company) == (bombs, found)
