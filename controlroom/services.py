@@ -70,7 +70,9 @@ def webhook() -> WebhookService:
             firestore.Client(project=cfg.project, database=cfg.ledger_database),
             cfg.ledger_collection,
         ),
-        queue=CloudTasksQueue(cloudtasks.client(cfg.tasks_emulator_host), target),
+        queue=CloudTasksQueue(
+            cloudtasks.client(cfg.tasks_emulator_host), target, cfg.tasks_queue_shards
+        ),
         limiter=ratelimit.webhook_limiter(
             limits, cfg.redis_url.reveal() if cfg.redis_url else None, cfg.redis_ca_cert
         ),

@@ -285,6 +285,8 @@ class WebhookSettings:
     tasks_emulator_host: str | None
     ledger_collection: str
     ledger_database: str
+    # the persist queue and CLOUD_TASKS_QUEUE-1 ... -(n-1): one queue dispatches 500/s at most
+    tasks_queue_shards: int = 1
     # optional: without REDIS_URL, each instance keeps its own buckets in memory
     redis_url: Secret | None = None
     rate_limits: RateLimitSettings | None = None
@@ -301,6 +303,7 @@ class WebhookSettings:
             project=require("GOOGLE_CLOUD_PROJECT", env),
             tasks_location=require("CLOUD_TASKS_LOCATION", env),
             tasks_queue=require("CLOUD_TASKS_QUEUE", env),
+            tasks_queue_shards=_positive("CLOUD_TASKS_QUEUE_SHARDS", 1, env),
             persist_url=require("PERSIST_URL", env),
             persist_invoker=read("PERSIST_INVOKER_SERVICE_ACCOUNT", None, env),
             tasks_emulator_host=read("CLOUD_TASKS_EMULATOR_HOST", None, env),

@@ -56,15 +56,30 @@ def _call(rpc: Callable[[], object]) -> object:
         raise _from_grpc_error(exc) from exc
 
 
+def shard_paths(queue_path: str, shards: int) -> tuple[str, ...]:
+    """The persist queue's shards: the queue itself, then `<queue>-1` to `<queue>-<n-1>`, so
+    going from one queue to several keeps the one that exists (and the tasks in it)."""
+    return (queue_path, *(f"{queue_path}-{i}" for i in range(1, shards)))
+
+
+def shard_of(task_id: str, shards: int) -> int:
+    """Which shard a task goes to: from its name (a hash of the message id), so every copy of
+    a delivery meets the same queue and is refused there by name."""
+    return int(task_id[:8], 16) % shards
+
+
 class CloudTasksQueue:
     """Persist tasks named after the message id (`PersistTask.task_id`), so Cloud Tasks itself
     refuses a second task for the same delivery (ALREADY_EXISTS) while the name is remembered.
+
+    With `shards` above one, each task goes to one of that many queues (`shard_paths`),
+    chosen by its name: one queue dispatches at most 500 tasks a second (docs/capacity.md).
 
     One CreateTask call made with the generated protobuf messages on the client's own channel
     (its credentials, the same routing header): the client's method builds the same request
     through proto-plus wrappers, which cost the webhook more CPU than the call itself."""
 
-    def __init__(self, client: tasks_v2.CloudTasksClient, target: Target) -> None:
+    def __init__(self, client: tasks_v2.CloudTasksClient, target: Target, shards: int = 1) -> None:
         self._client = client
         self._target = target
         transport: Any = client.transport  # the gRPC transport (the client's default)
@@ -73,7 +88,8 @@ class CloudTasksQueue:
             request_serializer=_CreateTaskRequest.SerializeToString,
             response_deserializer=_Task.FromString,
         )
-        self._metadata = (_routing_header((("parent", target.queue_path),)),)
+        self.queue_paths = shard_paths(target.queue_path, shards)
+        self._metadata = [(_routing_header((("parent", path),)),) for path in self.queue_paths]
 
     def enqueue(self, task: PersistTask) -> bool:
         request = _HttpRequest(
@@ -84,14 +100,15 @@ class CloudTasksQueue:
         )
         if self._target.service_account:
             request.oidc_token.service_account_email = self._target.service_account
+        name = task.task_id()
+        shard = shard_of(name, len(self.queue_paths))
+        path = self.queue_paths[shard]
         create = _CreateTaskRequest(
-            parent=self._target.queue_path,
-            task=_Task(
-                name=f"{self._target.queue_path}/tasks/{task.task_id()}", http_request=request
-            ),
+            parent=path, task=_Task(name=f"{path}/tasks/{name}", http_request=request)
         )
+        metadata = self._metadata[shard]
         try:
-            _RETRY(_call)(lambda: self._create(create, timeout=_TIMEOUT, metadata=self._metadata))
+            _RETRY(_call)(lambda: self._create(create, timeout=_TIMEOUT, metadata=metadata))
         except gexc.AlreadyExists:
             return False  # Cloud Tasks already holds this delivery (names are deduplicated)
         except gexc.GoogleAPIError as exc:

@@ -16,7 +16,7 @@ from google.cloud import firestore
 
 from controlroom.adapters import cloudtasks
 from controlroom.adapters.ledger import ENQUEUED, RETENTION, Entry, FirestoreLedger
-from controlroom.adapters.taskqueue import CloudTasksQueue, Target
+from controlroom.adapters.taskqueue import CloudTasksQueue, Target, shard_of
 from controlroom.core.handoff import PersistTask
 from controlroom.dev.stack import Endpoints, local
 from controlroom.dev.stack.process import free_port
@@ -136,3 +136,37 @@ def test_racing_copies_of_a_delivery_make_one_task_and_one_entry(
         recorded = list(pool.map(lambda _: ledger.record(entry, NOW), range(8)))
     assert created.count(True) == 1
     assert recorded.count(True) == 1
+
+
+def test_sharded_queue_spreads_deliveries_and_each_copy_meets_its_first_by_name(
+    endpoints: Endpoints,
+) -> None:
+    client = cloudtasks.client(endpoints.tasks_emulator_host)
+    base = f"sharded-{uuid.uuid4().hex[:8]}"
+    paths = [cloudtasks.ensure_queue(client, local.PROJECT, local.LOCATION, base)]
+    paths += [
+        cloudtasks.ensure_queue(client, local.PROJECT, local.LOCATION, f"{base}-{i}")
+        for i in (1, 2)
+    ]
+    for path in paths:
+        client.pause_queue(name=path)  # the tasks stay where the webhook put them
+    try:
+        target = Target(paths[0], f"http://127.0.0.1:{free_port()}/")
+        queue = CloudTasksQueue(client, target, shards=3)
+        assert queue.queue_paths == tuple(paths)
+        tasks = [_task(str(uuid.uuid4())) for _ in range(60)]
+        with ThreadPoolExecutor(8) as pool:
+            first = list(pool.map(queue.enqueue, tasks))
+            # every delivery again, as a redelivery would come (to any instance)
+            again = list(pool.map(queue.enqueue, tasks))
+        assert first == [True] * 60
+        assert again == [False] * 60  # refused by name in the queue its first copy went to
+        held = {path: [t.name for t in client.list_tasks(parent=path)] for path in paths}
+        assert sum(len(names) for names in held.values()) == 60  # one task per delivery
+        assert all(len(names) >= 5 for names in held.values()), held  # all three used
+        for task in tasks:  # each where its name says
+            path = paths[shard_of(task.task_id(), 3)]
+            assert f"{path}/tasks/{task.task_id()}" in held[path]
+    finally:
+        for path in paths:
+            client.purge_queue(name=path)

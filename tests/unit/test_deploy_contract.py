@@ -119,7 +119,7 @@ def _value(name: str) -> str:
     if name.endswith("_ORIGIN"):
         return "https://images.example.test"
     if name.endswith(
-        ("_PORT", "_DAYS", "_SECONDS", "_HOPS", "_MS", "_LIMIT", "_PAGE", "_CONCURRENCY")
+        ("_PORT", "_DAYS", "_SECONDS", "_HOPS", "_MS", "_LIMIT", "_PAGE", "_CONCURRENCY", "_SHARDS")
     ):
         return "1"
     if name.endswith("_IAM_AUTH") or name.startswith("SMTP_STARTTLS"):

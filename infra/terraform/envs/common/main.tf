@@ -315,6 +315,7 @@ module "functions" {
   environment = {
     webhook = merge(local.common, {
       CLOUD_TASKS_QUEUE               = "${local.prefix}-persist"
+      CLOUD_TASKS_QUEUE_SHARDS        = tostring(var.persist_queue_shards)
       PERSIST_URL                     = "https://${var.region}-${var.project}.cloudfunctions.net/${local.prefix}-persist"
       PERSIST_INVOKER_SERVICE_ACCOUNT = module.service_accounts.emails["tasks"]
       LEDGER_DATABASE                 = module.data.firestore_database
@@ -361,12 +362,13 @@ module "functions" {
 }
 
 module "messaging" {
-  source           = "../../modules/gcp_messaging"
-  project          = var.project
-  region           = var.region
-  prefix           = local.prefix
-  service_accounts = module.service_accounts.emails
-  function_urls    = module.functions.urls
+  source               = "../../modules/gcp_messaging"
+  project              = var.project
+  region               = var.region
+  prefix               = local.prefix
+  service_accounts     = module.service_accounts.emails
+  function_urls        = module.functions.urls
+  persist_queue_shards = var.persist_queue_shards
 }
 
 module "realtime" {

@@ -260,3 +260,9 @@ variable "alert_emails" {
   type        = list(string)
   default     = []
 }
+
+variable "persist_queue_shards" {
+  description = "Persist queues the webhook spreads deliveries over; one dispatches at most 500/s (docs/capacity.md)."
+  type        = number
+  default     = 1
+}

@@ -36,6 +36,17 @@ variable "persist_max_dispatches_per_second" {
   }
 }
 
+variable "persist_queue_shards" {
+  description = "Persist queues the webhook spreads deliveries over (docs/capacity.md): <prefix>-persist, then -persist-1 ... Each dispatches at most 500/s."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.persist_queue_shards >= 1 && var.persist_queue_shards <= 50 && floor(var.persist_queue_shards) == var.persist_queue_shards
+    error_message = "persist_queue_shards is a whole number from 1 to 50."
+  }
+}
+
 variable "archive_schedule" {
   description = "Cron schedule (UTC) of the archive run."
   type        = string
@@ -54,14 +65,18 @@ variable "reconcile_schedule" {
   default     = "*/30 * * * *"
 }
 
+# The first keeps the name (and the tasks) of the single queue it was; the webhook picks a
+# shard from the task's name (CLOUD_TASKS_QUEUE_SHARDS), so copies of a delivery meet.
 resource "google_cloud_tasks_queue" "persist" {
+  count    = var.persist_queue_shards
   project  = var.project
   location = var.region
-  name     = "${var.prefix}-persist"
+  name     = count.index == 0 ? "${var.prefix}-persist" : "${var.prefix}-persist-${count.index}"
   rate_limits {
     max_dispatches_per_second = var.persist_max_dispatches_per_second
-    # persist's request slots: 20 instances x 16 concurrent requests (gcp_functions)
-    max_concurrent_dispatches = 320
+    # persist's request slots: 20 instances x 16 concurrent requests (gcp_functions), shared
+    # by the shards (raise persist's max instances with them)
+    max_concurrent_dispatches = ceil(320 / var.persist_queue_shards)
   }
   retry_config {
     max_attempts       = 100
@@ -182,9 +197,19 @@ resource "google_cloud_scheduler_job" "pulse" {
   }
 }
 
+moved {
+  from = google_cloud_tasks_queue.persist
+  to   = google_cloud_tasks_queue.persist[0]
+}
+
 output "persist_queue" {
-  description = "The persist queue's name."
-  value       = google_cloud_tasks_queue.persist.name
+  description = "The persist queue's name (the first shard's, when there are several)."
+  value       = google_cloud_tasks_queue.persist[0].name
+}
+
+output "persist_queues" {
+  description = "Every persist queue's name, in shard order."
+  value       = google_cloud_tasks_queue.persist[*].name
 }
 
 output "subscriptions_queue" {

@@ -193,8 +193,9 @@ resource "google_monitoring_uptime_check_config" "healthz" {
 locals {
   user_metric  = { for key, m in google_logging_metric.log : key => "metric.type=\"logging.googleapis.com/user/${m.name}\" AND resource.type=\"cloud_run_revision\"" }
   run_requests = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\""
-  queue        = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=\"${var.persist_queue}\""
-  operations   = "docs/operations.md, \"Alerts and what they mean\""
+  # the persist queue and its shards (<queue>-1, -2, ...), each its own time series
+  queue      = "resource.type=\"cloud_tasks_queue\" AND resource.labels.queue_id=starts_with(\"${var.persist_queue}\")"
+  operations = "docs/operations.md, \"Alerts and what they mean\""
 
   # One condition each. `window` is the alignment period; `sum` counts log lines in it,
   # otherwise the value is the aligner's (`rate` is per second). The condition must hold
