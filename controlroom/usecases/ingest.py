@@ -35,6 +35,9 @@ from controlroom.usecases import incidents
 log = logging.getLogger(__name__)
 
 AUTHORIZATION_REVOKE = "user.authorization.revoke"
+# a group's gift bombs through detection at once (False: one event at a time, as before;
+# bench persist measures both)
+GROUP_GIFT_BOMBS = True
 
 
 @dataclass
@@ -241,7 +244,11 @@ def _store_items(
         stored = [_Stored(result) for result in appended]
         # a burst's gift bombs, all of the group's at once where the first of them is
         # (incidents open in seq order); the other events' rules one by one
-        bombs = [i for i in fresh if config and incidents.is_gift_bomb(items[i].event, config)]
+        bombs = [
+            i
+            for i in fresh
+            if GROUP_GIFT_BOMBS and config and incidents.is_gift_bomb(items[i].event, config)
+        ]
         bomb_changes: dict[int, list[incidents.Change]] = {}
         for i in fresh:
             item, result = items[i], appended[i]
