@@ -47,16 +47,22 @@ class Target:
     peak: int = 0
     received: list[tuple[float, dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
+    keep_alive: bool = False  # HTTP/1.1, connections kept open between requests
+    hang_up: bool = False  # ... yet closed after each answer without saying so
+    peers: list[int] = field(default_factory=list)  # each request's client port
 
     def __post_init__(self) -> None:
         self.release.set()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if target.keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with target.lock:
                     target.received.append((time.monotonic(), dict(self.headers), body))
+                    target.peers.append(self.client_address[1])
                     target.running += 1
                     target.peak = max(target.peak, target.running)
                 target.release.wait(WAIT)
@@ -65,6 +71,8 @@ class Target:
                 self.send_response(target.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                if target.hang_up:
+                    self.close_connection = True
 
             def log_message(self, *_: object) -> None:
                 pass
@@ -327,3 +335,37 @@ def test_a_graceful_restart_keeps_queues_tasks_and_refused_names(
     for name in queued:
         with pytest.raises(gexc.AlreadyExists):
             client.create_task(parent=queue, task=http_task(target, name))
+
+
+# --- connections ---------------------------------------------------------------------------
+def test_dispatches_reuse_kept_alive_connections(client: tasks_v2.CloudTasksClient) -> None:
+    # as a function behind Google's front end sees them: not a new connection per task
+    target = Target(keep_alive=True)
+    try:
+        queue = make_queue(client, concurrent=1)
+        for _ in range(20):
+            client.create_task(parent=queue, task=http_task(target))
+        eventually(lambda: target.count() == 20, "twenty dispatches")
+        eventually(lambda: tasks_left(client, queue) == 0, "all completed")
+        assert len(set(target.peers)) <= 10, target.peers  # a new connection each: 20
+    finally:
+        target.close()
+
+
+def test_a_kept_connection_closed_by_the_target_is_replaced_without_a_failed_attempt(
+    client: tasks_v2.CloudTasksClient,
+) -> None:
+    target = Target(keep_alive=True, hang_up=True)
+    try:
+        queue = make_queue(client, concurrent=1)
+        names = [f"{queue}/tasks/hangup-{i}" for i in range(12)]
+        for name in names:
+            client.create_task(parent=queue, task=http_task(target, name))
+        eventually(lambda: tasks_left(client, queue) == 0, "all completed")
+        sent = [headers["X-CloudTasks-TaskName"] for _, headers, _ in target.received]
+        assert sorted(sent) == sorted(n.rsplit("/", 1)[1] for n in names)  # each once
+        retries = {headers["X-CloudTasks-TaskRetryCount"] for _, headers, _ in target.received}
+        assert retries == {"0"}  # the dead connection cost no attempt
+        assert len(set(target.peers)) == 12  # every answer really did close its connection
+    finally:
+        target.close()
