@@ -191,14 +191,24 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def _event_fields(pairs: list[str]) -> dict[str, Any]:
-    """`--set viewers=5000 --set from_broadcaster_user_name=Big`: numbers stay numbers."""
+    """`--set viewers=5000 --set from_broadcaster_user_name=Big`: whole numbers stay numbers,
+    `true`, `false` and `null` are JSON's (`--set is_anonymous=true`), the rest is text."""
     fields: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ValueError(f"--set takes FIELD=VALUE, not {pair!r}")
-        fields[name] = int(value) if value.lstrip("-").isdigit() else value
+        fields[name] = _field_value(value)
     return fields
+
+
+_JSON_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def _field_value(value: str) -> Any:
+    if value.lstrip("-").isdigit():
+        return int(value)
+    return _JSON_WORDS.get(value, value)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -620,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="FIELD=VALUE",
-        help="set a field of the event, e.g. --set viewers=5000 (repeatable)",
+        help="set a field of the event, e.g. --set viewers=5000 or --set is_anonymous=true "
+        "(whole numbers and true/false/null as JSON, the rest as text; repeatable)",
     )
     trig.set_defaults(func=cmd_trigger)
 
