@@ -111,7 +111,7 @@ workflow-lint: $(WORKFLOW_LINTERS)
 	$(TOOLS)/bin/zizmor --offline --quiet .github/workflows
 
 test: install browser lint workflow-lint typecheck dashboard-unit infra-check
-	$(BIN)/pytest --cov --cov-report=term
+	$(BIN)/pytest --cov --cov-report=term --durations=25
 
 # One archive run now, against `make run`'s stack (it also runs on a timer there).
 archive: install
