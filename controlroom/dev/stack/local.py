@@ -253,23 +253,36 @@ class LocalStack:
         self.endpoints: Endpoints | None = None
 
     def _start(self, stand_in: StandIn, label: str) -> None:
-        self.progress(f"starting {label} on 127.0.0.1:{stand_in.port} ...")
-        stand_in.start()
-        self._started.append(stand_in)
+        self._start_together([(stand_in, label)])
+
+    def _start_together(self, stand_ins: list[tuple[StandIn, str]]) -> None:
+        """Launch every process first, then wait for each to answer: they boot side by side
+        (a stack of fifteen processes started one by one spent most of its time waiting)."""
+        for stand_in, label in stand_ins:
+            self.progress(f"starting {label} on 127.0.0.1:{stand_in.port} ...")
+            self._started.append(stand_in)  # stopped by stop() even if it never answers
+            stand_in.launch()
+        for stand_in, _ in stand_ins:
+            stand_in.wait_ready()
 
     def start(self) -> Endpoints:
         try:
-            self._start(self.postgres, "PostgreSQL")
-            self._start(self.valkey, "Valkey")
-            self._start(self.tasks, "the Cloud Tasks emulator")
-            self._start(self.firestore, "the Firestore emulator")
-            self._start(self.s3, "moto's S3 server")
-            self._start(self.identity, "the identity provider's stand-in (JWKS)")
-            self._start(self.oidc, "the OpenID Connect provider's stand-in")
+            parts: list[tuple[StandIn, str]] = [
+                (self.valkey, "Valkey"),
+                (self.tasks, "the Cloud Tasks emulator"),
+                (self.firestore, "the Firestore emulator"),
+                (self.s3, "moto's S3 server"),
+                (self.identity, "the identity provider's stand-in (JWKS)"),
+                (self.oidc, "the OpenID Connect provider's stand-in"),
+            ]
             if self.services:
-                self._start(self.mail, "the mail catcher (SMTP and its page)")
-                self._start(self.twitch, "the Twitch stand-in (OAuth, Helix, EventSub)")
-                self._start(self.sink, "the notification sink (Discord, Slack, webhooks)")
+                parts += [
+                    (self.mail, "the mail catcher (SMTP and its page)"),
+                    (self.twitch, "the Twitch stand-in (OAuth, Helix, EventSub)"),
+                    (self.sink, "the notification sink (Discord, Slack, webhooks)"),
+                ]
+            # PostgreSQL last: its first start runs initdb while the others boot
+            self._start_together([*parts, (self.postgres, "PostgreSQL")])
             self.endpoints = self._prepare()
             if self.services:
                 self.endpoints = self._start_services(self.endpoints)
@@ -319,6 +332,11 @@ class LocalStack:
         self, port: int | None = None, extra_env: dict[str, str] | None = None
     ) -> RelayServer:
         """Another relay instance on its own port: they share Redis, so any number works."""
+        relay = self._new_relay(port, extra_env)
+        self._start(relay, f"the realtime relay #{len(self.relays)}")
+        return relay
+
+    def _new_relay(self, port: int | None, extra_env: dict[str, str] | None) -> RelayServer:
         assert self.endpoints is not None
         port = port or free_port()
         env = {
@@ -328,7 +346,6 @@ class LocalStack:
             **(extra_env or {}),
         }
         relay = RelayServer(f"relay-{len(self.relays) + 1}", self._logs, port, env)
-        self._start(relay, f"the realtime relay #{len(self.relays) + 1}")
         self.relays.append(relay)
         return relay
 
@@ -340,11 +357,16 @@ class LocalStack:
         port: int | None = None,
     ) -> FunctionServer:
         """An instance of one of functions/ on its own port (the soak runs several of each)."""
-        assert self.endpoints is not None
-        env = {**os.environ, **self.endpoints.env(), "LOG_LEVEL": "INFO", **(extra_env or {})}
-        server = FunctionServer(function, self._logs, port or free_port(), env, instance=instance)
-        self._start(server, f"functions/{function}" + (f" ({instance})" if instance else ""))
+        server = self._new_function(function, instance, extra_env, port)
+        self._start(server, _function_label(server))
         return server
+
+    def _new_function(
+        self, function: str, instance: str | None, extra: dict[str, str] | None, port: int | None
+    ) -> FunctionServer:
+        assert self.endpoints is not None
+        env = {**os.environ, **self.endpoints.env(), "LOG_LEVEL": "INFO", **(extra or {})}
+        return FunctionServer(function, self._logs, port or free_port(), env, instance=instance)
 
     def _start_services(self, endpoints: Endpoints) -> Endpoints:
         persist_port, webhook_port = _port("persist", self.durable), _port("webhook", self.durable)
@@ -378,22 +400,28 @@ class LocalStack:
         self.endpoints = endpoints
         # its alerts link to the dashboard, which the relay (started below) serves
         relay_port = _port("relay", self.durable)
-        self.notify = self.start_function(
-            "notify", port=notify_port, extra_env={"PUBLIC_URL": f"http://127.0.0.1:{relay_port}"}
+        dashboard = {"PUBLIC_URL": f"http://127.0.0.1:{relay_port}"}
+        self.notify = self._new_function("notify", None, dashboard, notify_port)
+        self.persist = self._new_function("persist", None, None, persist_port)
+        self.webhook = self._new_function("webhook", None, None, webhook_port)
+        self.subscriptions = self._new_function("subscriptions", None, None, subscriptions_port)
+        self.pulse = self._new_function("pulse", None, None, _port("pulse", self.durable))
+        functions = [self.notify, self.persist, self.webhook, self.subscriptions, self.pulse]
+        # what they call at run time goes through the task queues, which retry: none needs
+        # another to answer before it starts, so all boot side by side
+        relay = self._new_relay(relay_port, None)
+        self._start_together(
+            [(server, _function_label(server)) for server in functions]
+            + [(relay, "the realtime relay #1")]
         )
-        self.persist = self.start_function("persist", port=persist_port)
-        self.webhook = self.start_function("webhook", port=webhook_port)
-        self.subscriptions = self.start_function("subscriptions", port=subscriptions_port)
-        relay = self.start_relay(relay_port)
-        self._start_pulse()
+        self._schedule_pulse(self.pulse)
         return dataclasses.replace(endpoints, relay_url=relay.url)
 
-    def _start_pulse(self) -> None:
-        """functions/pulse and the scheduler's stand-in that calls it."""
-        self.pulse = self.start_function("pulse", port=_port("pulse", self.durable))
+    def _schedule_pulse(self, pulse: FunctionServer) -> None:
+        """The scheduler's stand-in that calls functions/pulse."""
         interval = int(os.environ.get("PULSE_INTERVAL_SECONDS") or PULSE_INTERVAL_SECONDS)
         self.progress(f"scheduling the audience pulse every {interval} s ...")
-        self.pulse_job = SchedulerJob("pulse", self.pulse.url, interval, self.progress)
+        self.pulse_job = SchedulerJob("pulse", pulse.url, interval, self.progress)
         self.pulse_job.start()
 
     def _prepare_buckets(self, endpoints: Endpoints) -> None:
@@ -421,9 +449,15 @@ class LocalStack:
         if self.pulse_job is not None:
             self.pulse_job.stop()
             self.pulse_job = None
-        for stand_in in reversed(self._started):
-            self.progress(f"stopping {stand_in.name} ...")
-            stand_in.stop()
+        # our services first, then what they use; each group stops side by side
+        started = list(reversed(self._started))
+        services = [p for p in started if isinstance(p, FunctionServer | RelayServer)]
+        for group in (services, [p for p in started if p not in services]):
+            for stand_in in group:
+                self.progress(f"stopping {stand_in.name} ...")
+                stand_in.signal_stop()
+            for stand_in in group:
+                stand_in.wait_stopped()
         self._started.clear()
 
     def __enter__(self) -> LocalStack:
@@ -437,6 +471,11 @@ class LocalStack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _function_label(server: FunctionServer) -> str:
+    instance = f" ({server.name})" if server.name != server.function else ""
+    return f"functions/{server.function}{instance}"
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:

@@ -134,12 +134,22 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """Signal the whole process group, wait, then kill what is left."""
+        self.signal_stop()
+        self.wait_stopped(timeout)
+
+    def signal_stop(self) -> None:
+        """Ask the whole process group to stop, without waiting."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, self.stop_signal)
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        """Wait for a stop asked for, then kill what is left."""
         proc = self._proc
         if proc is None:
             return
         if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, self.stop_signal)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -185,6 +195,11 @@ class StandIn:
         return tcp_answers("127.0.0.1", self.port)
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Prepare and start the process without waiting for it to answer."""
         self.prepare()
         argv, env = self.command()
         self.process = ManagedProcess(
@@ -196,11 +211,22 @@ class StandIn:
             stop_signal=self.stop_signal,
         )
         self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None, f"{self.name} was not launched"
         self.process.wait_until(self.ready, self.start_timeout, "answer")
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+    def signal_stop(self) -> None:
+        if self.process is not None:
+            self.process.signal_stop()
+
+    def wait_stopped(self) -> None:
+        if self.process is not None:
+            self.process.wait_stopped()
 
     def kill(self) -> None:
         if self.process is not None:
