@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import jwt
@@ -53,16 +54,21 @@ class DevKeys:
         assert isinstance(private, rsa.RSAPrivateKey)
         return cls(pem, thumbprint(private.public_key()))  # kid: RFC 7638, as the service's
 
+    @cached_property
+    def private_key(self) -> rsa.RSAPrivateKey:
+        """The key, parsed once: loading a PEM checks the RSA key, about 35 ms each time."""
+        private = serialization.load_pem_private_key(self.private_pem, None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        return private
+
     def public_pem(self) -> str:
-        public = serialization.load_pem_private_key(self.private_pem, None).public_key()
+        public = self.private_key.public_key()
         return public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
 
     def public_jwk(self) -> dict[str, str]:
-        private = serialization.load_pem_private_key(self.private_pem, None)
-        assert isinstance(private, rsa.RSAPrivateKey)
-        public = private.public_key()
+        public = self.private_key.public_key()
         jwk: dict[str, str] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
         return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
@@ -87,4 +93,4 @@ class DevKeys:
             "nbf": now - timedelta(seconds=5),
             "exp": now + ttl,
         }
-        return jwt.encode(claims, self.private_pem, algorithm="RS256", headers={"kid": self.kid})
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})

@@ -72,7 +72,7 @@ def verifier_for(source: Jwks, clock: Clock) -> tokens.TokenVerifier:
 def unknown_kid(keys: devkeys.DevKeys, n: int) -> str:
     token = keys.token("mallory", COMPANY, "admin")
     payload = jwt.decode(token, options={"verify_signature": False})
-    return jwt.encode(payload, keys.private_pem, algorithm="RS256", headers={"kid": f"made-up-{n}"})
+    return jwt.encode(payload, keys.private_key, algorithm="RS256", headers={"kid": f"made-up-{n}"})
 
 
 def refused(verifier: tokens.TokenVerifier, token: str) -> str:
