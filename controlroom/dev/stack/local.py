@@ -333,7 +333,7 @@ class LocalStack:
     ) -> RelayServer:
         """Another relay instance on its own port: they share Redis, so any number works."""
         relay = self._new_relay(port, extra_env)
-        self._start(relay, f"the realtime relay #{len(self.relays)}")
+        self._start(relay, _relay_label(relay))
         return relay
 
     def _new_relay(self, port: int | None, extra_env: dict[str, str] | None) -> RelayServer:
@@ -412,7 +412,7 @@ class LocalStack:
         relay = self._new_relay(relay_port, None)
         self._start_together(
             [(server, _function_label(server)) for server in functions]
-            + [(relay, "the realtime relay #1")]
+            + [(relay, _relay_label(relay))]
         )
         self._schedule_pulse(self.pulse)
         return dataclasses.replace(endpoints, relay_url=relay.url)
@@ -476,6 +476,10 @@ class LocalStack:
 def _function_label(server: FunctionServer) -> str:
     instance = f" ({server.name})" if server.name != server.function else ""
     return f"functions/{server.function}{instance}"
+
+
+def _relay_label(relay: RelayServer) -> str:
+    return f"the realtime relay #{relay.name.removeprefix('relay-')}"
 
 
 def write_env_file(path: Path, values: dict[str, str]) -> None:
